@@ -1,0 +1,77 @@
+"""handrail: AI-assisted intake pipelines with validated outputs, honest confidence, human
+review, durable runs and tracing.
+
+    from handrail import PipelineBuilder, Classify, Extract, Rule, Runner, FakeModel
+"""
+
+from handrail._version import __version__
+from handrail.core.hooks import Hooks
+from handrail.core.model import Message, Model, ModelRequest, ModelResponse
+from handrail.core.nodes import (
+    Action, Check, Classify, Draft, Extract, Fallback, Gate, LLMNode, Node, RetryPolicy, Review,
+    Route, Rule, Summarize,
+)
+from handrail.core.pipeline import Budget, Edge, Pipeline, PipelineBuilder
+from handrail.core.records import (
+    Attempt, CheckResult, Confidence, ErrorInfo, ReviewDecision, ReviewReason, ReviewRequest,
+    RunRecord, RunStatus, StepRecord, StepStatus, Usage,
+)
+from handrail.core.runner import Runner
+from handrail.core.state import Document, State
+from handrail.core.store import InMemoryStore, RunStore
+from handrail.exceptions import (
+    GraphSetupError, HandrailError, InputError, ReviewAlreadyDecided, ReviewNotFound,
+)
+from handrail.providers.fake import Fail, FakeModel, Reply
+
+__all__ = [
+    "Action",
+    "Attempt",
+    "Budget",
+    "Check",
+    "CheckResult",
+    "Classify",
+    "Confidence",
+    "Document",
+    "Draft",
+    "Edge",
+    "ErrorInfo",
+    "Extract",
+    "Fail",
+    "FakeModel",
+    "Fallback",
+    "Gate",
+    "GraphSetupError",
+    "HandrailError",
+    "Hooks",
+    "InMemoryStore",
+    "InputError",
+    "LLMNode",
+    "Message",
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "Node",
+    "Pipeline",
+    "PipelineBuilder",
+    "Reply",
+    "RetryPolicy",
+    "Review",
+    "ReviewAlreadyDecided",
+    "ReviewDecision",
+    "ReviewNotFound",
+    "ReviewReason",
+    "ReviewRequest",
+    "Route",
+    "Rule",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "Runner",
+    "State",
+    "StepRecord",
+    "StepStatus",
+    "Summarize",
+    "Usage",
+    "__version__",
+]

@@ -1,0 +1,74 @@
+"""The LLM port: what the runner asks of any model, and what it gets back.
+
+Adapters (`providers/`) implement `Model`. The runner owns validation, re-asks, retries and the
+confidence gate; a model only makes one call and reports what it saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from handrail.core.records import NO_USAGE, Confidence, Usage
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelRequest:
+    """One call to a model."""
+
+    node: str
+    """The node making the call (scripted fakes key on it)."""
+    kind: str
+    """`classify`, `extract`, `summarize` or `draft`."""
+    messages: Sequence[Message]
+    output_schema: Mapping[str, Any] | None = None
+    """JSON schema of the expected output; None for free text."""
+    labels: Sequence[str] = ()
+    """For `classify`: the allowed labels; the output is one of them."""
+    attempt: int = 1
+    """1 for the first call of the step; grows with retries and re-asks."""
+    document_id: str = ""
+    run_id: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Provider parameters declared on the node (temperature, max_tokens...)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelResponse:
+    """What a model returned, before handrail validates it."""
+
+    output: Any
+    """A JSON string, a parsed object, a label, or text. The runner validates it."""
+    usage: Usage = NO_USAGE
+    model: str = ""
+    """The model that answered (may differ from the one asked)."""
+    confidence: Confidence | None = None
+    """The model's own measure, if it has one (logprobs, agreement...)."""
+    field_confidence: Mapping[str, Confidence] = field(default_factory=dict)
+    """Per field, for extraction."""
+    label_scores: Mapping[str, float] = field(default_factory=dict)
+    """For classification: each label's normalised probability."""
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Anything that can answer a `ModelRequest`."""
+
+    @property
+    def name(self) -> str:
+        """The model's identifier, as written in spans and records."""
+        ...
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Make one call. Raise `TransientError` subclasses for retryable failures."""
+        ...

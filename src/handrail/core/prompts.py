@@ -1,0 +1,151 @@
+"""Prompt templates: one file per prompt, Jinja2, loaded and checked when the pipeline is built.
+
+A file may hold a system and a user message, each introduced by a line `[system]` or `[user]`;
+without markers the whole file is the user message. Templates see `document` (the `Document`),
+`text`, every earlier node's output by node name, and for the node itself `labels` (classify)
+and `schema` (the JSON schema of the expected output). Undefined names are errors, never blanks.
+
+Jinja2 is a pure templating library; the core uses it as it uses pydantic (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from handrail.core.model import Message
+from handrail.exceptions import PromptError
+
+if TYPE_CHECKING:
+    from jinja2 import Template
+
+_SECTION = re.compile(r"^\[(system|user)\][ \t]*$", re.MULTILINE)
+BUILTIN_NAMES = frozenset({"document", "text", "labels", "schema", "node"})
+
+DEFAULT_PROMPTS: dict[str, str] = {
+    "classify": (
+        "[system]\nYou classify documents. Answer with exactly one of the labels.\n"
+        "[user]\nLabels: {{ labels | join(', ') }}\n\nDocument:\n{{ text }}\n\nLabel:"
+    ),
+    "extract": (
+        "[system]\nYou extract fields from documents as JSON matching this schema:\n"
+        "{{ schema }}\nUse null for a field the document does not give.\n"
+        "[user]\n{{ text }}"
+    ),
+    "summarize": "[system]\nSummarise the document in two sentences.\n[user]\n{{ text }}",
+    "draft": "[system]\nDraft a short, polite reply to this message.\n[user]\n{{ text }}",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Prompt:
+    """A parsed prompt template."""
+
+    name: str
+    """The file it came from (relative to the prompts folder), or `default:<kind>`."""
+    system: Template | None
+    user: Template
+    names: frozenset[str]
+    """Top-level names the template reads."""
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """For each name, the attributes read from it (`details.amount` -> {"details": {"amount"}})."""
+
+    def render(self, context: Mapping[str, Any]) -> list[Message]:
+        from jinja2 import UndefinedError
+
+        try:
+            messages = []
+            if self.system is not None:
+                messages.append(Message(role="system", content=self.system.render(context)))
+            messages.append(Message(role="user", content=self.user.render(context)))
+        except UndefinedError as e:
+            raise PromptError(
+                f"prompt {self.name}: {e.message}; read only the document and outputs of nodes "
+                "that ran before this one"
+            ) from e
+        return messages
+
+
+def _environment() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                                        keep_trailing_newline=False)
+    env.filters["tojson"] = lambda v: json.dumps(_plain(v), ensure_ascii=False, indent=2)
+    return env
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else value
+
+
+_ENV: Any = None
+
+
+def parse_prompt(source: str, name: str) -> Prompt:
+    """Parse a template's text; raises `PromptError` naming the file and line."""
+    global _ENV
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    if _ENV is None:
+        _ENV = _environment()
+    parts = _SECTION.split(source)
+    sections: dict[str, str] = {}
+    if len(parts) == 1:
+        sections["user"] = source.strip()
+    else:
+        if parts[0].strip():
+            raise PromptError(f"prompt {name}: text before the first [system]/[user] marker; "
+                              "put it under a marker or remove the markers")
+        for role, body in zip(parts[1::2], parts[2::2], strict=True):
+            if role in sections:
+                raise PromptError(f"prompt {name}: more than one [{role}] section; merge them")
+            sections[role] = body.strip()
+    if not sections.get("user"):
+        raise PromptError(f"prompt {name}: no user message; add a [user] section with the text")
+    templates: dict[str, Any] = {}
+    names: set[str] = set()
+    attributes: dict[str, set[str]] = {}
+    for role, body in sections.items():
+        try:
+            ast = _ENV.parse(body)
+        except TemplateSyntaxError as e:
+            raise PromptError(
+                f"prompt {name}: {e.message} in the [{role}] section, line {e.lineno}; "
+                "fix the Jinja2 syntax"
+            ) from e
+        names |= meta.find_undeclared_variables(ast)
+        for getattr_node in ast.find_all(nodes.Getattr):
+            if isinstance(getattr_node.node, nodes.Name):
+                attributes.setdefault(getattr_node.node.name, set()).add(getattr_node.attr)
+        templates[role] = _ENV.from_string(body)
+    return Prompt(name=name, system=templates.get("system"), user=templates["user"],
+                  names=frozenset(names),
+                  attributes={k: frozenset(v) for k, v in attributes.items()})
+
+
+def load_prompt(folder: Path | None, relative: str) -> Prompt:
+    """Read and parse `folder/relative`; raises `PromptError` if missing or malformed."""
+    path = (folder / relative) if folder is not None else Path(relative)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        where = f" under {folder}" if folder is not None else ""
+        raise PromptError(
+            f"prompt file {relative!r} not found{where}; create it or pass "
+            "PipelineBuilder(prompts=...) pointing at the folder that holds it"
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PromptError(f"prompt file {path} cannot be read ({e}); "
+                          "save it as UTF-8 text") from e
+    return parse_prompt(source, relative)
+
+
+def default_prompt(kind: str) -> Prompt:
+    return parse_prompt(DEFAULT_PROMPTS[kind], f"default:{kind}")

@@ -1,0 +1,246 @@
+"""Public records of what happened: confidence, checks, steps, runs and reviews.
+
+Frozen dataclasses (cheap to build on the hot path); stores serialise them with pydantic's
+`TypeAdapter`, which understands dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, NewType
+
+RunId = NewType("RunId", str)
+ReviewId = NewType("ReviewId", str)
+
+
+class RunStatus(StrEnum):
+    """Where a run stands."""
+
+    RUNNING = "running"
+    NEEDS_REVIEW = "needs_review"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class StepStatus(StrEnum):
+    """How one execution of a node ended."""
+
+    COMPLETED = "completed"
+    """Output accepted (possibly after retries, re-asks or a review decision)."""
+    NEEDS_REVIEW = "needs_review"
+    """Waiting for a person's decision."""
+    FALLBACK = "fallback"
+    """The node gave up and its fallback node takes over."""
+    FAILED = "failed"
+    """The node failed and the run failed with it."""
+    REJECTED = "rejected"
+    """A reviewer rejected the output."""
+    SUPERSEDED = "superseded"
+    """A loop went back past this step while it ran; it runs again with the new inputs."""
+
+
+ConfidenceSource = Literal[
+    "logprobs", "agreement", "checks", "self_reported", "scripted", "heuristic", "rule", "review",
+    "fallback", "none",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Confidence:
+    """How sure a node is of its output, and where that number comes from."""
+
+    value: float
+    """0..1."""
+    source: ConfidenceSource = "none"
+    """How the number was obtained (DESIGN §4): `logprobs` and `agreement` are best."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckResult:
+    """The verdict of one `Check` on a node's output (a value, never an exception)."""
+
+    passed: bool
+    message: str = ""
+    """Why it failed (or a note when it passed)."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""
+    """The check's name; filled in by the runner."""
+    on_fail: str = ""
+    """What the check declared for a failure; filled in by the runner."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Usage:
+    """Tokens and cost of model calls. `cost=None` means unknown, never free."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        cost = None if self.cost is None or other.cost is None else self.cost + other.cost
+        return Usage(input_tokens=self.input_tokens + other.input_tokens,
+                     output_tokens=self.output_tokens + other.output_tokens, cost=cost)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+NO_USAGE = Usage()
+
+AttemptKind = Literal["call", "transport_retry", "reask", "check_retry", "fallback_model"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Attempt:
+    """One call made while executing a step (a first try, a retry, a re-ask...)."""
+
+    number: int
+    kind: AttemptKind
+    outcome: Literal["ok", "transient_error", "invalid_output", "check_failed", "error"]
+    error: str | None = None
+    duration_s: float = 0.0
+    usage: Usage = NO_USAGE
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ErrorInfo:
+    """A failure, in a form that can be stored and shown."""
+
+    type: str
+    """The exception class name, e.g. `RetriesExhausted`."""
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepRecord:
+    """One execution of one node in one run."""
+
+    run_id: str
+    node: str
+    kind: str
+    visit: int = 1
+    """1 for the first execution; loops make it grow."""
+    status: StepStatus = StepStatus.COMPLETED
+    output: Any = None
+    confidence: Confidence | None = None
+    field_confidence: Mapping[str, Confidence] = field(default_factory=dict)
+    """Per field, for `Extract`."""
+    checks: tuple[CheckResult, ...] = ()
+    route: str | None = None
+    """The route the node chose (a rule's route, a label), if any."""
+    next: tuple[str, ...] = ()
+    """The nodes this step activated (edges taken)."""
+    attempts: tuple[Attempt, ...] = ()
+    started_at: datetime | None = None
+    duration_s: float = 0.0
+    usage: Usage = NO_USAGE
+    model: str | None = None
+    error: ErrorInfo | None = None
+    review_id: str | None = None
+    """Set when the step raised (or was settled by) a review."""
+    updates: Mapping[str, Any] = field(default_factory=dict)
+    """Other nodes' outputs this step replaced (a `Review` gate's edit)."""
+
+
+ReasonKind = Literal[
+    "low_confidence", "field_low_confidence", "check", "audit", "review_node", "exhausted",
+    "rejected_band",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReviewReason:
+    """Why a review was raised: which threshold or check, with the numbers."""
+
+    kind: ReasonKind
+    message: str
+    field: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    check: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReviewRequest:
+    """A run waiting for a person: what to look at and why."""
+
+    review_id: str
+    run_id: str
+    pipeline: str
+    node: str
+    visit: int
+    output: Any
+    """The output under review (the node's own, or the reviewed node's for a `Review` gate)."""
+    target: str
+    """The node whose output an `edit` replaces (the node itself unless a `Review` gate)."""
+    confidence: Confidence | None
+    field_confidence: Mapping[str, Confidence]
+    reasons: tuple[ReviewReason, ...]
+    document_id: str
+    created_at: datetime
+    status: Literal["pending", "decided"] = "pending"
+
+
+DecisionAction = Literal["approve", "edit", "reject"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReviewDecision:
+    """A person's decision on a `ReviewRequest`."""
+
+    action: DecisionAction
+    output: Any = None
+    """For `edit`: the corrected output (validated against the node's schema)."""
+    reviewer: str | None = None
+    reason: str | None = None
+    review_id: str | None = None
+    """Which review; may be omitted when the run waits on exactly one."""
+    decided_at: datetime | None = None
+
+    @classmethod
+    def approve(cls, **kwargs: Any) -> ReviewDecision:
+        return cls(action="approve", **kwargs)
+
+    @classmethod
+    def edit(cls, output: Any, **kwargs: Any) -> ReviewDecision:
+        return cls(action="edit", output=output, **kwargs)
+
+    @classmethod
+    def reject(cls, reason: str | None = None, **kwargs: Any) -> ReviewDecision:
+        return cls(action="reject", reason=reason, **kwargs)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunRecord:
+    """One execution of a pipeline on one document."""
+
+    run_id: str
+    pipeline: str
+    document_id: str
+    document_hash: str
+    status: RunStatus
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    steps: tuple[StepRecord, ...] = ()
+    reviews: tuple[ReviewRequest, ...] = ()
+    """Reviews still pending (status `needs_review`)."""
+    decisions: tuple[tuple[str, ReviewDecision], ...] = ()
+    """(review id, decision) pairs already applied, in order."""
+    error: ErrorInfo | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float = 0.0
+    usage: Usage = NO_USAGE
+    document: Any = None
+    """The input `Document`, kept so a resumed run sees the same text."""
+
+    @property
+    def review(self) -> ReviewRequest | None:
+        """The first pending review, if any."""
+        return self.reviews[0] if self.reviews else None

@@ -1,0 +1,530 @@
+"""The in-memory runner: schedules a pipeline's nodes over one document or many (asyncio).
+
+`Runner(pipeline, model=..., hooks=[...], store=...)`: the model, the observers and the store are
+injected; the durable runner (DBOS) reuses the same step execution and replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from handrail._utils import derived_id, new_id, now
+from handrail.core.execute import Outcome, StepContext, execute
+from handrail.core.hooks import Hooks, HookSet
+from handrail.core.model import Model
+from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Review
+from handrail.core.pipeline import Budget, Pipeline
+from handrail.core.records import (
+    NO_USAGE, ErrorInfo, ReviewDecision, ReviewRequest, RunRecord, RunStatus, StepRecord,
+    StepStatus, Usage,
+)
+from handrail.core.scheduler import PAUSED, Scheduler
+from handrail.core.state import Document, State
+from handrail.core.store import InMemoryStore, RunStore
+from handrail.exceptions import (
+    BudgetExceeded, HandrailError, InputError, InvalidDecision, LoopLimitReached,
+    ReviewAlreadyDecided, ReviewNotFound, RunTimeout, StepFailed,
+)
+
+DocumentLike = Document | str | Mapping[str, Any]
+
+
+class _Run:
+    """Mutable bookkeeping of one run while it executes (never leaves this module)."""
+
+    __slots__ = ("run_id", "document", "state", "sched", "steps", "usage", "reviews",
+                 "decisions", "started_at", "t0", "error", "status", "call_ids", "elapsed")
+
+    def __init__(self, run_id: str, document: Document, sched: Scheduler) -> None:
+        self.run_id = run_id
+        self.document = document
+        self.state = State(document)
+        self.sched = sched
+        self.steps: list[StepRecord] = []
+        self.usage: Usage = NO_USAGE
+        self.reviews: dict[str, ReviewRequest] = {}
+        self.decisions: list[tuple[str, ReviewDecision]] = []
+        self.started_at = now()
+        self.t0 = time.perf_counter()
+        self.elapsed = 0.0
+        self.error: BaseException | ErrorInfo | None = None
+        self.status = RunStatus.RUNNING
+        self.call_ids = [0]
+
+
+class Runner:
+    """Runs a `Pipeline` in this process.
+
+    - `model`: the default `Model` for LLM nodes; `models`: named models nodes or fallbacks ask for;
+    - `hooks`: observers (`Hooks` subclasses); `store`: a `RunStore` (in memory by default);
+    - `budget`/`timeout`: override the pipeline's per-run limits.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, model: Model | None = None,
+                 models: Mapping[str, Model] | None = None, hooks: Sequence[Hooks] = (),
+                 store: RunStore | None = None, budget: Budget | None = None,
+                 timeout: float | None = None) -> None:
+        if not isinstance(pipeline, Pipeline):
+            raise TypeError(f"Runner takes a built Pipeline, got {type(pipeline).__name__}; "
+                            "call PipelineBuilder(...).build() first")
+        self.pipeline = pipeline
+        self.model = model
+        self.models = dict(models or {})
+        self.hooks = HookSet(hooks)
+        self.store: RunStore = store if store is not None else InMemoryStore()
+        self.budget = budget or pipeline.budget
+        self.timeout = timeout if timeout is not None else pipeline.timeout
+        self._sources = {
+            name: tuple(e.source for plan in pipeline.plans.values() for e in plan.out
+                        if e.target == name and not e.is_loop)
+            for name in pipeline.plans
+        }
+
+    # --- public API ----------------------------------------------------------------------------
+
+    def run_id_for(self, document: DocumentLike) -> str:
+        """The run id a document gets by default: pipeline name + content hash."""
+        return derived_id("run", self.pipeline.name, Document.of(document).hash)
+
+    async def run(self, document: DocumentLike, *, run_id: str | None = None,
+                  rerun: bool = False) -> RunRecord:
+        """Run the pipeline on one document and return its record (never raises for a failure
+        of the document's own run). A document already run (same id) is not run again unless
+        `rerun=True` or its earlier run failed."""
+        doc = Document.of(document)
+        if run_id is None:
+            run_id = new_id("run") if rerun else self.run_id_for(doc)
+        existing = None if rerun else self.store.get_run(run_id)
+        if existing is not None and existing.status is not RunStatus.FAILED:
+            return existing
+        run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start,
+                                          self._sources))
+        if not doc.text.strip():
+            run.status = RunStatus.FAILED
+            run.error = InputError(f"document `{doc.id}` is empty; there is nothing to process "
+                                   "(check the file, or leave it out of the batch)")
+            return self._finish(run)
+        hooks = self.hooks
+        if hooks.run_started:
+            hooks.emit(hooks.run_started, run_id=run_id, pipeline=self.pipeline.name,
+                       document=doc, resumed=False)
+        await self._drive_guarded(run)
+        return self._finish(run)
+
+    async def run_many(self, documents: Iterable[DocumentLike | BaseException], *,
+                       concurrency: int = 8,
+                       on_result: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
+        """Run many documents, at most `concurrency` at a time; results in input order.
+
+        An item that is an exception (e.g. an `InputError` from loading a file) becomes a failed
+        run of its own: one broken document never fails the batch.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency={concurrency}: use 1 or more")
+        items = list(documents)
+        results: list[RunRecord | None] = [None] * len(items)
+        queue = iter(enumerate(items))
+
+        async def worker() -> None:
+            for index, item in queue:
+                if isinstance(item, BaseException):
+                    record = self.failed_input(item)
+                else:
+                    record = await self.run(item)
+                results[index] = record
+                if on_result is not None:
+                    on_result(record)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(items)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+        return [r for r in results if r is not None]
+
+    async def iter_many(self, documents: Iterable[DocumentLike], *,
+                        concurrency: int = 8) -> AsyncIterator[RunRecord]:
+        """Like `run_many`, yielding each record as soon as its run ends."""
+        queue: asyncio.Queue[RunRecord] = asyncio.Queue()
+        task = asyncio.ensure_future(self.run_many(documents, concurrency=concurrency,
+                                                   on_result=queue.put_nowait))
+        while not (task.done() and queue.empty()):
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        await task
+
+    def failed_input(self, error: BaseException, *, document_id: str | None = None) -> RunRecord:
+        """A failed run for a document that could not even be read."""
+        doc_id = document_id or getattr(error, "document_id", None) or "unreadable"
+        record = RunRecord(run_id=new_id("run"), pipeline=self.pipeline.name,
+                           document_id=str(doc_id), document_hash="", status=RunStatus.FAILED,
+                           error=ErrorInfo(type=type(error).__name__, message=str(error)),
+                           started_at=now(), ended_at=now())
+        self.store.save_run(record)
+        return record
+
+    def run_sync(self, document: DocumentLike, **kwargs: Any) -> RunRecord:
+        """`run` for code that is not async."""
+        return asyncio.run(self.run(document, **kwargs))
+
+    async def decide(self, review_id: str, decision: ReviewDecision) -> RunRecord:
+        """Apply a decision to a review by its id and continue the run."""
+        review = self.store.get_review(review_id)
+        if review is None:
+            raise ReviewNotFound(f"no review `{review_id}`; list pending reviews with "
+                                 "`handrail review list`")
+        return await self.resume(review.run_id, _with_review_id(decision, review_id))
+
+    async def resume(self, run_id: str, decision: ReviewDecision) -> RunRecord:
+        """Apply a person's decision to a run waiting for review, then continue it.
+
+        Completed steps are never re-run: the run's state and schedule are rebuilt from its step
+        records. A second decision on the same review raises `ReviewAlreadyDecided`.
+        """
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise ReviewNotFound(f"no run `{run_id}`; list runs with `handrail runs list`")
+        request = self._pending_review(record, decision)
+        node = self.pipeline.nodes.get(request.node)
+        if node is None:
+            raise InvalidDecision(f"review `{request.review_id}` is for node `{request.node}`, "
+                                  f"which pipeline `{self.pipeline.name}` no longer has")
+        output, updates = self._decided_output(node, request, decision)
+        stamped = decision if decision.decided_at else _stamp(decision)
+        request = self.store.record_decision(request.review_id, stamped)
+        run = self._rebuild(record)
+        run.reviews.pop(request.review_id, None)
+        run.decisions.append((request.review_id, stamped))
+        hooks = self.hooks
+        if hooks.review_decided:
+            hooks.emit(hooks.review_decided, request=request, decision=stamped)
+        if hooks.run_started:
+            hooks.emit(hooks.run_started, run_id=run_id, pipeline=self.pipeline.name,
+                       document=run.document, resumed=True)
+        self._apply_decision(run, node, request, stamped, output, updates)
+        if run.status is RunStatus.RUNNING:
+            await self._drive_guarded(run)
+        return self._finish(run)
+
+    # --- driving -------------------------------------------------------------------------------
+
+    async def _drive_guarded(self, run: _Run) -> None:
+        try:
+            if self.timeout is not None:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        await self._drive(run)
+                except TimeoutError:
+                    run.status = RunStatus.FAILED
+                    run.error = RunTimeout(
+                        f"run `{run.run_id}` took longer than its timeout of {self.timeout:g}s; "
+                        "raise the timeout or look at the slowest step in `handrail runs show`")
+            else:
+                await self._drive(run)
+        except Exception as e:  # a bug in user code outside a node (a hook, a condition)
+            run.status = RunStatus.FAILED
+            run.error = e if isinstance(e, HandrailError) else StepFailed(
+                f"run `{run.run_id}` stopped: {type(e).__name__}: {e}")
+
+    async def _drive(self, run: _Run) -> None:
+        sched = run.sched
+        tasks: dict[asyncio.Future[Any], tuple[str, int, int]] = {}
+        try:
+            while run.status is RunStatus.RUNNING:
+                name = sched.pop_ready()
+                if name is not None:
+                    visit, epoch = sched.start(name)
+                    if not tasks and not sched.ready:
+                        self._apply(run, name, visit, epoch, *await self._step(run, name, visit))
+                    else:
+                        tasks[asyncio.ensure_future(self._step(run, name, visit))] = \
+                            (name, visit, epoch)
+                    continue
+                if not tasks:
+                    return
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    name, visit, epoch = tasks.pop(task)
+                    self._apply(run, name, visit, epoch, *task.result())
+                    if run.status is not RunStatus.RUNNING:
+                        break
+        finally:
+            if tasks:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _step(self, run: _Run, name: str, visit: int) -> tuple[Outcome, Any, float]:
+        node = self.pipeline.plans[name].node
+        hooks = self.hooks
+        if hooks.step_started:
+            hooks.emit(hooks.step_started, run_id=run.run_id, node=name, kind=node.kind,
+                       visit=visit)
+        started_at = now()
+        t0 = time.perf_counter()
+        ctx = StepContext(run_id=run.run_id, pipeline=self.pipeline, state=run.state,
+                          visit=visit, hooks=hooks, models=self.models,
+                          default_model=self.model, call_ids=run.call_ids)
+        outcome = await execute(node, ctx)
+        return outcome, started_at, time.perf_counter() - t0
+
+    def _taken(self, name: str, route: str | None, state: State) -> list[str]:
+        taken = []
+        for edge in self.pipeline.plans[name].out:
+            if edge.routes:
+                if route not in edge.routes:
+                    continue
+            if edge.when is not None:
+                try:
+                    if not edge.when(state):
+                        continue
+                except Exception as e:
+                    raise StepFailed(
+                        f"the condition on edge `{edge.source}` -> `{edge.target}` raised "
+                        f"{type(e).__name__}: {e}; fix the condition", node=name) from e
+            taken.append(edge.target)
+        return taken
+
+    def _apply(self, run: _Run, name: str, visit: int, epoch: int, outcome: Outcome,
+               started_at: Any, duration: float) -> None:
+        node = self.pipeline.plans[name].node
+        sched = run.sched
+        status = outcome.status
+        error = outcome.error
+        taken: list[str] = []
+        updates: dict[str, Any] = {}
+        if not sched.is_current(name, epoch):
+            status = StepStatus.SUPERSEDED
+        elif status is StepStatus.COMPLETED:
+            state = run.state.with_output(name, outcome.output)
+            try:
+                taken = self._taken(name, outcome.route, state)
+            except StepFailed as e:
+                status, error = StepStatus.FAILED, e
+            else:
+                run.state = state
+                loop = sched.loop_edge(name, taken)
+                if loop is not None and not sched.loop_allowed(loop):
+                    error = LoopLimitReached(
+                        f"`{name}` chose to go back to `{loop.target}` again, but that loop's "
+                        f"limit ({loop.max_loops}) is reached; raise max_loops or give the "
+                        "node a fallback", node=name)
+                    if node.fallback is not None and node.fallback.node is not None:
+                        status, taken = StepStatus.FALLBACK, [node.fallback.node]
+                    else:
+                        status, taken = StepStatus.FAILED, []
+        elif status is StepStatus.FALLBACK:
+            assert node.fallback is not None and node.fallback.node is not None
+            taken = [node.fallback.node]
+        review_id = (derived_id("rv", run.run_id, name, str(visit))
+                     if status is StepStatus.NEEDS_REVIEW else None)
+        step = StepRecord(
+            run_id=run.run_id, node=name, kind=node.kind, visit=visit, status=status,
+            output=outcome.output, confidence=outcome.confidence,
+            field_confidence=outcome.field_confidence, checks=outcome.checks,
+            route=outcome.route, next=tuple(taken), attempts=tuple(outcome.attempts),
+            started_at=started_at, duration_s=duration, usage=outcome.usage, model=outcome.model,
+            error=_error_info(error) if error is not None else None, review_id=review_id,
+            updates=updates)
+        self._record_step(run, step)
+        if status is StepStatus.SUPERSEDED:
+            return
+        if outcome.usage is not NO_USAGE:
+            run.usage = run.usage + outcome.usage
+        if status is StepStatus.COMPLETED or status is StepStatus.FALLBACK:
+            sched.finish(name, taken)
+        elif status is StepStatus.NEEDS_REVIEW:
+            assert review_id is not None
+            sched.pause(name)
+            request = ReviewRequest(
+                review_id=review_id, run_id=run.run_id, pipeline=self.pipeline.name, node=name,
+                visit=visit, output=outcome.output, target=outcome.review_target or name,
+                confidence=outcome.confidence, field_confidence=outcome.field_confidence,
+                reasons=outcome.reasons, document_id=run.document.id, created_at=now())
+            run.reviews[review_id] = request
+            if self.hooks.review_requested:
+                self.hooks.emit(self.hooks.review_requested, request=request)
+        else:
+            run.status = RunStatus.FAILED
+            run.error = error
+        self._check_budget(run)
+
+    def _record_step(self, run: _Run, step: StepRecord) -> None:
+        run.steps.append(step)
+        self.store.save_step(step)
+        if self.hooks.step_finished:
+            self.hooks.emit(self.hooks.step_finished, step=step)
+
+    def _check_budget(self, run: _Run) -> None:
+        budget = self.budget
+        if run.status is not RunStatus.RUNNING and run.status is not RunStatus.NEEDS_REVIEW:
+            return
+        usage = run.usage
+        if budget.max_tokens is not None and usage.total_tokens > budget.max_tokens:
+            run.status = RunStatus.FAILED
+            run.error = BudgetExceeded(
+                f"run `{run.run_id}` used {usage.total_tokens} tokens, over its budget of "
+                f"{budget.max_tokens}; raise Budget(max_tokens=...) or shorten the prompts")
+        elif budget.max_cost is not None and usage.cost is not None and \
+                usage.cost > budget.max_cost:
+            run.status = RunStatus.FAILED
+            run.error = BudgetExceeded(
+                f"run `{run.run_id}` cost {usage.cost:.4f}, over its budget of "
+                f"{budget.max_cost:.4f}; raise Budget(max_cost=...) or use a cheaper model")
+
+    def _finish(self, run: _Run) -> RunRecord:
+        if run.status is RunStatus.RUNNING:
+            run.status = RunStatus.NEEDS_REVIEW if run.reviews else RunStatus.COMPLETED
+        error = run.error
+        record = RunRecord(
+            run_id=run.run_id, pipeline=self.pipeline.name, document_id=run.document.id,
+            document_hash=run.document.hash, status=run.status, outputs=run.state.outputs(),
+            steps=tuple(run.steps), reviews=tuple(run.reviews.values()),
+            decisions=tuple(run.decisions),
+            error=error if isinstance(error, ErrorInfo) or error is None else _error_info(error),
+            started_at=run.started_at, ended_at=now(),
+            duration_s=run.elapsed + time.perf_counter() - run.t0, usage=run.usage,
+            document=run.document)
+        self.store.save_run(record)
+        if self.hooks.run_finished:
+            self.hooks.emit(self.hooks.run_finished, run=record)
+        return record
+
+    # --- review decisions ----------------------------------------------------------------------
+
+    def _pending_review(self, record: RunRecord, decision: ReviewDecision) -> ReviewRequest:
+        pending = {r.review_id: r for r in record.reviews}
+        decided = dict(record.decisions)
+        wanted = decision.review_id
+        if wanted is not None and wanted in decided or (wanted is None and not pending
+                                                         and decided):
+            rid = wanted or record.decisions[-1][0]
+            previous = decided[rid]
+            by = f" by {previous.reviewer}" if previous.reviewer else ""
+            raise ReviewAlreadyDecided(f"review `{rid}` of run `{record.run_id}` was already "
+                                       f"decided ({previous.action}{by}); a decision is "
+                                       "applied exactly once")
+        if record.status is not RunStatus.NEEDS_REVIEW or not pending:
+            raise InvalidDecision(f"run `{record.run_id}` is {record.status.value}, not waiting "
+                                  "for review; nothing to decide")
+        if wanted is None:
+            if len(pending) > 1:
+                raise InvalidDecision(f"run `{record.run_id}` waits on {len(pending)} reviews "
+                                      f"({', '.join(pending)}); say which with review_id=")
+            return next(iter(pending.values()))
+        if wanted not in pending:
+            raise ReviewNotFound(f"run `{record.run_id}` has no pending review `{wanted}`; "
+                                 f"pending: {', '.join(pending)}")
+        return pending[wanted]
+
+    def _decided_output(self, node: Node, request: ReviewRequest,
+                        decision: ReviewDecision) -> tuple[Any, dict[str, Any]]:
+        """Validate the decision before anything is written; returns (output, state updates)."""
+        if decision.action == "reject":
+            return None, {}
+        target = self.pipeline.nodes[request.target]
+        if decision.action == "approve":
+            if request.output is None and not isinstance(node, Review):
+                raise InvalidDecision(f"review `{request.review_id}` has no output to approve "
+                                      f"(`{node.name}` failed: {request.reasons[0].message}); "
+                                      "edit it with a corrected output, or reject it")
+            return ("approved", {}) if isinstance(node, Review) else (request.output, {})
+        if decision.action != "edit":
+            raise InvalidDecision(f"unknown decision {decision.action!r}; use approve, edit "
+                                  "or reject")
+        adapter = target.output_adapter()
+        value = decision.output
+        if adapter is not None:
+            try:
+                value = adapter.validate_python(value)
+            except Exception as e:
+                raise InvalidDecision(f"the edited output for `{target.name}` does not fit its "
+                                      f"schema: {e}; correct it and decide again") from e
+        if isinstance(node, Review):
+            return "edited", {request.target: value}
+        return value, {}
+
+    def _apply_decision(self, run: _Run, node: Node, request: ReviewRequest,
+                        decision: ReviewDecision, output: Any, updates: dict[str, Any]) -> None:
+        paused = next(s for s in reversed(run.steps) if s.review_id == request.review_id)
+        taken: list[str] = []
+        if decision.action == "reject":
+            rejected_edges = [e.target for e in self.pipeline.plans[node.name].out
+                              if REJECTED_ROUTE in e.routes]
+            status = StepStatus.REJECTED
+            taken = rejected_edges
+            route: str | None = REJECTED_ROUTE
+        else:
+            status = StepStatus.COMPLETED
+            route = output if isinstance(node, Classify) else paused.route
+            state = run.state.with_output(node.name, output)
+            for key, value in updates.items():
+                state = state.with_output(key, value)
+            run.state = state
+            taken = self._taken(node.name, route, state)
+        step = StepRecord(
+            run_id=run.run_id, node=node.name, kind=node.kind, visit=paused.visit, status=status,
+            output=output, confidence=paused.confidence, field_confidence=paused.field_confidence,
+            checks=paused.checks, route=route, next=tuple(taken), started_at=now(),
+            usage=NO_USAGE, model=paused.model, review_id=request.review_id, updates=updates)
+        self._record_step(run, step)
+        if status is StepStatus.REJECTED and not taken:
+            run.status = RunStatus.REJECTED
+            run.error = ErrorInfo(type="Rejected", message=decision.reason or
+                                  f"`{node.name}` rejected by a reviewer")
+            return
+        run.sched.finish(node.name, taken)
+
+    def _rebuild(self, record: RunRecord) -> _Run:
+        """Reconstruct a paused run from its records, without executing anything."""
+        document = record.document if isinstance(record.document, Document) else \
+            Document.of(record.document or "")
+        sched = Scheduler(self.pipeline.plans, self.pipeline.start, self._sources)
+        run = _Run(record.run_id, document, sched)
+        run.started_at = record.started_at or run.started_at
+        run.elapsed = record.duration_s
+        run.steps = list(record.steps)
+        run.usage = record.usage
+        run.decisions = list(record.decisions)
+        run.reviews = {r.review_id: r for r in record.reviews}
+        state = run.state
+        for step in record.steps:
+            if step.status is StepStatus.SUPERSEDED:
+                continue
+            name = step.node
+            if sched.status.get(name) != PAUSED:
+                sched.start(name)
+            if step.status is StepStatus.NEEDS_REVIEW:
+                sched.pause(name)
+                continue
+            if step.status is StepStatus.COMPLETED:
+                state = state.with_output(name, step.output)
+                for key, value in step.updates.items():
+                    state = state.with_output(key, value)
+            sched.finish(name, step.next)
+        run.state = state
+        return run
+
+
+def _error_info(error: BaseException) -> ErrorInfo:
+    return ErrorInfo(type=type(error).__name__, message=str(error))
+
+
+def _stamp(decision: ReviewDecision) -> ReviewDecision:
+    return ReviewDecision(action=decision.action, output=decision.output,
+                          reviewer=decision.reviewer, reason=decision.reason,
+                          review_id=decision.review_id, decided_at=now())
+
+
+def _with_review_id(decision: ReviewDecision, review_id: str) -> ReviewDecision:
+    return ReviewDecision(action=decision.action, output=decision.output,
+                          reviewer=decision.reviewer, reason=decision.reason,
+                          review_id=review_id, decided_at=decision.decided_at)

@@ -1,0 +1,173 @@
+"""Every error handrail raises, under one root.
+
+```
+HandrailError
+├── GraphSetupError            the pipeline definition is wrong (raised when it is built)
+├── PromptError                a prompt template is missing or malformed (also a setup error)
+├── InputError                 a document or target cannot be used (empty, binary, too big, ...)
+├── RunError                   a step or run failed while executing
+│   ├── StepFailed             a node raised, or its failure was declared fatal
+│   ├── RetriesExhausted       transient errors kept coming after every attempt
+│   ├── OutputInvalid          the output still failed its schema after every re-ask
+│   ├── CheckFailed            a check with on_fail="fail" (or an exhausted "retry") failed
+│   ├── LoopLimitReached       a loop edge was taken more often than its limit allows
+│   ├── BudgetExceeded         the run used more tokens or cost than its budget
+│   └── RunTimeout             the run or a node ran past its timeout
+├── ProviderError              a model or external system failed (raised by adapters)
+│   ├── TransientError         worth retrying: the node's RetryPolicy retries these
+│   │   ├── ProviderTimeout
+│   │   ├── RateLimited
+│   │   └── ProviderUnavailable  5xx, connection refused or reset
+│   └── PermanentProviderError not worth retrying (bad request, unknown model)
+│       └── AuthenticationError
+└── ReviewError
+    ├── ReviewNotFound
+    ├── ReviewAlreadyDecided
+    └── InvalidDecision        an edit that fails the schema, a decision on a run not waiting
+```
+
+Messages name the node in backticks and say how to fix the problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HandrailError(Exception):
+    """Root of every handrail error."""
+
+
+class GraphSetupError(HandrailError):
+    """The pipeline definition is invalid; raised by `PipelineBuilder.build()`."""
+
+
+class PromptError(GraphSetupError):
+    """A prompt template file is missing or cannot be parsed."""
+
+
+class InputError(HandrailError):
+    """A document or a command-line target cannot be used."""
+
+
+class RunError(HandrailError):
+    """A step or a run failed while executing."""
+
+    def __init__(self, message: str, *, node: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+class StepFailed(RunError):
+    """A node raised an exception that is not retried."""
+
+
+class RetriesExhausted(RunError):
+    """Transient errors continued through every attempt of the node's RetryPolicy."""
+
+    def __init__(self, message: str, *, node: str | None = None, attempts: int = 0,
+                 last_error: BaseException | None = None) -> None:
+        super().__init__(message, node=node)
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+class OutputInvalid(RunError):
+    """The model's output failed the node's schema after every re-ask."""
+
+    def __init__(self, message: str, *, node: str | None = None, attempts: int = 0,
+                 errors: Any = None) -> None:
+        super().__init__(message, node=node)
+        self.attempts = attempts
+        self.errors = errors
+
+
+class CheckFailed(RunError):
+    """A check failed and its `on_fail` said the step cannot go on."""
+
+
+class LoopLimitReached(RunError):
+    """A loop edge was chosen again after reaching its `max_loops`."""
+
+
+class BudgetExceeded(RunError):
+    """The run used more tokens or cost than its `Budget` allows."""
+
+
+class RunTimeout(RunError):
+    """The run (or one node) ran past its timeout."""
+
+
+class ProviderError(HandrailError):
+    """A model provider or an external system failed."""
+
+
+class TransientError(ProviderError):
+    """A failure worth retrying (timeouts, rate limits, 5xx, dropped connections)."""
+
+
+class ProviderTimeout(TransientError):
+    """The provider did not answer in time."""
+
+
+class RateLimited(TransientError):
+    """The provider refused the call because of a rate limit."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(TransientError):
+    """The provider answered 5xx or the connection failed."""
+
+
+class PermanentProviderError(ProviderError):
+    """A provider failure that retrying will not fix."""
+
+
+class AuthenticationError(PermanentProviderError):
+    """Credentials are missing or were refused."""
+
+
+class ReviewError(HandrailError):
+    """A review decision cannot be applied."""
+
+
+class ReviewNotFound(ReviewError):
+    """No review (or run) with that id exists."""
+
+
+class ReviewAlreadyDecided(ReviewError):
+    """The review already has a decision; a decision is applied exactly once."""
+
+
+class InvalidDecision(ReviewError):
+    """The decision does not fit the review (an edit failing the schema, a wrong run)."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "BudgetExceeded",
+    "CheckFailed",
+    "GraphSetupError",
+    "HandrailError",
+    "InputError",
+    "InvalidDecision",
+    "LoopLimitReached",
+    "OutputInvalid",
+    "PermanentProviderError",
+    "PromptError",
+    "ProviderError",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "RateLimited",
+    "RetriesExhausted",
+    "ReviewAlreadyDecided",
+    "ReviewError",
+    "ReviewNotFound",
+    "RunError",
+    "RunTimeout",
+    "StepFailed",
+    "TransientError",
+]
