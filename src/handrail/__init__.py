@@ -8,19 +8,45 @@ from handrail._version import __version__
 from handrail.core.hooks import Hooks
 from handrail.core.model import Message, Model, ModelRequest, ModelResponse
 from handrail.core.nodes import (
-    Action, Check, Classify, Draft, Extract, Fallback, Gate, LLMNode, Node, RetryPolicy, Review,
-    Route, Rule, Summarize,
+    Action,
+    Check,
+    Classify,
+    Draft,
+    Extract,
+    Fallback,
+    Gate,
+    LLMNode,
+    Node,
+    RetryPolicy,
+    Review,
+    Route,
+    Rule,
+    Summarize,
 )
 from handrail.core.pipeline import Budget, Edge, Pipeline, PipelineBuilder
 from handrail.core.records import (
-    Attempt, CheckResult, Confidence, ErrorInfo, ReviewDecision, ReviewReason, ReviewRequest,
-    RunRecord, RunStatus, StepRecord, StepStatus, Usage,
+    Attempt,
+    CheckResult,
+    Confidence,
+    ErrorInfo,
+    ReviewDecision,
+    ReviewReason,
+    ReviewRequest,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    Usage,
 )
 from handrail.core.runner import Runner
 from handrail.core.state import Document, State
 from handrail.core.store import InMemoryStore, RunStore
 from handrail.exceptions import (
-    GraphSetupError, HandrailError, InputError, ReviewAlreadyDecided, ReviewNotFound,
+    GraphSetupError,
+    HandrailError,
+    InputError,
+    ReviewAlreadyDecided,
+    ReviewNotFound,
 )
 from handrail.providers.fake import Fail, FakeModel, Reply
 

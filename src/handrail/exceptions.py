@@ -65,8 +65,14 @@ class StepFailed(RunError):
 class RetriesExhausted(RunError):
     """Transient errors continued through every attempt of the node's RetryPolicy."""
 
-    def __init__(self, message: str, *, node: str | None = None, attempts: int = 0,
-                 last_error: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        attempts: int = 0,
+        last_error: BaseException | None = None,
+    ) -> None:
         super().__init__(message, node=node)
         self.attempts = attempts
         self.last_error = last_error
@@ -75,8 +81,9 @@ class RetriesExhausted(RunError):
 class OutputInvalid(RunError):
     """The model's output failed the node's schema after every re-ask."""
 
-    def __init__(self, message: str, *, node: str | None = None, attempts: int = 0,
-                 errors: Any = None) -> None:
+    def __init__(
+        self, message: str, *, node: str | None = None, attempts: int = 0, errors: Any = None
+    ) -> None:
         super().__init__(message, node=node)
         self.attempts = attempts
         self.errors = errors

@@ -50,12 +50,16 @@ _DOT_SHAPES = {"rule": "diamond", "review": "parallelogram", "action": "box3d"}
 
 
 def to_dot(pipeline: Pipeline) -> str:
-    lines = [f"digraph {_dot_quote(pipeline.name)} {{", "    rankdir=TB;",
-             '    __start__ [shape=circle, label="start"];']
+    lines = [
+        f"digraph {_dot_quote(pipeline.name)} {{",
+        "    rankdir=TB;",
+        '    __start__ [shape=circle, label="start"];',
+    ]
     for name, node in pipeline.nodes.items():
         shape = _DOT_SHAPES.get(node.kind, "box")
-        lines.append(f"    {_dot_quote(name)} [shape={shape}, "
-                     f"label={_dot_quote(_caption(pipeline, name))}];")
+        lines.append(
+            f"    {_dot_quote(name)} [shape={shape}, label={_dot_quote(_caption(pipeline, name))}];"
+        )
     for name in pipeline.start:
         lines.append(f"    __start__ -> {_dot_quote(name)};")
     for edge in pipeline.edges():

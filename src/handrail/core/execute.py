@@ -18,20 +18,48 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-from tenacity import wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from handrail._utils import unit_hash
 from handrail.core.model import Message, Model, ModelRequest, ModelResponse
 from handrail.core.nodes import (
-    MISSING, Action, Check, Classify, Extract, LLMNode, Node, RetryPolicy, Review, Route, Rule,
+    MISSING,
+    Action,
+    Check,
+    Classify,
+    Extract,
+    LLMNode,
+    Node,
+    RetryPolicy,
+    Review,
+    Route,
+    Rule,
 )
 from handrail.core.records import (
-    NO_USAGE, Attempt, AttemptKind, CheckResult, Confidence, ReviewReason, StepStatus, Usage,
+    NO_USAGE,
+    Attempt,
+    AttemptKind,
+    CheckResult,
+    Confidence,
+    ReviewReason,
+    StepStatus,
+    Usage,
 )
 from handrail.exceptions import (
-    CheckFailed, HandrailError, OutputInvalid, ProviderTimeout, RateLimited, RetriesExhausted,
-    RunError, StepFailed, TransientError,
+    CheckFailed,
+    HandrailError,
+    OutputInvalid,
+    ProviderTimeout,
+    RateLimited,
+    RetriesExhausted,
+    RunError,
+    StepFailed,
+    TransientError,
 )
 
 if TYPE_CHECKING:
@@ -76,9 +104,15 @@ class StepContext:
 class _Exhausted(Exception):
     """Internal: the node ran out of tries; carries the error and the last output seen."""
 
-    def __init__(self, error: BaseException, attempts: list[Attempt], usage: Usage,
-                 checks: tuple[CheckResult, ...] = (), output: Any = None,
-                 confidence: Confidence | None = None) -> None:
+    def __init__(
+        self,
+        error: BaseException,
+        attempts: list[Attempt],
+        usage: Usage,
+        checks: tuple[CheckResult, ...] = (),
+        output: Any = None,
+        confidence: Confidence | None = None,
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.attempts = attempts
@@ -108,6 +142,7 @@ async def execute(node: Node, ctx: StepContext) -> Outcome:
 
 # --- rules and actions -------------------------------------------------------------------------
 
+
 async def _execute_rule(node: Rule, ctx: StepContext) -> Outcome:
     retries: dict[str, int] = {}
     attempts: list[Attempt] = []
@@ -119,8 +154,7 @@ async def _execute_rule(node: Rule, ctx: StepContext) -> Outcome:
         except HandrailError as e:
             raise _Exhausted(e, attempts, NO_USAGE) from e
         except Exception as e:
-            error = StepFailed(f"rule `{node.name}` raised {type(e).__name__}: {e}",
-                               node=node.name)
+            error = StepFailed(f"rule `{node.name}` raised {type(e).__name__}: {e}", node=node.name)
             error.__cause__ = e
             raise _Exhausted(error, attempts, NO_USAGE) from e
         route = None
@@ -128,18 +162,25 @@ async def _execute_rule(node: Rule, ctx: StepContext) -> Outcome:
             route, result = result.name, result.output
             if route not in node.routes():
                 declared = ", ".join(f"`{r}`" for r in node.routes()) or "none"
-                raise _Exhausted(StepFailed(
-                    f"rule `{node.name}` returned route `{route}`, which it does not declare "
-                    f"(declared: {declared}); add it to routes=[...] and give it an edge",
-                    node=node.name), attempts, NO_USAGE)
+                raise _Exhausted(
+                    StepFailed(
+                        f"rule `{node.name}` returned route `{route}`, which it does not declare "
+                        f"(declared: {declared}); add it to routes=[...] and give it an edge",
+                        node=node.name,
+                    ),
+                    attempts,
+                    NO_USAGE,
+                )
         if not node.checks:
-            return Outcome(status=StepStatus.COMPLETED, output=result, route=route,
-                           confidence=_RULE_CONFIDENCE)
+            return Outcome(
+                status=StepStatus.COMPLETED, output=result, route=route, confidence=_RULE_CONFIDENCE
+            )
         verdict = _run_checks(node, result, ctx.state, retries, attempts, NO_USAGE)
         if verdict.retry is not None:
             continue
-        return _settle(node, ctx, verdict, result, route, _RULE_CONFIDENCE, {}, attempts,
-                       NO_USAGE, None)
+        return _settle(
+            node, ctx, verdict, result, route, _RULE_CONFIDENCE, {}, attempts, NO_USAGE, None
+        )
 
 
 _RULE_CONFIDENCE = Confidence(value=1.0, source="rule")
@@ -171,17 +212,22 @@ async def _execute_action(node: Action, ctx: StepContext) -> Outcome:
 def _execute_review(node: Review, ctx: StepContext) -> Outcome:
     if node.when is not None and not node.when(ctx.state):
         return Outcome(status=StepStatus.COMPLETED, output="not_required")
-    reason = ReviewReason(kind="review_node",
-                          message=node.message or f"`{node.of}` needs a person's approval")
-    return Outcome(status=StepStatus.NEEDS_REVIEW, output=ctx.state[node.of],
-                   reasons=(reason,), review_target=node.of)
+    reason = ReviewReason(
+        kind="review_node", message=node.message or f"`{node.of}` needs a person's approval"
+    )
+    return Outcome(
+        status=StepStatus.NEEDS_REVIEW,
+        output=ctx.state[node.of],
+        reasons=(reason,),
+        review_target=node.of,
+    )
 
 
 # --- retries -----------------------------------------------------------------------------------
 
+
 def _wait(policy: RetryPolicy) -> Any:
-    base = wait_exponential_jitter(initial=policy.initial, max=policy.maximum,
-                                   jitter=policy.jitter)
+    base = wait_exponential_jitter(initial=policy.initial, max=policy.maximum, jitter=policy.jitter)
 
     def wait(retry_state: Any) -> float:
         delay = float(base(retry_state))
@@ -193,12 +239,23 @@ def _wait(policy: RetryPolicy) -> Any:
     return wait
 
 
-async def _with_retries(node: Node, policy: RetryPolicy, call: Any, attempts: list[Attempt],
-                        *, kind: AttemptKind, model: str | None = None) -> Any:
+async def _with_retries(
+    node: Node,
+    policy: RetryPolicy,
+    call: Any,
+    attempts: list[Attempt],
+    *,
+    kind: AttemptKind,
+    model: str | None = None,
+) -> Any:
     """Call `call()` under the node's RetryPolicy; transient errors are retried with backoff."""
     last: BaseException | None = None
-    retrying = AsyncRetrying(stop=stop_after_attempt(policy.attempts), wait=_wait(policy),
-                             retry=retry_if_exception_type(TransientError), reraise=True)
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=_wait(policy),
+        retry=retry_if_exception_type(TransientError),
+        reraise=True,
+    )
     try:
         first = True
         async for attempt in retrying:
@@ -214,42 +271,72 @@ async def _with_retries(node: Node, policy: RetryPolicy, call: Any, attempts: li
                                 result = await call()
                         except TimeoutError:
                             raise ProviderTimeout(
-                                f"`{node.name}` took longer than its timeout of "
-                                f"{node.timeout:g}s") from None
+                                f"`{node.name}` took longer than its timeout of {node.timeout:g}s"
+                            ) from None
                     else:
                         result = await call()
                 except TransientError as e:
                     last = e
-                    attempts.append(Attempt(number=number, kind=this_kind,
-                                            outcome="transient_error", error=_describe(e),
-                                            duration_s=time.perf_counter() - started, model=model))
+                    attempts.append(
+                        Attempt(
+                            number=number,
+                            kind=this_kind,
+                            outcome="transient_error",
+                            error=_describe(e),
+                            duration_s=time.perf_counter() - started,
+                            model=model,
+                        )
+                    )
                     raise
                 except Exception as e:
-                    attempts.append(Attempt(number=number, kind=this_kind, outcome="error",
-                                            error=_describe(e),
-                                            duration_s=time.perf_counter() - started, model=model))
+                    attempts.append(
+                        Attempt(
+                            number=number,
+                            kind=this_kind,
+                            outcome="error",
+                            error=_describe(e),
+                            duration_s=time.perf_counter() - started,
+                            model=model,
+                        )
+                    )
                     raise
                 if isinstance(result, ModelResponse):
-                    attempts.append(Attempt(number=number, kind=this_kind, outcome="ok",
-                                            duration_s=time.perf_counter() - started,
-                                            usage=result.usage, model=result.model or model))
+                    attempts.append(
+                        Attempt(
+                            number=number,
+                            kind=this_kind,
+                            outcome="ok",
+                            duration_s=time.perf_counter() - started,
+                            usage=result.usage,
+                            model=result.model or model,
+                        )
+                    )
                 else:
-                    attempts.append(Attempt(number=number, kind=this_kind, outcome="ok",
-                                            duration_s=time.perf_counter() - started))
+                    attempts.append(
+                        Attempt(
+                            number=number,
+                            kind=this_kind,
+                            outcome="ok",
+                            duration_s=time.perf_counter() - started,
+                        )
+                    )
                 return result
     except TransientError as e:
         n = sum(1 for a in attempts if a.outcome == "transient_error")
         error = RetriesExhausted(
             f"`{node.name}` failed {n} times with transient errors (last: {_describe(e)}); "
             f"retry later, or raise RetryPolicy(attempts=...) on the node",
-            node=node.name, attempts=n, last_error=e)
+            node=node.name,
+            attempts=n,
+            last_error=e,
+        )
         raise _Exhausted(error, attempts, _usage(attempts)) from e
     except HandrailError as e:
         raise _Exhausted(e, attempts, _usage(attempts)) from e
     except Exception as e:
-        error = StepFailed(f"`{node.name}` raised {type(e).__name__}: {e}", node=node.name)
-        error.__cause__ = e
-        raise _Exhausted(error, attempts, _usage(attempts)) from e
+        failure = StepFailed(f"`{node.name}` raised {type(e).__name__}: {e}", node=node.name)
+        failure.__cause__ = e
+        raise _Exhausted(failure, attempts, _usage(attempts)) from e
     raise AssertionError(f"unreachable: retry loop ended without result ({last})")
 
 
@@ -266,33 +353,46 @@ def _usage(attempts: Sequence[Attempt]) -> Usage:
 
 # --- LLM nodes ---------------------------------------------------------------------------------
 
+
 def _context(node: LLMNode, ctx: StepContext) -> dict[str, Any]:
     state = ctx.state
     context: dict[str, Any] = dict(state.outputs())
     schema = node.output_schema()
-    context.update(document=state.document, text=state.document.text, labels=node.labels(),
-                   schema=json.dumps(schema, indent=2) if schema is not None else "",
-                   node=node.name)
+    context.update(
+        document=state.document,
+        text=state.document.text,
+        labels=node.labels(),
+        schema=json.dumps(schema, indent=2) if schema is not None else "",
+        node=node.name,
+    )
     return context
 
 
 def resolve_model(spec: str | Model | None, ctx: StepContext, node: Node) -> Model:
     if spec is None:
         if ctx.default_model is None:
-            raise StepFailed(f"`{node.name}` needs a model but the runner has none; pass "
-                             "Runner(pipeline, model=...) or --model", node=node.name)
+            raise StepFailed(
+                f"`{node.name}` needs a model but the runner has none; pass "
+                "Runner(pipeline, model=...) or --model",
+                node=node.name,
+            )
         return ctx.default_model
     if isinstance(spec, str):
         model = ctx.models.get(spec)
         if model is None:
-            raise StepFailed(f"`{node.name}` asks for model {spec!r}, which the runner does not "
-                             f"know; pass Runner(..., models={{{spec!r}: ...}})", node=node.name)
+            raise StepFailed(
+                f"`{node.name}` asks for model {spec!r}, which the runner does not "
+                f"know; pass Runner(..., models={{{spec!r}: ...}})",
+                node=node.name,
+            )
         return model
     return spec
 
 
 def _validate(node: LLMNode, raw: Any) -> Any:
     adapter = node.output_adapter()
+    if adapter is None:
+        return raw
     if isinstance(node, Classify) and isinstance(raw, str):
         wanted = raw.strip().strip('"').strip()
         for label in node.labels():
@@ -309,10 +409,14 @@ def _reask_message(node: LLMNode, error: ValidationError) -> str:
         f"{'.'.join(str(p) for p in e['loc']) or 'output'}: {e['msg']}" for e in error.errors()
     )
     if isinstance(node, Classify):
-        return (f"That answer is not valid ({problems}). Answer with exactly one of: "
-                f"{', '.join(node.labels())}.")
-    return (f"That output does not match the schema ({problems}). Reply again with the "
-            "corrected output only.")
+        return (
+            f"That answer is not valid ({problems}). Answer with exactly one of: "
+            f"{', '.join(node.labels())}."
+        )
+    return (
+        f"That output does not match the schema ({problems}). Reply again with the "
+        "corrected output only."
+    )
 
 
 def _raw_text(raw: Any) -> str:
@@ -340,32 +444,64 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
         call_id = ctx.call_ids[0]
         hooks = ctx.hooks
         if hooks.model_call_started:
-            hooks.emit(hooks.model_call_started, run_id=ctx.run_id, node=node.name,
-                       call_id=call_id, model=model.name, request=request)
+            hooks.emit(
+                hooks.model_call_started,
+                run_id=ctx.run_id,
+                node=node.name,
+                call_id=call_id,
+                model=model.name,
+                request=request,
+            )
         started = time.perf_counter()
         try:
             response = await model.generate(request)
         except BaseException as e:
             if hooks.model_call_finished:
-                hooks.emit(hooks.model_call_finished, run_id=ctx.run_id, node=node.name,
-                           call_id=call_id, model=model.name, response=None, error=e,
-                           duration_s=time.perf_counter() - started)
+                hooks.emit(
+                    hooks.model_call_finished,
+                    run_id=ctx.run_id,
+                    node=node.name,
+                    call_id=call_id,
+                    model=model.name,
+                    response=None,
+                    error=e,
+                    duration_s=time.perf_counter() - started,
+                )
             raise
         if hooks.model_call_finished:
-            hooks.emit(hooks.model_call_finished, run_id=ctx.run_id, node=node.name,
-                       call_id=call_id, model=model.name, response=response, error=None,
-                       duration_s=time.perf_counter() - started)
+            hooks.emit(
+                hooks.model_call_finished,
+                run_id=ctx.run_id,
+                node=node.name,
+                call_id=call_id,
+                model=model.name,
+                response=response,
+                error=None,
+                duration_s=time.perf_counter() - started,
+            )
         return response
 
     kind: AttemptKind = "call"
     while True:
-        request = ModelRequest(node=node.name, kind=node.kind, messages=tuple(messages),
-                               output_schema=schema, labels=node.labels(),
-                               attempt=len(attempts) + 1, document_id=ctx.state.document.id,
-                               run_id=ctx.run_id, params=node.params)
+        request = ModelRequest(
+            node=node.name,
+            kind=node.kind,
+            messages=tuple(messages),
+            output_schema=schema,
+            labels=node.labels(),
+            attempt=len(attempts) + 1,
+            document_id=ctx.state.document.id,
+            run_id=ctx.run_id,
+            params=node.params,
+        )
         response: ModelResponse = await _with_retries(
-            node, node.retry, lambda request=request: call_once(request), attempts, kind=kind,
-            model=model.name)
+            node,
+            node.retry,
+            lambda request=request: call_once(request),
+            attempts,
+            kind=kind,
+            model=model.name,
+        )
         usage = _usage(attempts)
         try:
             output = _validate(node, response.output)
@@ -376,36 +512,68 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
                     f"`{node.name}` returned output that does not fit its schema after "
                     f"{reasks + 1} tries ({e.error_count()} errors, first: "
                     f"{e.errors()[0]['msg']}); raise max_reasks, simplify the schema or use a "
-                    "stronger model", node=node.name, attempts=reasks + 1, errors=e.errors())
+                    "stronger model",
+                    node=node.name,
+                    attempts=reasks + 1,
+                    errors=e.errors(),
+                )
                 raise _Exhausted(error, attempts, usage) from e
             reasks += 1
             kind = "reask"
-            messages = [*messages, Message(role="assistant", content=_raw_text(response.output)),
-                        Message(role="user", content=_reask_message(node, e))]
+            messages = [
+                *messages,
+                Message(role="assistant", content=_raw_text(response.output)),
+                Message(role="user", content=_reask_message(node, e)),
+            ]
             continue
         confidence, field_confidence = _confidence(node, response, output)
         verdict = _run_checks(node, output, ctx.state, retries, attempts, usage)
         if verdict.retry is not None:
             kind = "check_retry"
-            messages = [*messages, Message(role="assistant", content=_raw_text(response.output)),
-                        Message(role="user", content=(
-                            f"The output failed a check: {verdict.retry.message or verdict.retry.name}."
-                            " Correct it and reply again."))]
+            messages = [
+                *messages,
+                Message(role="assistant", content=_raw_text(response.output)),
+                Message(
+                    role="user",
+                    content=(
+                        f"The output failed a check: {verdict.retry.message or verdict.retry.name}."
+                        " Correct it and reply again."
+                    ),
+                ),
+            ]
             continue
         if confidence is None and verdict.results and not isinstance(node, Classify | Extract):
             passed = sum(r.passed for r in verdict.results)
             confidence = Confidence(value=passed / len(verdict.results), source="checks")
-        return _settle(node, ctx, verdict, output, output if isinstance(node, Classify) else None,
-                       confidence, field_confidence, attempts, usage, response.model or model.name)
+        return _settle(
+            node,
+            ctx,
+            verdict,
+            output,
+            output if isinstance(node, Classify) else None,
+            confidence,
+            field_confidence,
+            attempts,
+            usage,
+            response.model or model.name,
+        )
 
 
 def _replace_outcome(attempt: Attempt, outcome: Any, error: str) -> Attempt:
-    return Attempt(number=attempt.number, kind=attempt.kind, outcome=outcome, error=error,
-                   duration_s=attempt.duration_s, usage=attempt.usage, model=attempt.model)
+    return Attempt(
+        number=attempt.number,
+        kind=attempt.kind,
+        outcome=outcome,
+        error=error,
+        duration_s=attempt.duration_s,
+        usage=attempt.usage,
+        model=attempt.model,
+    )
 
 
-def _confidence(node: LLMNode, response: ModelResponse,
-                output: Any) -> tuple[Confidence | None, Mapping[str, Confidence]]:
+def _confidence(
+    node: LLMNode, response: ModelResponse, output: Any
+) -> tuple[Confidence | None, Mapping[str, Confidence]]:
     if isinstance(node, Classify):
         if response.label_scores and output in response.label_scores:
             source = response.confidence.source if response.confidence else "logprobs"
@@ -426,6 +594,7 @@ def _confidence(node: LLMNode, response: ModelResponse,
 
 # --- checks, gate and settling -----------------------------------------------------------------
 
+
 @dataclass(kw_only=True, slots=True)
 class _Verdict:
     results: tuple[CheckResult, ...] = ()
@@ -438,8 +607,14 @@ class _Verdict:
 _ORDER = {"fail": 0, "fallback": 1, "retry": 2, "review": 3, "warn": 4}
 
 
-def _run_checks(node: Node, output: Any, state: State, retries: dict[str, int],
-                attempts: list[Attempt], usage: Usage) -> _Verdict:
+def _run_checks(
+    node: Node,
+    output: Any,
+    state: State,
+    retries: dict[str, int],
+    attempts: list[Attempt],
+    usage: Usage,
+) -> _Verdict:
     if not node.checks:
         return _Verdict()
     results = []
@@ -447,65 +622,124 @@ def _run_checks(node: Node, output: Any, state: State, retries: dict[str, int],
         try:
             results.append(check.evaluate(output, state))
         except Exception as e:
-            results.append(CheckResult(passed=False, name=check.name, on_fail=check.on_fail,
-                                       message=f"check raised {type(e).__name__}: {e}"))
+            results.append(
+                CheckResult(
+                    passed=False,
+                    name=check.name,
+                    on_fail=check.on_fail,
+                    message=f"check raised {type(e).__name__}: {e}",
+                )
+            )
     failed = tuple(r for r in results if not r.passed)
     verdict = _Verdict(results=tuple(results), failed=failed)
     if not failed:
         return verdict
     by_name = {c.name: c for c in node.checks}
     for result in failed:
-        check: Check = by_name[result.name]
-        if check.on_fail == "retry" and retries.get(check.name, 0) < check.max_retries:
-            retries[check.name] = retries.get(check.name, 0) + 1
+        declared: Check = by_name[result.name]
+        if declared.on_fail == "retry" and retries.get(declared.name, 0) < declared.max_retries:
+            retries[declared.name] = retries.get(declared.name, 0) + 1
             if attempts:
-                attempts[-1] = _replace_outcome(attempts[-1], "check_failed",
-                                                result.message or result.name)
+                attempts[-1] = _replace_outcome(
+                    attempts[-1], "check_failed", result.message or result.name
+                )
             verdict.retry = result
             return verdict
     verdict.action = min((r.on_fail for r in failed), key=_ORDER.__getitem__)
     return verdict
 
 
-def _settle(node: Node, ctx: StepContext, verdict: _Verdict, output: Any, route: str | None,
-            confidence: Confidence | None, field_confidence: Mapping[str, Confidence],
-            attempts: list[Attempt], usage: Usage, model: str | None) -> Outcome:
+def _settle(
+    node: Node,
+    ctx: StepContext,
+    verdict: _Verdict,
+    output: Any,
+    route: str | None,
+    confidence: Confidence | None,
+    field_confidence: Mapping[str, Confidence],
+    attempts: list[Attempt],
+    usage: Usage,
+    model: str | None,
+) -> Outcome:
     """Turn a valid output plus its check verdict and gate into the step's outcome."""
     checks = verdict.results
     action = verdict.action
     failed = [r for r in verdict.failed if r.on_fail == action]
     first = failed[0] if failed else None
     if action == "fail" and first is not None:
-        raise CheckFailed(f"check `{first.name}` on `{node.name}` failed: "
-                          f"{first.message or 'no message'}", node=node.name)
+        raise CheckFailed(
+            f"check `{first.name}` on `{node.name}` failed: {first.message or 'no message'}",
+            node=node.name,
+        )
     if action in ("fallback", "retry") and first is not None:
         what = "after its retries" if action == "retry" else "and asks for the fallback"
-        raise _Exhausted(CheckFailed(f"check `{first.name}` on `{node.name}` failed {what}: "
-                                     f"{first.message or 'no message'}", node=node.name),
-                         attempts, usage, checks, output, confidence)
+        raise _Exhausted(
+            CheckFailed(
+                f"check `{first.name}` on `{node.name}` failed {what}: "
+                f"{first.message or 'no message'}",
+                node=node.name,
+            ),
+            attempts,
+            usage,
+            checks,
+            output,
+            confidence,
+        )
     reasons: list[ReviewReason] = [
         ReviewReason(kind="check", check=r.name, message=r.message or f"check {r.name} failed")
-        for r in verdict.failed if r.on_fail == "review"
+        for r in verdict.failed
+        if r.on_fail == "review"
     ]
     gate = node.gate if isinstance(node, LLMNode) else None
     if gate is not None:
         if confidence is not None and gate.reject is not None and confidence.value < gate.reject:
-            raise _Exhausted(RunError(
-                f"`{node.name}` confidence {confidence.value:.2f} is below its reject band "
-                f"({gate.reject:g})", node=node.name), attempts, usage, checks, output, confidence)
+            raise _Exhausted(
+                RunError(
+                    f"`{node.name}` confidence {confidence.value:.2f} is below its reject band "
+                    f"({gate.reject:g})",
+                    node=node.name,
+                ),
+                attempts,
+                usage,
+                checks,
+                output,
+                confidence,
+            )
+        assert isinstance(node, LLMNode)
         reasons.extend(_gate_reasons(node, gate, confidence, field_confidence))
-        if not reasons and gate.audit and \
-                unit_hash(ctx.state.document.hash, node.name) < gate.audit:
-            reasons.append(ReviewReason(kind="audit", value=gate.audit, message=(
-                f"picked for a quality audit ({gate.audit:.0%} of accepted outputs)")))
+        if (
+            not reasons
+            and gate.audit
+            and unit_hash(ctx.state.document.hash, node.name) < gate.audit
+        ):
+            reasons.append(
+                ReviewReason(
+                    kind="audit",
+                    value=gate.audit,
+                    message=(f"picked for a quality audit ({gate.audit:.0%} of accepted outputs)"),
+                )
+            )
     status = StepStatus.NEEDS_REVIEW if reasons else StepStatus.COMPLETED
-    return Outcome(status=status, output=output, route=route, confidence=confidence,
-                   field_confidence=field_confidence, checks=checks, attempts=attempts,
-                   usage=usage, model=model, reasons=tuple(reasons))
+    return Outcome(
+        status=status,
+        output=output,
+        route=route,
+        confidence=confidence,
+        field_confidence=field_confidence,
+        checks=checks,
+        attempts=attempts,
+        usage=usage,
+        model=model,
+        reasons=tuple(reasons),
+    )
 
 
-def _gate_reasons(node: LLMNode, gate: Any, confidence: Confidence | None,
-                  field_confidence: Mapping[str, Confidence]) -> list[ReviewReason]:
+def _gate_reasons(
+    node: LLMNode,
+    gate: Any,
+    confidence: Confidence | None,
+    field_confidence: Mapping[str, Confidence],
+) -> list[ReviewReason]:
     reasons = []
     if isinstance(node, Extract) and field_confidence:
         required = {f for f, info in node.schema.model_fields.items() if info.is_required()}
@@ -515,27 +749,52 @@ def _gate_reasons(node: LLMNode, gate: Any, confidence: Confidence | None,
             threshold = gate.fields.get(name, gate.accept)
             score = field_confidence.get(name)
             if score is not None and score.value < threshold:
-                reasons.append(ReviewReason(
-                    kind="field_low_confidence", field=name, value=score.value,
-                    threshold=threshold, message=(
-                        f"field `{name}` confidence {score.value:.2f} < {threshold:g} "
-                        f"({score.source})")))
+                reasons.append(
+                    ReviewReason(
+                        kind="field_low_confidence",
+                        field=name,
+                        value=score.value,
+                        threshold=threshold,
+                        message=(
+                            f"field `{name}` confidence {score.value:.2f} < {threshold:g} "
+                            f"({score.source})"
+                        ),
+                    )
+                )
         return reasons
     if confidence is None:
-        return [ReviewReason(kind="low_confidence", threshold=gate.accept, message=(
-            "the model gave no confidence for this output; a gated node needs one"))]
+        return [
+            ReviewReason(
+                kind="low_confidence",
+                threshold=gate.accept,
+                message=("the model gave no confidence for this output; a gated node needs one"),
+            )
+        ]
     if confidence.value < gate.accept:
-        return [ReviewReason(kind="low_confidence", value=confidence.value,
-                             threshold=gate.accept, message=(
-                                 f"confidence {confidence.value:.2f} < {gate.accept:g} "
-                                 f"({confidence.source})"))]
+        return [
+            ReviewReason(
+                kind="low_confidence",
+                value=confidence.value,
+                threshold=gate.accept,
+                message=(
+                    f"confidence {confidence.value:.2f} < {gate.accept:g} ({confidence.source})"
+                ),
+            )
+        ]
     return []
 
 
 async def _exhausted(node: Node, ctx: StepContext, ex: _Exhausted) -> Outcome:
     fallback = node.fallback
-    base = Outcome(status=StepStatus.FAILED, error=ex.error, attempts=ex.attempts, usage=ex.usage,
-                   checks=ex.checks, output=ex.output, confidence=ex.confidence)
+    base = Outcome(
+        status=StepStatus.FAILED,
+        error=ex.error,
+        attempts=ex.attempts,
+        usage=ex.usage,
+        checks=ex.checks,
+        output=ex.output,
+        confidence=ex.confidence,
+    )
     if fallback is not None:
         if fallback.node is not None:
             base.status = StepStatus.FALLBACK
@@ -551,11 +810,22 @@ async def _exhausted(node: Node, ctx: StepContext, ex: _Exhausted) -> Outcome:
             try:
                 outcome = await _execute_llm(node, ctx, model=model)
             except _Exhausted as again:
-                ex = _Exhausted(again.error, [*ex.attempts, *again.attempts],
-                                ex.usage + again.usage, again.checks, again.output,
-                                again.confidence)
-                base = Outcome(status=StepStatus.FAILED, error=ex.error, attempts=ex.attempts,
-                               usage=ex.usage, checks=ex.checks, output=ex.output)
+                ex = _Exhausted(
+                    again.error,
+                    [*ex.attempts, *again.attempts],
+                    ex.usage + again.usage,
+                    again.checks,
+                    again.output,
+                    again.confidence,
+                )
+                base = Outcome(
+                    status=StepStatus.FAILED,
+                    error=ex.error,
+                    attempts=ex.attempts,
+                    usage=ex.usage,
+                    checks=ex.checks,
+                    output=ex.output,
+                )
             else:
                 outcome.attempts = [*ex.attempts, *(_as_fallback(a) for a in outcome.attempts)]
                 outcome.usage = ex.usage + outcome.usage
@@ -569,7 +839,12 @@ async def _exhausted(node: Node, ctx: StepContext, ex: _Exhausted) -> Outcome:
 def _as_fallback(attempt: Attempt) -> Attempt:
     if attempt.kind != "call":
         return attempt
-    return Attempt(number=attempt.number, kind="fallback_model", outcome=attempt.outcome,
-                   error=attempt.error, duration_s=attempt.duration_s, usage=attempt.usage,
-                   model=attempt.model)
-
+    return Attempt(
+        number=attempt.number,
+        kind="fallback_model",
+        outcome=attempt.outcome,
+        error=attempt.error,
+        duration_s=attempt.duration_s,
+        usage=attempt.usage,
+        model=attempt.model,
+    )

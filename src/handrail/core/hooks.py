@@ -17,8 +17,9 @@ from handrail.core.state import Document
 class Hooks:
     """Base class with no-op callbacks."""
 
-    def run_started(self, *, run_id: str, pipeline: str, document: Document, resumed: bool,
-                    **_: Any) -> None:
+    def run_started(
+        self, *, run_id: str, pipeline: str, document: Document, resumed: bool, **_: Any
+    ) -> None:
         """A run began (or resumed after a review decision)."""
 
     def run_finished(self, *, run: RunRecord, **_: Any) -> None:
@@ -30,26 +31,41 @@ class Hooks:
     def step_finished(self, *, step: StepRecord, **_: Any) -> None:
         """A node finished executing (any status)."""
 
-    def model_call_started(self, *, run_id: str, node: str, call_id: int, model: str,
-                           request: ModelRequest, **_: Any) -> None:
+    def model_call_started(
+        self, *, run_id: str, node: str, call_id: int, model: str, request: ModelRequest, **_: Any
+    ) -> None:
         """A call to a model is about to be made (one per attempt, retry or re-ask)."""
 
-    def model_call_finished(self, *, run_id: str, node: str, call_id: int, model: str,
-                            response: ModelResponse | None, error: BaseException | None,
-                            duration_s: float, **_: Any) -> None:
+    def model_call_finished(
+        self,
+        *,
+        run_id: str,
+        node: str,
+        call_id: int,
+        model: str,
+        response: ModelResponse | None,
+        error: BaseException | None,
+        duration_s: float,
+        **_: Any,
+    ) -> None:
         """A model call returned (`response`) or raised (`error`)."""
 
     def review_requested(self, *, request: ReviewRequest, **_: Any) -> None:
         """A run paused for a person."""
 
-    def review_decided(self, *, request: ReviewRequest, decision: ReviewDecision,
-                       **_: Any) -> None:
+    def review_decided(self, *, request: ReviewRequest, decision: ReviewDecision, **_: Any) -> None:
         """A decision was applied to a review."""
 
 
 _EVENTS = (
-    "run_started", "run_finished", "step_started", "step_finished", "model_call_started",
-    "model_call_finished", "review_requested", "review_decided",
+    "run_started",
+    "run_finished",
+    "step_started",
+    "step_finished",
+    "model_call_started",
+    "model_call_finished",
+    "review_requested",
+    "review_decided",
 )
 
 
@@ -70,8 +86,7 @@ class HookSet:
         for event in _EVENTS:
             base = getattr(Hooks, event)
             callbacks = tuple(
-                getattr(h, event) for h in hooks
-                if getattr(type(h), event, base) is not base
+                getattr(h, event) for h in hooks if getattr(type(h), event, base) is not base
             )
             setattr(self, event, callbacks)
 

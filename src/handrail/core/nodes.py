@@ -49,14 +49,19 @@ class Gate:
     """Share (0..1) of accepted outputs sent to review anyway, chosen per document, repeatably."""
 
     def __post_init__(self) -> None:
-        for label, value in [("accept", self.accept), ("audit", self.audit),
-                             *(("reject", v) for v in [self.reject] if v is not None),
-                             *((f"fields[{k!r}]", v) for k, v in self.fields.items())]:
+        for label, value in [
+            ("accept", self.accept),
+            ("audit", self.audit),
+            *(("reject", v) for v in [self.reject] if v is not None),
+            *((f"fields[{k!r}]", v) for k, v in self.fields.items()),
+        ]:
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Gate {label}={value} is outside 0..1; use a share such as 0.8")
         if self.reject is not None and self.reject > self.accept:
-            raise ValueError(f"Gate reject={self.reject} is above accept={self.accept}; "
-                             "reject must be the lower band")
+            raise ValueError(
+                f"Gate reject={self.reject} is above accept={self.accept}; "
+                "reject must be the lower band"
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -118,17 +123,28 @@ class Check:
 
     def __post_init__(self) -> None:
         if self.on_fail not in ON_FAIL_VALUES:
-            raise ValueError(f"Check on_fail={self.on_fail!r}: use one of {', '.join(ON_FAIL_VALUES)}")
+            raise ValueError(
+                f"Check on_fail={self.on_fail!r}: use one of {', '.join(ON_FAIL_VALUES)}"
+            )
         if not self.name:
             object.__setattr__(self, "name", getattr(self.fn, "__name__", "check"))
 
     def evaluate(self, output: Any, state: State) -> CheckResult:
         result = self.fn(output, state)
         if isinstance(result, CheckResult):
-            return CheckResult(passed=result.passed, message=result.message,
-                               details=result.details, name=self.name, on_fail=self.on_fail)
-        return CheckResult(passed=bool(result), message="" if result else f"{self.name} failed",
-                           name=self.name, on_fail=self.on_fail)
+            return CheckResult(
+                passed=result.passed,
+                message=result.message,
+                details=result.details,
+                name=self.name,
+                on_fail=self.on_fail,
+            )
+        return CheckResult(
+            passed=bool(result),
+            message="" if result else f"{self.name} failed",
+            name=self.name,
+            on_fail=self.on_fail,
+        )
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -177,13 +193,29 @@ class Rule(Node):
 
     kind: ClassVar[str] = "rule"
 
-    def __init__(self, name: str, fn: RuleFn, *, routes: Sequence[str] = (),
-                 checks: Sequence[Check] = (), fallback: Fallback | None = None,
-                 on_exhausted: Literal["fail", "review"] = "fail", reads: Sequence[str] = (),
-                 description: str = "") -> None:
-        _init(self, name=name, checks=tuple(checks), fallback=fallback, on_exhausted=on_exhausted,
-              retry=RetryPolicy(attempts=1), timeout=None, reads=tuple(reads),
-              description=description or (fn.__doc__ or "").strip().split("\n")[0])
+    def __init__(
+        self,
+        name: str,
+        fn: RuleFn,
+        *,
+        routes: Sequence[str] = (),
+        checks: Sequence[Check] = (),
+        fallback: Fallback | None = None,
+        on_exhausted: Literal["fail", "review"] = "fail",
+        reads: Sequence[str] = (),
+        description: str = "",
+    ) -> None:
+        _init(
+            self,
+            name=name,
+            checks=tuple(checks),
+            fallback=fallback,
+            on_exhausted=on_exhausted,
+            retry=RetryPolicy(attempts=1),
+            timeout=None,
+            reads=tuple(reads),
+            description=description or (fn.__doc__ or "").strip().split("\n")[0],
+        )
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "routes_", tuple(routes))
 
@@ -206,14 +238,30 @@ class Action(Node):
 
     kind: ClassVar[str] = "action"
 
-    def __init__(self, name: str, fn: ActionFn, *, checks: Sequence[Check] = (),
-                 fallback: Fallback | None = None,
-                 on_exhausted: Literal["fail", "review"] = "fail",
-                 retry: RetryPolicy | None = None, timeout: float | None = None,
-                 reads: Sequence[str] = (), description: str = "") -> None:
-        _init(self, name=name, checks=tuple(checks), fallback=fallback, on_exhausted=on_exhausted,
-              retry=retry or RetryPolicy(), timeout=timeout, reads=tuple(reads),
-              description=description or (fn.__doc__ or "").strip().split("\n")[0])
+    def __init__(
+        self,
+        name: str,
+        fn: ActionFn,
+        *,
+        checks: Sequence[Check] = (),
+        fallback: Fallback | None = None,
+        on_exhausted: Literal["fail", "review"] = "fail",
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        reads: Sequence[str] = (),
+        description: str = "",
+    ) -> None:
+        _init(
+            self,
+            name=name,
+            checks=tuple(checks),
+            fallback=fallback,
+            on_exhausted=on_exhausted,
+            retry=retry or RetryPolicy(),
+            timeout=timeout,
+            reads=tuple(reads),
+            description=description or (fn.__doc__ or "").strip().split("\n")[0],
+        )
         object.__setattr__(self, "fn", fn)
 
 
@@ -234,11 +282,26 @@ class Review(Node):
 
     kind: ClassVar[str] = "review"
 
-    def __init__(self, name: str, *, of: str, when: ReviewWhen | None = None,
-                 message: str = "", description: str = "") -> None:
-        _init(self, name=name, checks=(), fallback=None, on_exhausted="fail",
-              retry=RetryPolicy(attempts=1), timeout=None, reads=(of,),
-              description=description or message)
+    def __init__(
+        self,
+        name: str,
+        *,
+        of: str,
+        when: ReviewWhen | None = None,
+        message: str = "",
+        description: str = "",
+    ) -> None:
+        _init(
+            self,
+            name=name,
+            checks=(),
+            fallback=None,
+            on_exhausted="fail",
+            retry=RetryPolicy(attempts=1),
+            timeout=None,
+            reads=(of,),
+            description=description or message,
+        )
         object.__setattr__(self, "of", of)
         object.__setattr__(self, "when", when)
         object.__setattr__(self, "message", message)
@@ -291,15 +354,39 @@ class Classify(LLMNode):
 
     kind: ClassVar[str] = "classify"
 
-    def __init__(self, name: str, *, labels: Sequence[str], prompt: str | None = None,
-                 model: str | Model | None = None, gate: Gate | None = _DEFAULT_GATE,
-                 checks: Sequence[Check] = (), fallback: Fallback | None = None,
-                 on_exhausted: Literal["fail", "review"] = "fail", max_reasks: int = 2,
-                 retry: RetryPolicy | None = None, timeout: float | None = None,
-                 params: Mapping[str, Any] | None = None, description: str = "") -> None:
-        _init(self, name=name, checks=tuple(checks), fallback=fallback, on_exhausted=on_exhausted,
-              retry=retry or RetryPolicy(), timeout=timeout, reads=(), description=description,
-              prompt=prompt, model=model, gate=gate, max_reasks=max_reasks, params=params or {})
+    def __init__(
+        self,
+        name: str,
+        *,
+        labels: Sequence[str],
+        prompt: str | None = None,
+        model: str | Model | None = None,
+        gate: Gate | None = _DEFAULT_GATE,
+        checks: Sequence[Check] = (),
+        fallback: Fallback | None = None,
+        on_exhausted: Literal["fail", "review"] = "fail",
+        max_reasks: int = 2,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        description: str = "",
+    ) -> None:
+        _init(
+            self,
+            name=name,
+            checks=tuple(checks),
+            fallback=fallback,
+            on_exhausted=on_exhausted,
+            retry=retry or RetryPolicy(),
+            timeout=timeout,
+            reads=(),
+            description=description,
+            prompt=prompt,
+            model=model,
+            gate=gate,
+            max_reasks=max_reasks,
+            params=params or {},
+        )
         object.__setattr__(self, "labels_", tuple(labels))
 
     def labels(self) -> tuple[str, ...]:
@@ -309,7 +396,7 @@ class Classify(LLMNode):
         return self.labels()
 
     def output_adapter(self) -> TypeAdapter[Any]:
-        return _adapter_for(Literal[self.labels()])  # type: ignore[valid-type]
+        return _adapter_for(Literal[self.labels()])
 
     def output_schema(self) -> Mapping[str, Any]:
         return {"type": "string", "enum": list(self.labels())}
@@ -323,15 +410,39 @@ class Extract(LLMNode):
 
     kind: ClassVar[str] = "extract"
 
-    def __init__(self, name: str, schema: type[BaseModel], *, prompt: str | None = None,
-                 model: str | Model | None = None, gate: Gate | None = _DEFAULT_GATE,
-                 checks: Sequence[Check] = (), fallback: Fallback | None = None,
-                 on_exhausted: Literal["fail", "review"] = "fail", max_reasks: int = 2,
-                 retry: RetryPolicy | None = None, timeout: float | None = None,
-                 params: Mapping[str, Any] | None = None, description: str = "") -> None:
-        _init(self, name=name, checks=tuple(checks), fallback=fallback, on_exhausted=on_exhausted,
-              retry=retry or RetryPolicy(), timeout=timeout, reads=(), description=description,
-              prompt=prompt, model=model, gate=gate, max_reasks=max_reasks, params=params or {})
+    def __init__(
+        self,
+        name: str,
+        schema: type[BaseModel],
+        *,
+        prompt: str | None = None,
+        model: str | Model | None = None,
+        gate: Gate | None = _DEFAULT_GATE,
+        checks: Sequence[Check] = (),
+        fallback: Fallback | None = None,
+        on_exhausted: Literal["fail", "review"] = "fail",
+        max_reasks: int = 2,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        description: str = "",
+    ) -> None:
+        _init(
+            self,
+            name=name,
+            checks=tuple(checks),
+            fallback=fallback,
+            on_exhausted=on_exhausted,
+            retry=retry or RetryPolicy(),
+            timeout=timeout,
+            reads=(),
+            description=description,
+            prompt=prompt,
+            model=model,
+            gate=gate,
+            max_reasks=max_reasks,
+            params=params or {},
+        )
         object.__setattr__(self, "schema", schema)
 
     def output_adapter(self) -> TypeAdapter[Any]:
@@ -345,15 +456,39 @@ class Extract(LLMNode):
 class _TextNode(LLMNode):
     schema: type[BaseModel] | None = None
 
-    def __init__(self, name: str, *, prompt: str | None = None, schema: type[BaseModel] | None = None,
-                 model: str | Model | None = None, gate: Gate | None = None,
-                 checks: Sequence[Check] = (), fallback: Fallback | None = None,
-                 on_exhausted: Literal["fail", "review"] = "fail", max_reasks: int = 2,
-                 retry: RetryPolicy | None = None, timeout: float | None = None,
-                 params: Mapping[str, Any] | None = None, description: str = "") -> None:
-        _init(self, name=name, checks=tuple(checks), fallback=fallback, on_exhausted=on_exhausted,
-              retry=retry or RetryPolicy(), timeout=timeout, reads=(), description=description,
-              prompt=prompt, model=model, gate=gate, max_reasks=max_reasks, params=params or {})
+    def __init__(
+        self,
+        name: str,
+        *,
+        prompt: str | None = None,
+        schema: type[BaseModel] | None = None,
+        model: str | Model | None = None,
+        gate: Gate | None = None,
+        checks: Sequence[Check] = (),
+        fallback: Fallback | None = None,
+        on_exhausted: Literal["fail", "review"] = "fail",
+        max_reasks: int = 2,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        description: str = "",
+    ) -> None:
+        _init(
+            self,
+            name=name,
+            checks=tuple(checks),
+            fallback=fallback,
+            on_exhausted=on_exhausted,
+            retry=retry or RetryPolicy(),
+            timeout=timeout,
+            reads=(),
+            description=description,
+            prompt=prompt,
+            model=model,
+            gate=gate,
+            max_reasks=max_reasks,
+            params=params or {},
+        )
         object.__setattr__(self, "schema", schema)
 
     def output_adapter(self) -> TypeAdapter[Any]:
@@ -394,4 +529,3 @@ def _schema_for(model: type[BaseModel]) -> Mapping[str, Any]:
     if schema is None:
         schema = _SCHEMAS[model] = model.model_json_schema()
     return schema
-

@@ -80,10 +80,17 @@ class PipelineBuilder:
     or review check then is a setup error).
     """
 
-    def __init__(self, name: str, *, prompts: str | Path | None = None,
-                 start: str | Sequence[str] | None = None, budget: Budget | None = None,
-                 timeout: float | None = None, pausable: bool = True,
-                 description: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        prompts: str | Path | None = None,
+        start: str | Sequence[str] | None = None,
+        budget: Budget | None = None,
+        timeout: float | None = None,
+        pausable: bool = True,
+        description: str = "",
+    ) -> None:
         if not name or not isinstance(name, str):
             raise GraphSetupError("a pipeline needs a name, e.g. PipelineBuilder('invoice_intake')")
         self.name = name
@@ -97,13 +104,19 @@ class PipelineBuilder:
         self._edges: list[Edge] = []
         self._errors: list[str] = []
 
-    def add(self, node: Node, *, after: str | Sequence[str] | None = None,
-            route: str | Sequence[str] | None = None,
-            when: Condition | None = None) -> PipelineBuilder:
+    def add(
+        self,
+        node: Node,
+        *,
+        after: str | Sequence[str] | None = None,
+        route: str | Sequence[str] | None = None,
+        when: Condition | None = None,
+    ) -> PipelineBuilder:
         """Add a node, optionally with edges from the nodes it comes `after`."""
         if not isinstance(node, Node):
-            raise GraphSetupError(f"add() takes a node (Rule, Classify, Extract, ...), got "
-                                  f"{type(node).__name__}")
+            raise GraphSetupError(
+                f"add() takes a node (Rule, Classify, Extract, ...), got {type(node).__name__}"
+            )
         if node.name in self._nodes:
             self._errors.append(f"two nodes are named `{node.name}`; give each node its own name")
         else:
@@ -112,17 +125,26 @@ class PipelineBuilder:
             self.edge(source, node.name, route=route, when=when)
         return self
 
-    def edge(self, source: str, target: str, *, route: str | Sequence[str] | None = None,
-             when: Condition | None = None, max_loops: int | None = None) -> PipelineBuilder:
+    def edge(
+        self,
+        source: str,
+        target: str,
+        *,
+        route: str | Sequence[str] | None = None,
+        when: Condition | None = None,
+        max_loops: int | None = None,
+    ) -> PipelineBuilder:
         """Add an edge. `route` restricts it to those routes of `source` (a rule's `Route`, a
         classifier's label); `when` to states where the condition holds; `max_loops` marks an
         edge back to an earlier node and bounds how often it is followed."""
         routes = frozenset([route] if isinstance(route, str) else (route or []))
         if max_loops is not None and max_loops < 1:
-            self._errors.append(f"edge `{source}` -> `{target}` has max_loops={max_loops}; "
-                                "use 1 or more")
-        self._edges.append(Edge(source=source, target=target, routes=routes, when=when,
-                                max_loops=max_loops))
+            self._errors.append(
+                f"edge `{source}` -> `{target}` has max_loops={max_loops}; use 1 or more"
+            )
+        self._edges.append(
+            Edge(source=source, target=target, routes=routes, when=when, max_loops=max_loops)
+        )
         return self
 
     def build(self) -> Pipeline:

@@ -74,8 +74,9 @@ def _environment() -> Any:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=False)
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
     env.filters["tojson"] = lambda v: json.dumps(_plain(v), ensure_ascii=False, indent=2)
     return env
 
@@ -101,8 +102,10 @@ def parse_prompt(source: str, name: str) -> Prompt:
         sections["user"] = source.strip()
     else:
         if parts[0].strip():
-            raise PromptError(f"prompt {name}: text before the first [system]/[user] marker; "
-                              "put it under a marker or remove the markers")
+            raise PromptError(
+                f"prompt {name}: text before the first [system]/[user] marker; "
+                "put it under a marker or remove the markers"
+            )
         for role, body in zip(parts[1::2], parts[2::2], strict=True):
             if role in sections:
                 raise PromptError(f"prompt {name}: more than one [{role}] section; merge them")
@@ -125,9 +128,13 @@ def parse_prompt(source: str, name: str) -> Prompt:
             if isinstance(getattr_node.node, nodes.Name):
                 attributes.setdefault(getattr_node.node.name, set()).add(getattr_node.attr)
         templates[role] = _ENV.from_string(body)
-    return Prompt(name=name, system=templates.get("system"), user=templates["user"],
-                  names=frozenset(names),
-                  attributes={k: frozenset(v) for k, v in attributes.items()})
+    return Prompt(
+        name=name,
+        system=templates.get("system"),
+        user=templates["user"],
+        names=frozenset(names),
+        attributes={k: frozenset(v) for k, v in attributes.items()},
+    )
 
 
 def load_prompt(folder: Path | None, relative: str) -> Prompt:
@@ -142,8 +149,7 @@ def load_prompt(folder: Path | None, relative: str) -> Prompt:
             "PipelineBuilder(prompts=...) pointing at the folder that holds it"
         ) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise PromptError(f"prompt file {path} cannot be read ({e}); "
-                          "save it as UTF-8 text") from e
+        raise PromptError(f"prompt file {path} cannot be read ({e}); save it as UTF-8 text") from e
     return parse_prompt(source, relative)
 
 

@@ -44,8 +44,16 @@ class StepStatus(StrEnum):
 
 
 ConfidenceSource = Literal[
-    "logprobs", "agreement", "checks", "self_reported", "scripted", "heuristic", "rule", "review",
-    "fallback", "none",
+    "logprobs",
+    "agreement",
+    "checks",
+    "self_reported",
+    "scripted",
+    "heuristic",
+    "rule",
+    "review",
+    "fallback",
+    "none",
 ]
 
 
@@ -83,8 +91,11 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         cost = None if self.cost is None or other.cost is None else self.cost + other.cost
-        return Usage(input_tokens=self.input_tokens + other.input_tokens,
-                     output_tokens=self.output_tokens + other.output_tokens, cost=cost)
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost=cost,
+        )
 
     @property
     def total_tokens(self) -> int:
@@ -150,7 +161,12 @@ class StepRecord:
 
 
 ReasonKind = Literal[
-    "low_confidence", "field_low_confidence", "check", "audit", "review_node", "exhausted",
+    "low_confidence",
+    "field_low_confidence",
+    "check",
+    "audit",
+    "review_node",
+    "exhausted",
     "rejected_band",
 ]
 

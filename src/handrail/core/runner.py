@@ -18,15 +18,29 @@ from handrail.core.model import Model
 from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Review
 from handrail.core.pipeline import Budget, Pipeline
 from handrail.core.records import (
-    NO_USAGE, ErrorInfo, ReviewDecision, ReviewRequest, RunRecord, RunStatus, StepRecord,
-    StepStatus, Usage,
+    NO_USAGE,
+    ErrorInfo,
+    ReviewDecision,
+    ReviewRequest,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    Usage,
 )
 from handrail.core.scheduler import PAUSED, Scheduler
 from handrail.core.state import Document, State
 from handrail.core.store import InMemoryStore, RunStore
 from handrail.exceptions import (
-    BudgetExceeded, HandrailError, InputError, InvalidDecision, LoopLimitReached,
-    ReviewAlreadyDecided, ReviewNotFound, RunTimeout, StepFailed,
+    BudgetExceeded,
+    HandrailError,
+    InputError,
+    InvalidDecision,
+    LoopLimitReached,
+    ReviewAlreadyDecided,
+    ReviewNotFound,
+    RunTimeout,
+    StepFailed,
 )
 
 DocumentLike = Document | str | Mapping[str, Any]
@@ -35,8 +49,22 @@ DocumentLike = Document | str | Mapping[str, Any]
 class _Run:
     """Mutable bookkeeping of one run while it executes (never leaves this module)."""
 
-    __slots__ = ("run_id", "document", "state", "sched", "steps", "usage", "reviews",
-                 "decisions", "started_at", "t0", "error", "status", "call_ids", "elapsed")
+    __slots__ = (
+        "call_ids",
+        "decisions",
+        "document",
+        "elapsed",
+        "error",
+        "reviews",
+        "run_id",
+        "sched",
+        "started_at",
+        "state",
+        "status",
+        "steps",
+        "t0",
+        "usage",
+    )
 
     def __init__(self, run_id: str, document: Document, sched: Scheduler) -> None:
         self.run_id = run_id
@@ -63,13 +91,22 @@ class Runner:
     - `budget`/`timeout`: override the pipeline's per-run limits.
     """
 
-    def __init__(self, pipeline: Pipeline, *, model: Model | None = None,
-                 models: Mapping[str, Model] | None = None, hooks: Sequence[Hooks] = (),
-                 store: RunStore | None = None, budget: Budget | None = None,
-                 timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        model: Model | None = None,
+        models: Mapping[str, Model] | None = None,
+        hooks: Sequence[Hooks] = (),
+        store: RunStore | None = None,
+        budget: Budget | None = None,
+        timeout: float | None = None,
+    ) -> None:
         if not isinstance(pipeline, Pipeline):
-            raise TypeError(f"Runner takes a built Pipeline, got {type(pipeline).__name__}; "
-                            "call PipelineBuilder(...).build() first")
+            raise TypeError(
+                f"Runner takes a built Pipeline, got {type(pipeline).__name__}; "
+                "call PipelineBuilder(...).build() first"
+            )
         self.pipeline = pipeline
         self.model = model
         self.models = dict(models or {})
@@ -78,8 +115,12 @@ class Runner:
         self.budget = budget or pipeline.budget
         self.timeout = timeout if timeout is not None else pipeline.timeout
         self._sources = {
-            name: tuple(e.source for plan in pipeline.plans.values() for e in plan.out
-                        if e.target == name and not e.is_loop)
+            name: tuple(
+                e.source
+                for plan in pipeline.plans.values()
+                for e in plan.out
+                if e.target == name and not e.is_loop
+            )
             for name in pipeline.plans
         }
 
@@ -89,8 +130,9 @@ class Runner:
         """The run id a document gets by default: pipeline name + content hash."""
         return derived_id("run", self.pipeline.name, Document.of(document).hash)
 
-    async def run(self, document: DocumentLike, *, run_id: str | None = None,
-                  rerun: bool = False) -> RunRecord:
+    async def run(
+        self, document: DocumentLike, *, run_id: str | None = None, rerun: bool = False
+    ) -> RunRecord:
         """Run the pipeline on one document and return its record (never raises for a failure
         of the document's own run). A document already run (same id) is not run again unless
         `rerun=True` or its earlier run failed."""
@@ -100,23 +142,33 @@ class Runner:
         existing = None if rerun else self.store.get_run(run_id)
         if existing is not None and existing.status is not RunStatus.FAILED:
             return existing
-        run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start,
-                                          self._sources))
+        run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start, self._sources))
         if not doc.text.strip():
             run.status = RunStatus.FAILED
-            run.error = InputError(f"document `{doc.id}` is empty; there is nothing to process "
-                                   "(check the file, or leave it out of the batch)")
+            run.error = InputError(
+                f"document `{doc.id}` is empty; there is nothing to process "
+                "(check the file, or leave it out of the batch)"
+            )
             return self._finish(run)
         hooks = self.hooks
         if hooks.run_started:
-            hooks.emit(hooks.run_started, run_id=run_id, pipeline=self.pipeline.name,
-                       document=doc, resumed=False)
+            hooks.emit(
+                hooks.run_started,
+                run_id=run_id,
+                pipeline=self.pipeline.name,
+                document=doc,
+                resumed=False,
+            )
         await self._drive_guarded(run)
         return self._finish(run)
 
-    async def run_many(self, documents: Iterable[DocumentLike | BaseException], *,
-                       concurrency: int = 8,
-                       on_result: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
+    async def run_many(
+        self,
+        documents: Iterable[DocumentLike | BaseException],
+        *,
+        concurrency: int = 8,
+        on_result: Callable[[RunRecord], None] | None = None,
+    ) -> list[RunRecord]:
         """Run many documents, at most `concurrency` at a time; results in input order.
 
         An item that is an exception (e.g. an `InputError` from loading a file) becomes a failed
@@ -146,12 +198,14 @@ class Runner:
                 w.cancel()
         return [r for r in results if r is not None]
 
-    async def iter_many(self, documents: Iterable[DocumentLike], *,
-                        concurrency: int = 8) -> AsyncIterator[RunRecord]:
+    async def iter_many(
+        self, documents: Iterable[DocumentLike], *, concurrency: int = 8
+    ) -> AsyncIterator[RunRecord]:
         """Like `run_many`, yielding each record as soon as its run ends."""
         queue: asyncio.Queue[RunRecord] = asyncio.Queue()
-        task = asyncio.ensure_future(self.run_many(documents, concurrency=concurrency,
-                                                   on_result=queue.put_nowait))
+        task = asyncio.ensure_future(
+            self.run_many(documents, concurrency=concurrency, on_result=queue.put_nowait)
+        )
         while not (task.done() and queue.empty()):
             getter = asyncio.ensure_future(queue.get())
             await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
@@ -164,10 +218,16 @@ class Runner:
     def failed_input(self, error: BaseException, *, document_id: str | None = None) -> RunRecord:
         """A failed run for a document that could not even be read."""
         doc_id = document_id or getattr(error, "document_id", None) or "unreadable"
-        record = RunRecord(run_id=new_id("run"), pipeline=self.pipeline.name,
-                           document_id=str(doc_id), document_hash="", status=RunStatus.FAILED,
-                           error=ErrorInfo(type=type(error).__name__, message=str(error)),
-                           started_at=now(), ended_at=now())
+        record = RunRecord(
+            run_id=new_id("run"),
+            pipeline=self.pipeline.name,
+            document_id=str(doc_id),
+            document_hash="",
+            status=RunStatus.FAILED,
+            error=ErrorInfo(type=type(error).__name__, message=str(error)),
+            started_at=now(),
+            ended_at=now(),
+        )
         self.store.save_run(record)
         return record
 
@@ -179,8 +239,9 @@ class Runner:
         """Apply a decision to a review by its id and continue the run."""
         review = self.store.get_review(review_id)
         if review is None:
-            raise ReviewNotFound(f"no review `{review_id}`; list pending reviews with "
-                                 "`handrail review list`")
+            raise ReviewNotFound(
+                f"no review `{review_id}`; list pending reviews with `handrail review list`"
+            )
         return await self.resume(review.run_id, _with_review_id(decision, review_id))
 
     async def resume(self, run_id: str, decision: ReviewDecision) -> RunRecord:
@@ -195,8 +256,10 @@ class Runner:
         request = self._pending_review(record, decision)
         node = self.pipeline.nodes.get(request.node)
         if node is None:
-            raise InvalidDecision(f"review `{request.review_id}` is for node `{request.node}`, "
-                                  f"which pipeline `{self.pipeline.name}` no longer has")
+            raise InvalidDecision(
+                f"review `{request.review_id}` is for node `{request.node}`, "
+                f"which pipeline `{self.pipeline.name}` no longer has"
+            )
         output, updates = self._decided_output(node, request, decision)
         stamped = decision if decision.decided_at else _stamp(decision)
         request = self.store.record_decision(request.review_id, stamped)
@@ -207,8 +270,13 @@ class Runner:
         if hooks.review_decided:
             hooks.emit(hooks.review_decided, request=request, decision=stamped)
         if hooks.run_started:
-            hooks.emit(hooks.run_started, run_id=run_id, pipeline=self.pipeline.name,
-                       document=run.document, resumed=True)
+            hooks.emit(
+                hooks.run_started,
+                run_id=run_id,
+                pipeline=self.pipeline.name,
+                document=run.document,
+                resumed=True,
+            )
         self._apply_decision(run, node, request, stamped, output, updates)
         if run.status is RunStatus.RUNNING:
             await self._drive_guarded(run)
@@ -226,13 +294,17 @@ class Runner:
                     run.status = RunStatus.FAILED
                     run.error = RunTimeout(
                         f"run `{run.run_id}` took longer than its timeout of {self.timeout:g}s; "
-                        "raise the timeout or look at the slowest step in `handrail runs show`")
+                        "raise the timeout or look at the slowest step in `handrail runs show`"
+                    )
             else:
                 await self._drive(run)
         except Exception as e:  # a bug in user code outside a node (a hook, a condition)
             run.status = RunStatus.FAILED
-            run.error = e if isinstance(e, HandrailError) else StepFailed(
-                f"run `{run.run_id}` stopped: {type(e).__name__}: {e}")
+            run.error = (
+                e
+                if isinstance(e, HandrailError)
+                else StepFailed(f"run `{run.run_id}` stopped: {type(e).__name__}: {e}")
+            )
 
     async def _drive(self, run: _Run) -> None:
         sched = run.sched
@@ -245,8 +317,11 @@ class Runner:
                     if not tasks and not sched.ready:
                         self._apply(run, name, visit, epoch, *await self._step(run, name, visit))
                     else:
-                        tasks[asyncio.ensure_future(self._step(run, name, visit))] = \
-                            (name, visit, epoch)
+                        tasks[asyncio.ensure_future(self._step(run, name, visit))] = (
+                            name,
+                            visit,
+                            epoch,
+                        )
                     continue
                 if not tasks:
                     return
@@ -266,22 +341,29 @@ class Runner:
         node = self.pipeline.plans[name].node
         hooks = self.hooks
         if hooks.step_started:
-            hooks.emit(hooks.step_started, run_id=run.run_id, node=name, kind=node.kind,
-                       visit=visit)
+            hooks.emit(
+                hooks.step_started, run_id=run.run_id, node=name, kind=node.kind, visit=visit
+            )
         started_at = now()
         t0 = time.perf_counter()
-        ctx = StepContext(run_id=run.run_id, pipeline=self.pipeline, state=run.state,
-                          visit=visit, hooks=hooks, models=self.models,
-                          default_model=self.model, call_ids=run.call_ids)
+        ctx = StepContext(
+            run_id=run.run_id,
+            pipeline=self.pipeline,
+            state=run.state,
+            visit=visit,
+            hooks=hooks,
+            models=self.models,
+            default_model=self.model,
+            call_ids=run.call_ids,
+        )
         outcome = await execute(node, ctx)
         return outcome, started_at, time.perf_counter() - t0
 
     def _taken(self, name: str, route: str | None, state: State) -> list[str]:
         taken = []
         for edge in self.pipeline.plans[name].out:
-            if edge.routes:
-                if route not in edge.routes:
-                    continue
+            if edge.routes and route not in edge.routes:
+                continue
             if edge.when is not None:
                 try:
                     if not edge.when(state):
@@ -289,12 +371,22 @@ class Runner:
                 except Exception as e:
                     raise StepFailed(
                         f"the condition on edge `{edge.source}` -> `{edge.target}` raised "
-                        f"{type(e).__name__}: {e}; fix the condition", node=name) from e
+                        f"{type(e).__name__}: {e}; fix the condition",
+                        node=name,
+                    ) from e
             taken.append(edge.target)
         return taken
 
-    def _apply(self, run: _Run, name: str, visit: int, epoch: int, outcome: Outcome,
-               started_at: Any, duration: float) -> None:
+    def _apply(
+        self,
+        run: _Run,
+        name: str,
+        visit: int,
+        epoch: int,
+        outcome: Outcome,
+        started_at: Any,
+        duration: float,
+    ) -> None:
         node = self.pipeline.plans[name].node
         sched = run.sched
         status = outcome.status
@@ -316,7 +408,9 @@ class Runner:
                     error = LoopLimitReached(
                         f"`{name}` chose to go back to `{loop.target}` again, but that loop's "
                         f"limit ({loop.max_loops}) is reached; raise max_loops or give the "
-                        "node a fallback", node=name)
+                        "node a fallback",
+                        node=name,
+                    )
                     if node.fallback is not None and node.fallback.node is not None:
                         status, taken = StepStatus.FALLBACK, [node.fallback.node]
                     else:
@@ -324,16 +418,32 @@ class Runner:
         elif status is StepStatus.FALLBACK:
             assert node.fallback is not None and node.fallback.node is not None
             taken = [node.fallback.node]
-        review_id = (derived_id("rv", run.run_id, name, str(visit))
-                     if status is StepStatus.NEEDS_REVIEW else None)
+        review_id = (
+            derived_id("rv", run.run_id, name, str(visit))
+            if status is StepStatus.NEEDS_REVIEW
+            else None
+        )
         step = StepRecord(
-            run_id=run.run_id, node=name, kind=node.kind, visit=visit, status=status,
-            output=outcome.output, confidence=outcome.confidence,
-            field_confidence=outcome.field_confidence, checks=outcome.checks,
-            route=outcome.route, next=tuple(taken), attempts=tuple(outcome.attempts),
-            started_at=started_at, duration_s=duration, usage=outcome.usage, model=outcome.model,
-            error=_error_info(error) if error is not None else None, review_id=review_id,
-            updates=updates)
+            run_id=run.run_id,
+            node=name,
+            kind=node.kind,
+            visit=visit,
+            status=status,
+            output=outcome.output,
+            confidence=outcome.confidence,
+            field_confidence=outcome.field_confidence,
+            checks=outcome.checks,
+            route=outcome.route,
+            next=tuple(taken),
+            attempts=tuple(outcome.attempts),
+            started_at=started_at,
+            duration_s=duration,
+            usage=outcome.usage,
+            model=outcome.model,
+            error=_error_info(error) if error is not None else None,
+            review_id=review_id,
+            updates=updates,
+        )
         self._record_step(run, step)
         if status is StepStatus.SUPERSEDED:
             return
@@ -345,10 +455,19 @@ class Runner:
             assert review_id is not None
             sched.pause(name)
             request = ReviewRequest(
-                review_id=review_id, run_id=run.run_id, pipeline=self.pipeline.name, node=name,
-                visit=visit, output=outcome.output, target=outcome.review_target or name,
-                confidence=outcome.confidence, field_confidence=outcome.field_confidence,
-                reasons=outcome.reasons, document_id=run.document.id, created_at=now())
+                review_id=review_id,
+                run_id=run.run_id,
+                pipeline=self.pipeline.name,
+                node=name,
+                visit=visit,
+                output=outcome.output,
+                target=outcome.review_target or name,
+                confidence=outcome.confidence,
+                field_confidence=outcome.field_confidence,
+                reasons=outcome.reasons,
+                document_id=run.document.id,
+                created_at=now(),
+            )
             run.reviews[review_id] = request
             if self.hooks.review_requested:
                 self.hooks.emit(self.hooks.review_requested, request=request)
@@ -372,27 +491,38 @@ class Runner:
             run.status = RunStatus.FAILED
             run.error = BudgetExceeded(
                 f"run `{run.run_id}` used {usage.total_tokens} tokens, over its budget of "
-                f"{budget.max_tokens}; raise Budget(max_tokens=...) or shorten the prompts")
-        elif budget.max_cost is not None and usage.cost is not None and \
-                usage.cost > budget.max_cost:
+                f"{budget.max_tokens}; raise Budget(max_tokens=...) or shorten the prompts"
+            )
+        elif (
+            budget.max_cost is not None and usage.cost is not None and usage.cost > budget.max_cost
+        ):
             run.status = RunStatus.FAILED
             run.error = BudgetExceeded(
                 f"run `{run.run_id}` cost {usage.cost:.4f}, over its budget of "
-                f"{budget.max_cost:.4f}; raise Budget(max_cost=...) or use a cheaper model")
+                f"{budget.max_cost:.4f}; raise Budget(max_cost=...) or use a cheaper model"
+            )
 
     def _finish(self, run: _Run) -> RunRecord:
         if run.status is RunStatus.RUNNING:
             run.status = RunStatus.NEEDS_REVIEW if run.reviews else RunStatus.COMPLETED
         error = run.error
         record = RunRecord(
-            run_id=run.run_id, pipeline=self.pipeline.name, document_id=run.document.id,
-            document_hash=run.document.hash, status=run.status, outputs=run.state.outputs(),
-            steps=tuple(run.steps), reviews=tuple(run.reviews.values()),
+            run_id=run.run_id,
+            pipeline=self.pipeline.name,
+            document_id=run.document.id,
+            document_hash=run.document.hash,
+            status=run.status,
+            outputs=run.state.outputs(),
+            steps=tuple(run.steps),
+            reviews=tuple(run.reviews.values()),
             decisions=tuple(run.decisions),
             error=error if isinstance(error, ErrorInfo) or error is None else _error_info(error),
-            started_at=run.started_at, ended_at=now(),
-            duration_s=run.elapsed + time.perf_counter() - run.t0, usage=run.usage,
-            document=run.document)
+            started_at=run.started_at,
+            ended_at=now(),
+            duration_s=run.elapsed + time.perf_counter() - run.t0,
+            usage=run.usage,
+            document=run.document,
+        )
         self.store.save_run(record)
         if self.hooks.run_finished:
             self.hooks.emit(self.hooks.run_finished, run=record)
@@ -404,61 +534,83 @@ class Runner:
         pending = {r.review_id: r for r in record.reviews}
         decided = dict(record.decisions)
         wanted = decision.review_id
-        if wanted is not None and wanted in decided or (wanted is None and not pending
-                                                         and decided):
+        already = wanted in decided if wanted is not None else (not pending and bool(decided))
+        if already:
             rid = wanted or record.decisions[-1][0]
             previous = decided[rid]
             by = f" by {previous.reviewer}" if previous.reviewer else ""
-            raise ReviewAlreadyDecided(f"review `{rid}` of run `{record.run_id}` was already "
-                                       f"decided ({previous.action}{by}); a decision is "
-                                       "applied exactly once")
+            raise ReviewAlreadyDecided(
+                f"review `{rid}` of run `{record.run_id}` was already "
+                f"decided ({previous.action}{by}); a decision is "
+                "applied exactly once"
+            )
         if record.status is not RunStatus.NEEDS_REVIEW or not pending:
-            raise InvalidDecision(f"run `{record.run_id}` is {record.status.value}, not waiting "
-                                  "for review; nothing to decide")
+            raise InvalidDecision(
+                f"run `{record.run_id}` is {record.status.value}, not waiting "
+                "for review; nothing to decide"
+            )
         if wanted is None:
             if len(pending) > 1:
-                raise InvalidDecision(f"run `{record.run_id}` waits on {len(pending)} reviews "
-                                      f"({', '.join(pending)}); say which with review_id=")
+                raise InvalidDecision(
+                    f"run `{record.run_id}` waits on {len(pending)} reviews "
+                    f"({', '.join(pending)}); say which with review_id="
+                )
             return next(iter(pending.values()))
         if wanted not in pending:
-            raise ReviewNotFound(f"run `{record.run_id}` has no pending review `{wanted}`; "
-                                 f"pending: {', '.join(pending)}")
+            raise ReviewNotFound(
+                f"run `{record.run_id}` has no pending review `{wanted}`; "
+                f"pending: {', '.join(pending)}"
+            )
         return pending[wanted]
 
-    def _decided_output(self, node: Node, request: ReviewRequest,
-                        decision: ReviewDecision) -> tuple[Any, dict[str, Any]]:
+    def _decided_output(
+        self, node: Node, request: ReviewRequest, decision: ReviewDecision
+    ) -> tuple[Any, dict[str, Any]]:
         """Validate the decision before anything is written; returns (output, state updates)."""
         if decision.action == "reject":
             return None, {}
         target = self.pipeline.nodes[request.target]
         if decision.action == "approve":
             if request.output is None and not isinstance(node, Review):
-                raise InvalidDecision(f"review `{request.review_id}` has no output to approve "
-                                      f"(`{node.name}` failed: {request.reasons[0].message}); "
-                                      "edit it with a corrected output, or reject it")
+                raise InvalidDecision(
+                    f"review `{request.review_id}` has no output to approve "
+                    f"(`{node.name}` failed: {request.reasons[0].message}); "
+                    "edit it with a corrected output, or reject it"
+                )
             return ("approved", {}) if isinstance(node, Review) else (request.output, {})
         if decision.action != "edit":
-            raise InvalidDecision(f"unknown decision {decision.action!r}; use approve, edit "
-                                  "or reject")
+            raise InvalidDecision(
+                f"unknown decision {decision.action!r}; use approve, edit or reject"
+            )
         adapter = target.output_adapter()
         value = decision.output
         if adapter is not None:
             try:
                 value = adapter.validate_python(value)
             except Exception as e:
-                raise InvalidDecision(f"the edited output for `{target.name}` does not fit its "
-                                      f"schema: {e}; correct it and decide again") from e
+                raise InvalidDecision(
+                    f"the edited output for `{target.name}` does not fit its "
+                    f"schema: {e}; correct it and decide again"
+                ) from e
         if isinstance(node, Review):
             return "edited", {request.target: value}
         return value, {}
 
-    def _apply_decision(self, run: _Run, node: Node, request: ReviewRequest,
-                        decision: ReviewDecision, output: Any, updates: dict[str, Any]) -> None:
+    def _apply_decision(
+        self,
+        run: _Run,
+        node: Node,
+        request: ReviewRequest,
+        decision: ReviewDecision,
+        output: Any,
+        updates: dict[str, Any],
+    ) -> None:
         paused = next(s for s in reversed(run.steps) if s.review_id == request.review_id)
         taken: list[str] = []
         if decision.action == "reject":
-            rejected_edges = [e.target for e in self.pipeline.plans[node.name].out
-                              if REJECTED_ROUTE in e.routes]
+            rejected_edges = [
+                e.target for e in self.pipeline.plans[node.name].out if REJECTED_ROUTE in e.routes
+            ]
             status = StepStatus.REJECTED
             taken = rejected_edges
             route: str | None = REJECTED_ROUTE
@@ -471,22 +623,39 @@ class Runner:
             run.state = state
             taken = self._taken(node.name, route, state)
         step = StepRecord(
-            run_id=run.run_id, node=node.name, kind=node.kind, visit=paused.visit, status=status,
-            output=output, confidence=paused.confidence, field_confidence=paused.field_confidence,
-            checks=paused.checks, route=route, next=tuple(taken), started_at=now(),
-            usage=NO_USAGE, model=paused.model, review_id=request.review_id, updates=updates)
+            run_id=run.run_id,
+            node=node.name,
+            kind=node.kind,
+            visit=paused.visit,
+            status=status,
+            output=output,
+            confidence=paused.confidence,
+            field_confidence=paused.field_confidence,
+            checks=paused.checks,
+            route=route,
+            next=tuple(taken),
+            started_at=now(),
+            usage=NO_USAGE,
+            model=paused.model,
+            review_id=request.review_id,
+            updates=updates,
+        )
         self._record_step(run, step)
         if status is StepStatus.REJECTED and not taken:
             run.status = RunStatus.REJECTED
-            run.error = ErrorInfo(type="Rejected", message=decision.reason or
-                                  f"`{node.name}` rejected by a reviewer")
+            run.error = ErrorInfo(
+                type="Rejected", message=decision.reason or f"`{node.name}` rejected by a reviewer"
+            )
             return
         run.sched.finish(node.name, taken)
 
     def _rebuild(self, record: RunRecord) -> _Run:
         """Reconstruct a paused run from its records, without executing anything."""
-        document = record.document if isinstance(record.document, Document) else \
-            Document.of(record.document or "")
+        document = (
+            record.document
+            if isinstance(record.document, Document)
+            else Document.of(record.document or "")
+        )
         sched = Scheduler(self.pipeline.plans, self.pipeline.start, self._sources)
         run = _Run(record.run_id, document, sched)
         run.started_at = record.started_at or run.started_at
@@ -519,12 +688,22 @@ def _error_info(error: BaseException) -> ErrorInfo:
 
 
 def _stamp(decision: ReviewDecision) -> ReviewDecision:
-    return ReviewDecision(action=decision.action, output=decision.output,
-                          reviewer=decision.reviewer, reason=decision.reason,
-                          review_id=decision.review_id, decided_at=now())
+    return ReviewDecision(
+        action=decision.action,
+        output=decision.output,
+        reviewer=decision.reviewer,
+        reason=decision.reason,
+        review_id=decision.review_id,
+        decided_at=now(),
+    )
 
 
 def _with_review_id(decision: ReviewDecision, review_id: str) -> ReviewDecision:
-    return ReviewDecision(action=decision.action, output=decision.output,
-                          reviewer=decision.reviewer, reason=decision.reason,
-                          review_id=review_id, decided_at=decision.decided_at)
+    return ReviewDecision(
+        action=decision.action,
+        output=decision.output,
+        reviewer=decision.reviewer,
+        reason=decision.reason,
+        review_id=review_id,
+        decided_at=decision.decided_at,
+    )

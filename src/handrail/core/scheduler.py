@@ -20,11 +20,24 @@ READY, RUNNING, DONE, SKIPPED, PAUSED = "ready", "running", "done", "skipped", "
 
 
 class Scheduler:
-    __slots__ = ("plans", "remaining", "taken_in", "status", "visits", "epoch", "loops", "ready",
-                 "sources")
+    __slots__ = (
+        "epoch",
+        "loops",
+        "plans",
+        "ready",
+        "remaining",
+        "sources",
+        "status",
+        "taken_in",
+        "visits",
+    )
 
-    def __init__(self, plans: Mapping[str, NodePlan], start: Iterable[str],
-                 sources: Mapping[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        plans: Mapping[str, NodePlan],
+        start: Iterable[str],
+        sources: Mapping[str, tuple[str, ...]],
+    ) -> None:
         self.plans = plans
         self.sources = sources
         self.remaining = {name: plan.forward_in for name, plan in plans.items()}

@@ -29,8 +29,13 @@ class RunStore(Protocol):
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
 
-    def list_runs(self, *, status: RunStatus | None = None, pipeline: str | None = None,
-                  limit: int | None = None) -> Sequence[RunRecord]: ...
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        pipeline: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[RunRecord]: ...
 
     def get_review(self, review_id: str) -> ReviewRequest | None: ...
 
@@ -74,11 +79,19 @@ class InMemoryStore:
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 
-    def list_runs(self, *, status: RunStatus | None = None, pipeline: str | None = None,
-                  limit: int | None = None) -> list[RunRecord]:
-        runs = [r for r in self._runs.values()
-                if (status is None or r.status == status)
-                and (pipeline is None or r.pipeline == pipeline)]
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        pipeline: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        runs = [
+            r
+            for r in self._runs.values()
+            if (status is None or r.status == status)
+            and (pipeline is None or r.pipeline == pipeline)
+        ]
         return runs[:limit] if limit is not None else runs
 
     def get_review(self, review_id: str) -> ReviewRequest | None:

@@ -51,51 +51,82 @@ def validate(builder: PipelineBuilder) -> Pipeline:
     plans = {}
     for name, node in nodes.items():
         out = tuple(data["edge"] for _, _, data in graph.out_edges(name, data=True))
-        regions = {e.target: frozenset(nx.descendants(forward, e.target) | {e.target})
-                   for e in out if e.is_loop}
-        plans[name] = NodePlan(node=node, forward_in=forward.in_degree(name), out=out,
-                               loop_region=regions)
-    return Pipeline(name=builder.name, graph=nx.freeze(graph), nodes=nodes, start=start,
-                    plans=plans, prompts=prompts, budget=builder.budget, timeout=builder.timeout,
-                    pausable=builder.pausable, description=builder.description)
+        regions = {
+            e.target: frozenset(nx.descendants(forward, e.target) | {e.target})
+            for e in out
+            if e.is_loop
+        }
+        plans[name] = NodePlan(
+            node=node, forward_in=forward.in_degree(name), out=out, loop_region=regions
+        )
+    return Pipeline(
+        name=builder.name,
+        graph=nx.freeze(graph),
+        nodes=nodes,
+        start=start,
+        plans=plans,
+        prompts=prompts,
+        budget=builder.budget,
+        timeout=builder.timeout,
+        pausable=builder.pausable,
+        description=builder.description,
+    )
 
 
 def _join(pipeline: str, errors: list[str]) -> str:
     if len(errors) == 1:
         return f"pipeline `{pipeline}`: {errors[0]}"
     return f"pipeline `{pipeline}` has {len(errors)} problems:\n" + "\n".join(
-        f"  - {e}" for e in errors)
+        f"  - {e}" for e in errors
+    )
 
 
 def _names(nodes: dict[str, Node]) -> str:
     return ", ".join(f"`{n}`" for n in nodes)
 
 
-def _collect_edges(builder: PipelineBuilder, nodes: dict[str, Node],
-                   errors: list[str]) -> list[Edge]:
+def _collect_edges(
+    builder: PipelineBuilder, nodes: dict[str, Node], errors: list[str]
+) -> list[Edge]:
     merged: dict[tuple[str, str], Edge] = {}
     raw = list(builder._edges)
     for node in nodes.values():
         if node.fallback is not None and node.fallback.node is not None:
-            raw.append(Edge(source=node.name, target=node.fallback.node,
-                            routes=frozenset([FALLBACK_ROUTE])))
+            raw.append(
+                Edge(
+                    source=node.name, target=node.fallback.node, routes=frozenset([FALLBACK_ROUTE])
+                )
+            )
     for edge in raw:
         for end in (edge.source, edge.target):
             if end not in nodes:
                 what = "fallback of" if edge.is_fallback else "edge"
-                errors.append(f"{what} `{edge.source}` -> `{edge.target}`: no node named "
-                              f"`{end}`; add it with .add(...) or use one of: {_names(nodes)}")
+                errors.append(
+                    f"{what} `{edge.source}` -> `{edge.target}`: no node named "
+                    f"`{end}`; add it with .add(...) or use one of: {_names(nodes)}"
+                )
         key = (edge.source, edge.target)
         previous = merged.get(key)
         if previous is None:
             merged[key] = edge
-        elif (previous.routes and edge.routes and previous.when is None and edge.when is None
-              and previous.max_loops == edge.max_loops):
-            merged[key] = Edge(source=edge.source, target=edge.target,
-                               routes=previous.routes | edge.routes, max_loops=edge.max_loops)
+        elif (
+            previous.routes
+            and edge.routes
+            and previous.when is None
+            and edge.when is None
+            and previous.max_loops == edge.max_loops
+        ):
+            merged[key] = Edge(
+                source=edge.source,
+                target=edge.target,
+                routes=previous.routes | edge.routes,
+                max_loops=edge.max_loops,
+            )
         else:
-            errors.append(f"two edges `{edge.source}` -> `{edge.target}`; keep one (list several "
-                          "routes in one edge with route=[...])")
+            errors.append(
+                f"two edges `{edge.source}` -> `{edge.target}`; keep one (list several "
+                "routes in one edge with route=[...])"
+            )
     return [e for e in merged.values() if e.source in nodes and e.target in nodes]
 
 
@@ -109,19 +140,25 @@ def _check_routes(nodes: dict[str, Node], edges: list[Edge], errors: list[str]) 
         for route in edge.routes - allowed:
             if source.routes():
                 choices = ", ".join(f"`{r}`" for r in sorted(allowed - {FALLBACK_ROUTE}))
-                errors.append(f"edge `{edge.source}` -> `{edge.target}` has route `{route}`, but "
-                              f"`{edge.source}` can only choose {choices}; fix the route name")
+                errors.append(
+                    f"edge `{edge.source}` -> `{edge.target}` has route `{route}`, but "
+                    f"`{edge.source}` can only choose {choices}; fix the route name"
+                )
             else:
-                errors.append(f"edge `{edge.source}` -> `{edge.target}` has route `{route}`, but "
-                              f"`{edge.source}` ({source.kind}) declares no routes; declare "
-                              f"routes=[...] on it, or use when= for a condition")
+                errors.append(
+                    f"edge `{edge.source}` -> `{edge.target}` has route `{route}`, but "
+                    f"`{edge.source}` ({source.kind}) declares no routes; declare "
+                    f"routes=[...] on it, or use when= for a condition"
+                )
         used.setdefault(edge.source, set()).update(edge.routes)
     for node in nodes.values():
         if isinstance(node, Rule):
             for route in node.routes():
                 if route not in used.get(node.name, set()):
-                    errors.append(f"rule `{node.name}` declares route `{route}` but no edge "
-                                  f"carries it; add .edge({node.name!r}, TARGET, route={route!r})")
+                    errors.append(
+                        f"rule `{node.name}` declares route `{route}` but no edge "
+                        f"carries it; add .edge({node.name!r}, TARGET, route={route!r})"
+                    )
 
 
 def _check_cycles(forward: nx.DiGraph, edges: list[Edge], errors: list[str]) -> bool:
@@ -131,77 +168,110 @@ def _check_cycles(forward: nx.DiGraph, edges: list[Edge], errors: list[str]) -> 
         pass
     else:
         path = " -> ".join(f"`{u}`" for u, _ in cycle) + f" -> `{cycle[0][0]}`"
-        errors.append(f"cycle {path} has no visit limit; give the edge that goes back "
-                      "max_loops=N (e.g. .edge(..., max_loops=2))")
+        errors.append(
+            f"cycle {path} has no visit limit; give the edge that goes back "
+            "max_loops=N (e.g. .edge(..., max_loops=2))"
+        )
         return False
     for edge in edges:
-        if edge.is_loop and edge.target != edge.source and \
-                edge.target not in nx.ancestors(forward, edge.source):
-            errors.append(f"edge `{edge.source}` -> `{edge.target}` has max_loops but does not "
-                          f"go back to an earlier node; remove max_loops")
+        if (
+            edge.is_loop
+            and edge.target != edge.source
+            and edge.target not in nx.ancestors(forward, edge.source)
+        ):
+            errors.append(
+                f"edge `{edge.source}` -> `{edge.target}` has max_loops but does not "
+                f"go back to an earlier node; remove max_loops"
+            )
     return True
 
 
-def _check_reachability(nodes: dict[str, Node], graph: nx.DiGraph, forward: nx.DiGraph,
-                        start: tuple[str, ...], errors: list[str]) -> None:
+def _check_reachability(
+    nodes: dict[str, Node],
+    graph: nx.DiGraph,
+    forward: nx.DiGraph,
+    start: tuple[str, ...],
+    errors: list[str],
+) -> None:
     starts = [s for s in start if s in nodes]
     reached: set[str] = set(starts)
     for s in starts:
         reached |= nx.descendants(forward, s)
     for name in nodes:
         if name not in reached:
-            errors.append(f"node `{name}` is unreachable: no edge leads to it from the start "
-                          f"({', '.join(f'`{s}`' for s in starts)}); add it with after=... or "
-                          "an edge to it")
+            errors.append(
+                f"node `{name}` is unreachable: no edge leads to it from the start "
+                f"({', '.join(f'`{s}`' for s in starts)}); add it with after=... or "
+                "an edge to it"
+            )
     sinks = {n for n in nodes if graph.out_degree(n) == 0}
     can_finish: set[str] = set(sinks)
     for sink in sinks:
         can_finish |= nx.ancestors(forward, sink)
     for name in nodes:
         if name in reached and name not in can_finish:
-            errors.append(f"node `{name}` has no way to finish: every path from it loops back; "
-                          "add an edge from it (or a node after it) that leads out of the loop")
+            errors.append(
+                f"node `{name}` has no way to finish: every path from it loops back; "
+                "add an edge from it (or a node after it) that leads out of the loop"
+            )
 
 
 def _check_pausing(builder: PipelineBuilder, nodes: dict[str, Node], errors: list[str]) -> None:
     for node in nodes.values():
         if node.fallback is None and any(c.on_fail == "fallback" for c in node.checks):
-            errors.append(f"node `{node.name}` has a check with on_fail='fallback' but no "
-                          "fallback; add fallback=Fallback(...) or choose another on_fail")
+            errors.append(
+                f"node `{node.name}` has a check with on_fail='fallback' but no "
+                "fallback; add fallback=Fallback(...) or choose another on_fail"
+            )
         if isinstance(node, Review) and node.of not in nodes:
-            errors.append(f"review `{node.name}` reviews `{node.of}`, which is not a node; "
-                          f"use of= one of: {_names(nodes)}")
+            errors.append(
+                f"review `{node.name}` reviews `{node.of}`, which is not a node; "
+                f"use of= one of: {_names(nodes)}"
+            )
         if isinstance(node, Extract) and node.gate is not None:
             unknown = set(node.gate.fields) - set(node.schema.model_fields)
             for f in sorted(unknown):
-                errors.append(f"extract `{node.name}` gates field `{f}`, which "
-                              f"{node.schema.__name__} does not have; fields: "
-                              f"{', '.join(node.schema.model_fields)}")
+                errors.append(
+                    f"extract `{node.name}` gates field `{f}`, which "
+                    f"{node.schema.__name__} does not have; fields: "
+                    f"{', '.join(node.schema.model_fields)}"
+                )
         if builder.pausable or not node.can_pause():
             continue
-        why = ("is a review gate" if isinstance(node, Review)
-               else "has a confidence gate" if isinstance(node, LLMNode) and node.gate
-               else "can send the run to review (on_exhausted or a check's on_fail='review')")
-        errors.append(f"node `{node.name}` {why}, but pipeline `{builder.name}` is "
-                      "pausable=False; remove the gate/review (gate=None) or make it pausable")
+        why = (
+            "is a review gate"
+            if isinstance(node, Review)
+            else "has a confidence gate"
+            if isinstance(node, LLMNode) and node.gate
+            else "can send the run to review (on_exhausted or a check's on_fail='review')"
+        )
+        errors.append(
+            f"node `{node.name}` {why}, but pipeline `{builder.name}` is "
+            "pausable=False; remove the gate/review (gate=None) or make it pausable"
+        )
 
 
-def _load_prompts(builder: PipelineBuilder, nodes: dict[str, Node],
-                  errors: list[str]) -> dict[str, Prompt]:
+def _load_prompts(
+    builder: PipelineBuilder, nodes: dict[str, Node], errors: list[str]
+) -> dict[str, Prompt]:
     prompts: dict[str, Prompt] = {}
     for node in nodes.values():
         if not isinstance(node, LLMNode):
             continue
         try:
-            prompts[node.name] = (default_prompt(node.kind) if node.prompt is None
-                                  else load_prompt(builder.prompts, node.prompt))
+            prompts[node.name] = (
+                default_prompt(node.kind)
+                if node.prompt is None
+                else load_prompt(builder.prompts, node.prompt)
+            )
         except PromptError as e:
             errors.append(f"node `{node.name}`: {e}")
     return prompts
 
 
-def _check_reads(nodes: dict[str, Node], forward: nx.DiGraph, prompts: dict[str, Prompt],
-                 errors: list[str]) -> None:
+def _check_reads(
+    nodes: dict[str, Node], forward: nx.DiGraph, prompts: dict[str, Prompt], errors: list[str]
+) -> None:
     for node in nodes.values():
         prompt = prompts.get(node.name)
         reads = set(node.reads) | ((prompt.names - BUILTIN_NAMES) if prompt else set())
@@ -209,24 +279,30 @@ def _check_reads(nodes: dict[str, Node], forward: nx.DiGraph, prompts: dict[str,
         where = "in its prompt" if prompt and reads - set(node.reads) else ""
         for name in sorted(reads):
             if name not in nodes:
-                errors.append(f"node `{node.name}` reads `{name}` {where}, which is neither a node "
-                              f"nor one of {', '.join(sorted(BUILTIN_NAMES))}; fix the name"
-                              .replace("  ", " "))
+                errors.append(
+                    f"node `{node.name}` reads `{name}` {where}, which is neither a node "
+                    f"nor one of {', '.join(sorted(BUILTIN_NAMES))}; fix the name".replace(
+                        "  ", " "
+                    )
+                )
             elif name not in before:
-                errors.append(f"node `{node.name}` reads `{name}`, but `{name}` does not run "
-                              f"before it; add an edge from `{name}` (or a node after it) to "
-                              f"`{node.name}`")
+                errors.append(
+                    f"node `{node.name}` reads `{name}`, but `{name}` does not run "
+                    f"before it; add an edge from `{name}` (or a node after it) to "
+                    f"`{node.name}`"
+                )
             elif prompt is not None:
                 _check_fields(node, name, nodes[name], prompt, errors)
 
 
-def _check_fields(node: Node, name: str, producer: Node, prompt: Prompt,
-                  errors: list[str]) -> None:
+def _check_fields(node: Node, name: str, producer: Node, prompt: Prompt, errors: list[str]) -> None:
     schema = getattr(producer, "schema", None)
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         return
     fields = set(schema.model_fields) | {n for n in dir(schema) if not n.startswith("_")}
     for attr in sorted(prompt.attributes.get(name, frozenset()) - fields):
-        errors.append(f"the prompt of `{node.name}` reads `{name}.{attr}`, but `{name}` "
-                      f"({schema.__name__}) has no field `{attr}`; fields: "
-                      f"{', '.join(schema.model_fields)}")
+        errors.append(
+            f"the prompt of `{node.name}` reads `{name}.{attr}`, but `{name}` "
+            f"({schema.__name__}) has no field `{attr}`; fields: "
+            f"{', '.join(schema.model_fields)}"
+        )

@@ -14,8 +14,10 @@ def get_model(spec: str) -> Model:
     name = spec.strip()
     if name == "fake" or name.startswith("fake/"):
         return FakeModel(name=name)
-    raise InputError(f"unknown model {spec!r}; use one of: {', '.join(KNOWN)} "
-                     "(hosted and local models arrive with the litellm provider)")
+    raise InputError(
+        f"unknown model {spec!r}; use one of: {', '.join(KNOWN)} "
+        "(hosted and local models arrive with the litellm provider)"
+    )
 
 
 __all__ = ["Fail", "FakeModel", "Reply", "get_model"]

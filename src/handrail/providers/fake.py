@@ -27,7 +27,10 @@ from typing import Any, Literal
 from handrail.core.model import ModelRequest, ModelResponse
 from handrail.core.records import Confidence, ConfidenceSource, Usage
 from handrail.exceptions import (
-    AuthenticationError, ProviderTimeout, ProviderUnavailable, RateLimited,
+    AuthenticationError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
 )
 
 FailKind = Literal["timeout", "rate_limit", "unavailable", "invalid_json", "exception", "auth"]
@@ -48,10 +51,17 @@ class Reply:
     source: ConfidenceSource = "scripted"
     """The confidence source recorded for this reply's numbers."""
 
-    def __init__(self, output: Any, *, confidence: float | None = None,
-                 field_confidence: Mapping[str, float] | None = None,
-                 label_scores: Mapping[str, float] | None = None, latency: float | None = None,
-                 usage: Usage | None = None, source: ConfidenceSource = "scripted") -> None:
+    def __init__(
+        self,
+        output: Any,
+        *,
+        confidence: float | None = None,
+        field_confidence: Mapping[str, float] | None = None,
+        label_scores: Mapping[str, float] | None = None,
+        latency: float | None = None,
+        usage: Usage | None = None,
+        source: ConfidenceSource = "scripted",
+    ) -> None:
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "output", output)
         object.__setattr__(self, "confidence", confidence)
@@ -71,12 +81,19 @@ class Fail:
     message: str = ""
     latency: float | None = None
 
-    def __init__(self, kind: FailKind, message: str = "", *,
-                 latency: float | None = None) -> None:
-        if kind not in ("timeout", "rate_limit", "unavailable", "invalid_json", "exception",
-                        "auth"):
-            raise ValueError(f"Fail({kind!r}): use timeout, rate_limit, unavailable, "
-                             "invalid_json, exception or auth")
+    def __init__(self, kind: FailKind, message: str = "", *, latency: float | None = None) -> None:
+        if kind not in (
+            "timeout",
+            "rate_limit",
+            "unavailable",
+            "invalid_json",
+            "exception",
+            "auth",
+        ):
+            raise ValueError(
+                f"Fail({kind!r}): use timeout, rate_limit, unavailable, "
+                "invalid_json, exception or auth"
+            )
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "message", message)
         object.__setattr__(self, "latency", latency)
@@ -89,8 +106,14 @@ Script = Scripted | Sequence[Scripted] | Callable[[ModelRequest], Scripted]
 class FakeModel:
     """A `Model` that answers from a script (see module docs). `calls` records every request."""
 
-    def __init__(self, script: Mapping[str, Script] | None = None, *, name: str = "fake",
-                 latency: float = 0.0, heuristic: bool = True) -> None:
+    def __init__(
+        self,
+        script: Mapping[str, Script] | None = None,
+        *,
+        name: str = "fake",
+        latency: float = 0.0,
+        heuristic: bool = True,
+    ) -> None:
         self._name = name
         self.script = dict(script or {})
         self.latency = latency
@@ -122,8 +145,10 @@ class FakeModel:
         scripted = self._next(request)
         if scripted is None:
             if not self.heuristic:
-                raise KeyError(f"FakeModel has no script for node `{request.node}`; add "
-                               f"FakeModel({{{request.node!r}: Reply(...)}})")
+                raise KeyError(
+                    f"FakeModel has no script for node `{request.node}`; add "
+                    f"FakeModel({{{request.node!r}: Reply(...)}})"
+                )
             scripted = heuristic_reply(request)
         delay = scripted.latency if scripted.latency is not None else self.latency
         if delay:
@@ -137,10 +162,16 @@ class FakeModel:
             value = scripted.label_scores[scripted.output]
         confidence = Confidence(value=value, source=source) if value is not None else None
         return ModelResponse(
-            output=scripted.output, usage=usage, model=self._name, confidence=confidence,
-            field_confidence={k: Confidence(value=v, source=source)
-                              for k, v in scripted.field_confidence.items()},
-            label_scores=scripted.label_scores, finish_reason="stop")
+            output=scripted.output,
+            usage=usage,
+            model=self._name,
+            confidence=confidence,
+            field_confidence={
+                k: Confidence(value=v, source=source) for k, v in scripted.field_confidence.items()
+            },
+            label_scores=scripted.label_scores,
+            finish_reason="stop",
+        )
 
 
 def _fail(scripted: Fail, request: ModelRequest) -> ModelResponse:
@@ -154,8 +185,12 @@ def _fail(scripted: Fail, request: ModelRequest) -> ModelResponse:
     if scripted.kind == "auth":
         raise AuthenticationError(message)
     if scripted.kind == "invalid_json":
-        return ModelResponse(output='{"this is": not json', model="fake",
-                             usage=_usage(request, "x"), finish_reason="stop")
+        return ModelResponse(
+            output='{"this is": not json',
+            model="fake",
+            usage=_usage(request, "x"),
+            finish_reason="stop",
+        )
     raise RuntimeError(message)
 
 
@@ -171,6 +206,7 @@ def _usage(request: ModelRequest, output: Any) -> Usage:
 
 # --- the heuristic stand-in ---------------------------------------------------------------------
 
+
 def _document(request: ModelRequest) -> str:
     return "\n".join(m.content for m in request.messages if m.role == "user")
 
@@ -180,14 +216,17 @@ def heuristic_reply(request: ModelRequest) -> Reply:
     text = _document(request)
     if request.kind == "classify":
         return _classify(text, request.labels)
-    if request.kind == "extract" or (request.output_schema and
-                                     request.output_schema.get("type") == "object"):
+    if request.kind == "extract" or (
+        request.output_schema and request.output_schema.get("type") == "object"
+    ):
         return _extract(text, request.output_schema or {})
     if request.kind == "summarize":
         sentences = re.split(r"(?<=[.!?])\s+", _body(text).strip())
         return Reply(" ".join(sentences[:2])[:400])
-    return Reply("Hello,\n\nThank you for your message. We have received it and a member of "
-                 "our team will follow up shortly.\n\nKind regards,\nSupport")
+    return Reply(
+        "Hello,\n\nThank you for your message. We have received it and a member of "
+        "our team will follow up shortly.\n\nKind regards,\nSupport"
+    )
 
 
 def _body(text: str) -> str:
