@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from handrail.core.nodes import LLMNode, Node
 from handrail.exceptions import GraphSetupError
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from handrail.core.prompts import Prompt
     from handrail.core.state import State
 

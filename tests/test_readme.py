@@ -1,0 +1,29 @@
+"""The README's Python blocks run as written, and its first two commands are the ones CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_python_blocks_run(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    assert len(blocks) >= 2
+    namespace: dict[str, object] = {"__name__": "readme"}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert "Invoices over 1,000 need a second look" in printed
+    assert "('book', 'completed')" in printed
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
+    commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    main_job, tests = commands[0], commands[1]
+    assert "handrail run examples/" in main_job
+    assert tests.endswith("pytest")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert 'pip install -e ".[test]"' in ci and "pytest" in ci
