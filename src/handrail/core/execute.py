@@ -22,7 +22,8 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from handrail._utils import unit_hash
@@ -227,7 +228,9 @@ def _execute_review(node: Review, ctx: StepContext) -> Outcome:
 
 
 def _wait(policy: RetryPolicy) -> Any:
-    base = wait_exponential_jitter(initial=policy.initial, max=policy.maximum, jitter=policy.jitter)
+    base = wait_exponential(multiplier=policy.initial, max=policy.maximum) + wait_random(
+        0, policy.jitter
+    )
 
     def wait(retry_state: Any) -> float:
         delay = float(base(retry_state))
