@@ -1,0 +1,152 @@
+"""How `handrail run` shows its results: JSON Lines for machines, a rich table for people."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from handrail.core.records import ReviewRequest, RunRecord, RunStatus, StepStatus
+
+_STYLES = {
+    RunStatus.COMPLETED: "green",
+    RunStatus.NEEDS_REVIEW: "yellow",
+    RunStatus.FAILED: "red",
+    RunStatus.REJECTED: "magenta",
+    RunStatus.RUNNING: "blue",
+}
+_TOTALS = (
+    (RunStatus.COMPLETED, "completed"),
+    (RunStatus.NEEDS_REVIEW, "needs review"),
+    (RunStatus.FAILED, "failed"),
+    (RunStatus.REJECTED, "rejected"),
+)
+
+
+def jsonable(value: Any) -> Any:
+    """A value as plain JSON data (pydantic models dumped with mode="json"; else `str`)."""
+    return to_jsonable_python(value, fallback=str)
+
+
+def record_json(record: RunRecord, document_id: str | None = None) -> dict[str, Any]:
+    """The JSON Lines object for one run."""
+    review = record.review
+    error = record.error
+    return {
+        "run_id": record.run_id,
+        "document": document_id if document_id is not None else record.document_id,
+        "status": record.status.value,
+        "outputs": jsonable(dict(record.outputs)),
+        "review": _review_json(review) if review is not None else None,
+        "error": {"type": error.type, "message": error.message} if error is not None else None,
+        "steps": [
+            {
+                "node": step.node,
+                "status": step.status.value,
+                "route": step.route,
+                "confidence": step.confidence.value if step.confidence is not None else None,
+            }
+            for step in record.steps
+        ],
+    }
+
+
+def _review_json(review: ReviewRequest) -> dict[str, Any]:
+    return {
+        "review_id": review.review_id,
+        "node": review.node,
+        "reasons": [
+            {
+                "kind": reason.kind,
+                "message": reason.message,
+                "field": reason.field,
+                "value": reason.value,
+                "threshold": reason.threshold,
+                "check": reason.check,
+            }
+            for reason in review.reasons
+        ],
+        "output": jsonable(review.output),
+    }
+
+
+def print_json_lines(document_ids: Sequence[str], records: Sequence[RunRecord]) -> None:
+    """One JSON object per document on stdout, in input order."""
+    for document_id, record in zip(document_ids, records, strict=True):
+        print(json.dumps(record_json(record, document_id), ensure_ascii=False))
+
+
+def print_summary(document_ids: Sequence[str], records: Sequence[RunRecord]) -> None:
+    """A table with a row per document, then the totals per status."""
+    console = Console(highlight=False)
+    console.print(summary_table(document_ids, records))
+    console.print(Text(totals_line(records)))
+
+
+def summary_table(document_ids: Sequence[str], records: Sequence[RunRecord]) -> Table:
+    table = Table()
+    table.add_column("document", overflow="fold", ratio=2)
+    table.add_column("status", no_wrap=True)
+    table.add_column("result", ratio=3)
+    table.add_column("review reasons / error", ratio=4)
+    for document_id, record in zip(document_ids, records, strict=True):
+        table.add_row(
+            Text(document_id),
+            Text(record.status.value, style=_STYLES[record.status]),
+            Text(result_brief(record)),
+            Text(notes(record)),
+        )
+    return table
+
+
+def totals_line(records: Sequence[RunRecord]) -> str:
+    counts = Counter(record.status for record in records)
+    n = len(records)
+    parts = [f"{counts[status]} {label}" for status, label in _TOTALS]
+    return f"{n} document{'s' if n != 1 else ''}: " + ", ".join(parts)
+
+
+def result_brief(record: RunRecord) -> str:
+    """Routes taken and the last completed output, shortened: `category=refund, reply: ...`."""
+    done = [s for s in record.steps if s.status is StepStatus.COMPLETED]
+    parts = [f"{s.node}={s.route}" for s in done if s.route is not None]
+    if done and done[-1].route is None:
+        parts.append(f"{done[-1].node}: {_short(done[-1].output)}")
+    return ", ".join(parts)
+
+
+def notes(record: RunRecord) -> str:
+    """Why a run waits for review, or why it failed."""
+    if record.reviews:
+        return "; ".join(
+            f"{review.node}: {reason.message}"
+            for review in record.reviews
+            for reason in review.reasons
+        )
+    if record.error is not None:
+        return f"{record.error.type}: {record.error.message}"
+    return ""
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(jsonable(value), ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+__all__ = [
+    "jsonable",
+    "notes",
+    "print_json_lines",
+    "print_summary",
+    "record_json",
+    "result_brief",
+    "summary_table",
+    "totals_line",
+]
