@@ -49,6 +49,10 @@ class PromptError(GraphSetupError):
 class InputError(HandrailError):
     """A document or a command-line target cannot be used."""
 
+    def __init__(self, message: str, *, document_id: str | None = None) -> None:
+        super().__init__(message)
+        self.document_id = document_id
+
 
 class RunError(HandrailError):
     """A step or a run failed while executing."""

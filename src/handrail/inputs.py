@@ -218,10 +218,8 @@ def _name(doc_id: str) -> str:
 
 
 def _error(document_id: str, message: str) -> InputError:
-    error = InputError(message)
     # `Runner.failed_input` reads `document_id` to name the failed run after the file.
-    setattr(error, "document_id", document_id)  # noqa: B010  (InputError has no such field yet)
-    return error
+    return InputError(message, document_id=document_id)
 
 
 __all__ = [
