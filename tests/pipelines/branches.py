@@ -15,8 +15,10 @@ pipeline = (
     .add(Rule("small", lambda s: "S"), after="size", route="small")
     .add(Rule("medium", lambda s: "M"), after="size", route="medium")
     .add(Rule("large", lambda s: "L"), after="size", route="large")
-    .add(Rule("join", lambda s: [k for k in ("small", "medium", "large") if k in s]),
-         after=["small", "medium", "large"])
+    .add(
+        Rule("join", lambda s: [k for k in ("small", "medium", "large") if k in s]),
+        after=["small", "medium", "large"],
+    )
     .build()
 )
 

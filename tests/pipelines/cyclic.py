@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel
 
-from handrail import Extract, FakeModel, Fail, PipelineBuilder, Reply, Route, Rule
+from handrail import Extract, Fail, FakeModel, PipelineBuilder, Reply, Route, Rule
 
 
 class Invoice(BaseModel):

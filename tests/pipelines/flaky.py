@@ -1,6 +1,6 @@
 """A provider that fails transiently before answering: retried with backoff."""
 
-from handrail import Classify, FakeModel, Fail, PipelineBuilder, Reply, RetryPolicy
+from handrail import Classify, Fail, FakeModel, PipelineBuilder, Reply, RetryPolicy
 
 FAST = RetryPolicy(attempts=3, initial=0.0, maximum=0.0, jitter=0.0)
 

@@ -19,8 +19,7 @@ def total_with_tax(state):
 
 pipeline = (
     PipelineBuilder("happy", prompts=Path(__file__).parent / "prompts")
-    .add(Classify("category", labels=["refund", "bug", "question"],
-                  prompt="classify_ticket.md"))
+    .add(Classify("category", labels=["refund", "bug", "question"], prompt="classify_ticket.md"))
     .add(Extract("order", Order, prompt="extract_order.md"), after="category")
     .add(Rule("with_tax", total_with_tax), after="order")
     .add(Draft("reply", prompt="draft_reply.md"), after="with_tax")
@@ -29,9 +28,13 @@ pipeline = (
 
 
 def model() -> FakeModel:
-    return FakeModel({
-        "category": Reply("refund", confidence=0.97),
-        "order": Reply({"order_id": "A-17", "amount": 100.0}, field_confidence={
-            "order_id": 0.99, "amount": 0.95}),
-        "reply": Reply("Dear customer, your refund for A-17 is on its way."),
-    })
+    return FakeModel(
+        {
+            "category": Reply("refund", confidence=0.97),
+            "order": Reply(
+                {"order_id": "A-17", "amount": 100.0},
+                field_confidence={"order_id": 0.99, "amount": 0.95},
+            ),
+            "reply": Reply("Dear customer, your refund for A-17 is on its way."),
+        }
+    )

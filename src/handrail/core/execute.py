@@ -126,19 +126,27 @@ class _Exhausted(Exception):
 async def execute(node: Node, ctx: StepContext) -> Outcome:
     """Run `node` once against `ctx.state`; never raises for a node's own failure."""
     try:
-        if isinstance(node, Rule):
-            return await _execute_rule(node, ctx)
-        if isinstance(node, LLMNode):
-            return await _execute_llm(node, ctx, model=None)
-        if isinstance(node, Action):
-            return await _execute_action(node, ctx)
-        if isinstance(node, Review):
-            return _execute_review(node, ctx)
-        raise StepFailed(f"node `{node.name}` has unknown kind {node.kind!r}", node=node.name)
-    except _Exhausted as ex:
-        return await _exhausted(node, ctx, ex)
-    except CheckFailed as e:
+        try:
+            if isinstance(node, Rule):
+                return await _execute_rule(node, ctx)
+            if isinstance(node, LLMNode):
+                return await _execute_llm(node, ctx, model=None)
+            if isinstance(node, Action):
+                return await _execute_action(node, ctx)
+            if isinstance(node, Review):
+                return _execute_review(node, ctx)
+            raise StepFailed(f"node `{node.name}` has unknown kind {node.kind!r}", node=node.name)
+        except _Exhausted as ex:
+            return await _exhausted(node, ctx, ex)
+    # Failures outside the retry loop (no model, an unknown model name, a prompt that cannot
+    # render, a review's `when` raising) still end as this node's failed step, never as a run
+    # error without a step record.
+    except HandrailError as e:
         return Outcome(status=StepStatus.FAILED, error=e)
+    except Exception as e:
+        error = StepFailed(f"`{node.name}` raised {type(e).__name__}: {e}", node=node.name)
+        error.__cause__ = e
+        return Outcome(status=StepStatus.FAILED, error=error)
 
 
 # --- rules and actions -------------------------------------------------------------------------
@@ -670,9 +678,21 @@ def _settle(
     failed = [r for r in verdict.failed if r.on_fail == action]
     first = failed[0] if failed else None
     if action == "fail" and first is not None:
-        raise CheckFailed(
-            f"check `{first.name}` on `{node.name}` failed: {first.message or 'no message'}",
-            node=node.name,
+        # Returned, not raised, so the step keeps its attempts, usage and check results.
+        return Outcome(
+            status=StepStatus.FAILED,
+            output=output,
+            route=route,
+            confidence=confidence,
+            field_confidence=field_confidence,
+            checks=checks,
+            attempts=attempts,
+            usage=usage,
+            model=model,
+            error=CheckFailed(
+                f"check `{first.name}` on `{node.name}` failed: {first.message or 'no message'}",
+                node=node.name,
+            ),
         )
     if action in ("fallback", "retry") and first is not None:
         what = "after its retries" if action == "retry" else "and asks for the fallback"
@@ -751,7 +771,17 @@ def _gate_reasons(
                 continue
             threshold = gate.fields.get(name, gate.accept)
             score = field_confidence.get(name)
-            if score is not None and score.value < threshold:
+            if score is None:  # never a silent accept: a gated field needs a number
+                reasons.append(
+                    ReviewReason(
+                        kind="field_low_confidence",
+                        field=name,
+                        threshold=threshold,
+                        message=f"the model gave no confidence for field `{name}`; a gated "
+                        "field needs one",
+                    )
+                )
+            elif score.value < threshold:
                 reasons.append(
                     ReviewReason(
                         kind="field_low_confidence",
@@ -809,7 +839,11 @@ async def _exhausted(node: Node, ctx: StepContext, ex: _Exhausted) -> Outcome:
             base.route = fallback.default if isinstance(node, Classify) else None
             return base
         if fallback.model is not None and isinstance(node, LLMNode):
-            model = resolve_model(fallback.model, ctx, node)
+            try:
+                model = resolve_model(fallback.model, ctx, node)
+            except StepFailed as e:  # keep the attempts made before the fallback was needed
+                base.error = e
+                return base
             try:
                 outcome = await _execute_llm(node, ctx, model=model)
             except _Exhausted as again:

@@ -96,20 +96,29 @@ def parse_prompt(source: str, name: str) -> Prompt:
 
     if _ENV is None:
         _ENV = _environment()
-    parts = _SECTION.split(source)
+    matches = list(_SECTION.finditer(source))
     sections: dict[str, str] = {}
-    if len(parts) == 1:
-        sections["user"] = source.strip()
+    first_line: dict[str, int] = {}  # per section: lines of the file before its text
+
+    def add(role: str, start: int, end: int) -> None:
+        raw = source[start:end]
+        sections[role] = raw.strip()
+        first_line[role] = source.count("\n", 0, start + len(raw) - len(raw.lstrip()))
+
+    if not matches:
+        add("user", 0, len(source))
     else:
-        if parts[0].strip():
+        if source[: matches[0].start()].strip():
             raise PromptError(
                 f"prompt {name}: text before the first [system]/[user] marker; "
                 "put it under a marker or remove the markers"
             )
-        for role, body in zip(parts[1::2], parts[2::2], strict=True):
+        for i, match in enumerate(matches):
+            role = match.group(1)
             if role in sections:
                 raise PromptError(f"prompt {name}: more than one [{role}] section; merge them")
-            sections[role] = body.strip()
+            end = matches[i + 1].start() if i + 1 < len(matches) else len(source)
+            add(role, match.end(), end)
     if not sections.get("user"):
         raise PromptError(f"prompt {name}: no user message; add a [user] section with the text")
     templates: dict[str, Any] = {}
@@ -119,9 +128,10 @@ def parse_prompt(source: str, name: str) -> Prompt:
         try:
             ast = _ENV.parse(body)
         except TemplateSyntaxError as e:
+            line = first_line[role] + (e.lineno or 1)
             raise PromptError(
-                f"prompt {name}: {e.message} in the [{role}] section, line {e.lineno}; "
-                "fix the Jinja2 syntax"
+                f"prompt {name}, line {line} ([{role}] section): "
+                f"{(e.message or 'syntax error').rstrip('.')}; fix the Jinja2 syntax"
             ) from e
         names |= meta.find_undeclared_variables(ast)
         for getattr_node in ast.find_all(nodes.Getattr):

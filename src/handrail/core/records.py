@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, NewType
 
+from handrail.core.state import Document
+
 RunId = NewType("RunId", str)
 ReviewId = NewType("ReviewId", str)
 
@@ -253,7 +255,7 @@ class RunRecord:
     ended_at: datetime | None = None
     duration_s: float = 0.0
     usage: Usage = NO_USAGE
-    document: Any = None
+    document: Document | None = None
     """The input `Document`, kept so a resumed run sees the same text."""
 
     @property

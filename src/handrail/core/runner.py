@@ -326,7 +326,7 @@ class Runner:
                 if not tasks:
                     return
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+                for task in [t for t in tasks if t in done]:  # in start order: repeatable
                     name, visit, epoch = tasks.pop(task)
                     self._apply(run, name, visit, epoch, *task.result())
                     if run.status is not RunStatus.RUNNING:

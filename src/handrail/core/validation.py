@@ -276,14 +276,12 @@ def _check_reads(
         prompt = prompts.get(node.name)
         reads = set(node.reads) | ((prompt.names - BUILTIN_NAMES) if prompt else set())
         before = nx.ancestors(forward, node.name)
-        where = "in its prompt" if prompt and reads - set(node.reads) else ""
         for name in sorted(reads):
+            where = "" if name in node.reads else " in its prompt"
             if name not in nodes:
                 errors.append(
-                    f"node `{node.name}` reads `{name}` {where}, which is neither a node "
-                    f"nor one of {', '.join(sorted(BUILTIN_NAMES))}; fix the name".replace(
-                        "  ", " "
-                    )
+                    f"node `{node.name}` reads `{name}`{where}, which is neither a node "
+                    f"nor one of {', '.join(sorted(BUILTIN_NAMES))}; fix the name"
                 )
             elif name not in before:
                 errors.append(
