@@ -87,7 +87,15 @@ async def test_a_failing_branch_stops_the_others_at_once() -> None:
 
     assert time.perf_counter() - started < 1.0
     assert record.status is RunStatus.FAILED
-    assert [s.node for s in record.steps] == ["broken"]
+    assert record.error is not None and record.error.type == "StepFailed"
+    # The branch still running is stopped, and its step says so.
+    assert [(s.node, s.status.value) for s in record.steps] == [
+        ("broken", "failed"),
+        ("slow", "failed"),
+    ]
+    cancelled = record.steps[1].error
+    assert cancelled is not None and cancelled.type == "Cancelled"
+    assert cancelled.message == "`slow` was stopped because the run ended while it ran"
 
 
 async def test_a_step_overtaken_by_a_loop_is_superseded_and_runs_again() -> None:
@@ -227,3 +235,16 @@ async def test_skipping_spreads_down_a_branch_not_taken() -> None:
 
     assert [s.node for s in record.steps] == ["pick", "short", "join"]
     assert record.outputs["join"] == ["pick", "short"]
+
+
+async def test_the_same_document_twice_in_one_batch_runs_once() -> None:
+    model = FakeModel({"slow": Reply("done", latency=0.05)})
+    pipeline = PipelineBuilder("twice").add(Summarize("slow")).build()
+    runner = Runner(pipeline, model=model)
+
+    first, second = await runner.run_many(["same text", "same text"], concurrency=2)
+
+    assert first.run_id == second.run_id
+    assert first.status is second.status is RunStatus.COMPLETED
+    assert len(model.calls) == 1
+    assert len([s for s in first.steps if s.node == "slow"]) == 1

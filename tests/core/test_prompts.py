@@ -266,3 +266,12 @@ async def test_a_prompt_can_test_for_an_optional_branch(tmp_path: Path) -> None:
     record = await runner.run("b")
     assert record.status is RunStatus.COMPLETED
     assert runner.model.calls[0].messages[0].content == "from b"  # type: ignore[union-attr]
+
+
+def test_a_version_comment_may_open_the_file_and_is_recorded() -> None:
+    prompt = parse_prompt("{# version: 3 #}\n[system]\nBe brief.\n[user]\n{{ text }}", "p.md")
+    assert prompt.version == "3"
+    assert prompt.system is not None and prompt.system.render(text="x") == "Be brief."
+    assert parse_prompt("{{ text }}", "q.md").version is None
+    with pytest.raises(PromptError, match="text before the first"):
+        parse_prompt("{# version: 3 #} stray\n[user]\n{{ text }}", "r.md")

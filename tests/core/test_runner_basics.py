@@ -538,7 +538,7 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                         "output": None,
                         "reviewer": "ann",
                         "reason": None,
-                        "review_id": None,
+                        "review_id": "rv-8a6fbada2e8e8d8a",
                         "decided_at": "2025-01-02T03:04:05Z",
                     },
                 ]

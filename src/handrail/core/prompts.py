@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from jinja2 import Template
 
 _SECTION = re.compile(r"^\[(system|user)\][ \t]*$", re.MULTILINE)
+_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
+_VERSION = re.compile(r"\{#-?\s*version:\s*([^\s#-]+)\s*-?#\}")
 BUILTIN_NAMES = frozenset({"document", "text", "labels", "schema", "node"})
 
 DEFAULT_PROMPTS: dict[str, str] = {
@@ -53,6 +55,8 @@ class Prompt:
     """Top-level names the template reads."""
     attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """For each name, the attributes read from it (`details.amount` -> {"details": {"amount"}})."""
+    version: str | None = None
+    """From a `{# version: N #}` comment in the file, if it has one."""
 
     def render(self, context: Mapping[str, Any]) -> list[Message]:
         from jinja2 import UndefinedError
@@ -108,7 +112,8 @@ def parse_prompt(source: str, name: str) -> Prompt:
     if not matches:
         add("user", 0, len(source))
     else:
-        if source[: matches[0].start()].strip():
+        # Jinja comments (such as a `{# version: 2 #}` line) may come before the first marker.
+        if _COMMENT.sub("", source[: matches[0].start()]).strip():
             raise PromptError(
                 f"prompt {name}: text before the first [system]/[user] marker; "
                 "put it under a marker or remove the markers"
@@ -144,6 +149,7 @@ def parse_prompt(source: str, name: str) -> Prompt:
         user=templates["user"],
         names=frozenset(names),
         attributes={k: frozenset(v) for k, v in attributes.items()},
+        version=version.group(1) if (version := _VERSION.search(source)) else None,
     )
 
 

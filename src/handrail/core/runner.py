@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from handrail._utils import derived_id, new_id, now
@@ -114,6 +115,7 @@ class Runner:
         self.store: RunStore = store if store is not None else InMemoryStore()
         self.budget = budget or pipeline.budget
         self.timeout = timeout if timeout is not None else pipeline.timeout
+        self._inflight: dict[str, asyncio.Future[RunRecord]] = {}
         self._sources = {
             name: tuple(
                 e.source
@@ -139,9 +141,26 @@ class Runner:
         doc = Document.of(document)
         if run_id is None:
             run_id = new_id("run") if rerun else self.run_id_for(doc)
-        existing = None if rerun else self.store.get_run(run_id)
-        if existing is not None and existing.status is not RunStatus.FAILED:
-            return existing
+        if not rerun:
+            existing = self.store.get_run(run_id)
+            if existing is not None and existing.status is not RunStatus.FAILED:
+                return existing
+            running = self._inflight.get(run_id)
+            if running is not None:  # the same document twice in one batch: one run
+                return await asyncio.shield(running)
+        future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
+        self._inflight[run_id] = future
+        try:
+            record = await self._run_new(run_id, doc)
+            future.set_result(record)
+            return record
+        finally:
+            if self._inflight.get(run_id) is future:
+                del self._inflight[run_id]
+            if not future.done():
+                future.cancel()
+
+    async def _run_new(self, run_id: str, doc: Document) -> RunRecord:
         run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start, self._sources))
         if not doc.text.strip():
             run.status = RunStatus.FAILED
@@ -242,7 +261,7 @@ class Runner:
             raise ReviewNotFound(
                 f"no review `{review_id}`; list pending reviews with `handrail review list`"
             )
-        return await self.resume(review.run_id, _with_review_id(decision, review_id))
+        return await self.resume(review.run_id, replace(decision, review_id=review_id))
 
     async def resume(self, run_id: str, decision: ReviewDecision) -> RunRecord:
         """Apply a person's decision to a run waiting for review, then continue it.
@@ -261,7 +280,9 @@ class Runner:
                 f"which pipeline `{self.pipeline.name}` no longer has"
             )
         output, updates = self._decided_output(node, request, decision)
-        stamped = decision if decision.decided_at else _stamp(decision)
+        stamped = replace(
+            decision, review_id=request.review_id, decided_at=decision.decided_at or now()
+        )
         request = self.store.record_decision(request.review_id, stamped)
         run = self._rebuild(record)
         run.reviews.pop(request.review_id, None)
@@ -356,7 +377,27 @@ class Runner:
             default_model=self.model,
             call_ids=run.call_ids,
         )
-        outcome = await execute(node, ctx)
+        try:
+            outcome = await execute(node, ctx)
+        except asyncio.CancelledError:
+            # The run stopped (its timeout, or another branch failed) while this step ran.
+            self._record_step(
+                run,
+                StepRecord(
+                    run_id=run.run_id,
+                    node=name,
+                    kind=node.kind,
+                    visit=visit,
+                    status=StepStatus.FAILED,
+                    started_at=started_at,
+                    duration_s=time.perf_counter() - t0,
+                    error=ErrorInfo(
+                        type="Cancelled",
+                        message=f"`{name}` was stopped because the run ended while it ran",
+                    ),
+                ),
+            )
+            raise
         return outcome, started_at, time.perf_counter() - t0
 
     def _taken(self, name: str, route: str | None, state: State) -> list[str]:
@@ -685,25 +726,3 @@ class Runner:
 
 def _error_info(error: BaseException) -> ErrorInfo:
     return ErrorInfo(type=type(error).__name__, message=str(error))
-
-
-def _stamp(decision: ReviewDecision) -> ReviewDecision:
-    return ReviewDecision(
-        action=decision.action,
-        output=decision.output,
-        reviewer=decision.reviewer,
-        reason=decision.reason,
-        review_id=decision.review_id,
-        decided_at=now(),
-    )
-
-
-def _with_review_id(decision: ReviewDecision, review_id: str) -> ReviewDecision:
-    return ReviewDecision(
-        action=decision.action,
-        output=decision.output,
-        reviewer=decision.reviewer,
-        reason=decision.reason,
-        review_id=review_id,
-        decided_at=decision.decided_at,
-    )
