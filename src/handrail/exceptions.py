@@ -10,6 +10,7 @@ HandrailError
 │   ├── RetriesExhausted       transient errors kept coming after every attempt
 │   ├── OutputInvalid          the output still failed its schema after every re-ask
 │   ├── CheckFailed            a check with on_fail="fail" (or an exhausted "retry") failed
+│   ├── LowConfidence          confidence fell below the node's reject band
 │   ├── LoopLimitReached       a loop edge was taken more often than its limit allows
 │   ├── BudgetExceeded         the run used more tokens or cost than its budget
 │   └── RunTimeout             the run or a node ran past its timeout
@@ -97,6 +98,17 @@ class CheckFailed(RunError):
     """A check failed and its `on_fail` said the step cannot go on."""
 
 
+class LowConfidence(RunError):
+    """The output's confidence is below the node's `Gate(reject=...)` band."""
+
+    def __init__(
+        self, message: str, *, node: str | None = None, value: float, threshold: float
+    ) -> None:
+        super().__init__(message, node=node)
+        self.value = value
+        self.threshold = threshold
+
+
 class LoopLimitReached(RunError):
     """A loop edge was chosen again after reaching its `max_loops`."""
 
@@ -166,6 +178,7 @@ __all__ = [
     "InputError",
     "InvalidDecision",
     "LoopLimitReached",
+    "LowConfidence",
     "OutputInvalid",
     "PermanentProviderError",
     "PromptError",

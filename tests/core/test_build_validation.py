@@ -312,7 +312,7 @@ def test_empty_pipeline() -> None:
 
 def test_unknown_start_node() -> None:
     message = build_error(PipelineBuilder("p", start="zzz").add(Rule("a", one)))
-    assert message.splitlines()[1] == "  - start node `zzz` does not exist; use one of: `a`"
+    assert message == "pipeline `p`: start node `zzz` does not exist; use one of: `a`"
 
 
 def test_loop_limit_below_one() -> None:

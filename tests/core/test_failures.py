@@ -218,7 +218,7 @@ async def test_re_asks_are_bounded() -> None:
     assert record.error is not None
     assert record.error.type == "OutputInvalid"
     assert record.error.message == (
-        "`order` returned output that does not fit its schema after 2 tries (1 errors, first: "
+        "`order` returned output that does not fit its schema after 2 tries (1 error, first: "
         "Field required); raise max_reasks, simplify the schema or use a stronger model"
     )
 
@@ -271,7 +271,11 @@ async def test_check_retry_exhausted_fails_the_run() -> None:
     assert record.status is RunStatus.FAILED
     assert len(model.calls) == 3
     c = step(record, "c")
-    assert [a.kind for a in c.attempts] == ["call", "check_retry", "check_retry"]
+    assert attempts(c) == [
+        ("call", "check_failed"),
+        ("check_retry", "check_failed"),
+        ("check_retry", "check_failed"),
+    ]
     assert c.output == "b"  # the last output seen is kept for whoever looks at the failure
     assert record.error is not None
     assert record.error.type == "CheckFailed"
@@ -550,7 +554,10 @@ async def test_confidence_below_the_reject_band_fails_without_a_fallback() -> No
     assert record.status is RunStatus.FAILED
     assert history(record) == [("category", 1, "failed", None, ())]
     assert record.error is not None
-    assert record.error.message == "`category` confidence 0.10 is below its reject band (0.2)"
+    assert record.error.type == "LowConfidence"
+    assert record.error.message == (
+        "`category` confidence 0.10 is below its reject band (0.2, scripted)"
+    )
 
 
 async def test_confidence_below_the_reject_band_takes_the_fallback_path() -> None:
@@ -573,6 +580,28 @@ async def test_confidence_below_the_reject_band_takes_the_fallback_path() -> Non
         ("c", 1, "fallback", None, ("manual",)),
         ("manual", 1, "completed", None, ()),
     ]
+
+
+async def test_confidence_below_the_reject_band_goes_to_review_when_declared() -> None:
+    pipeline = (
+        PipelineBuilder("t")
+        .add(
+            Classify(
+                "c",
+                labels=["a", "b"],
+                gate=Gate(accept=0.9, reject=0.3),
+                on_exhausted="review",
+            )
+        )
+        .build()
+    )
+    record = await Runner(pipeline, model=FakeModel({"c": Reply("a", confidence=0.1)})).run("d")
+
+    assert record.status is RunStatus.NEEDS_REVIEW
+    assert record.review is not None
+    (reason,) = record.review.reasons
+    assert (reason.kind, reason.value, reason.threshold) == ("rejected_band", 0.1, 0.3)
+    assert reason.message == "`c` confidence 0.10 is below its reject band (0.3, scripted)"
 
 
 # --- timeouts ---------------------------------------------------------------------------------

@@ -54,11 +54,11 @@ from handrail.core.records import (
 from handrail.exceptions import (
     CheckFailed,
     HandrailError,
+    LowConfidence,
     OutputInvalid,
     ProviderTimeout,
     RateLimited,
     RetriesExhausted,
-    RunError,
     StepFailed,
     TransientError,
 )
@@ -519,9 +519,10 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
         except ValidationError as e:
             attempts[-1] = _replace_outcome(attempts[-1], "invalid_output", str(e))
             if reasks >= node.max_reasks:
+                count = e.error_count()
                 error = OutputInvalid(
                     f"`{node.name}` returned output that does not fit its schema after "
-                    f"{reasks + 1} tries ({e.error_count()} errors, first: "
+                    f"{reasks + 1} tries ({count} error{'s' * (count != 1)}, first: "
                     f"{e.errors()[0]['msg']}); raise max_reasks, simplify the schema or use a "
                     "stronger model",
                     node=node.name,
@@ -696,6 +697,10 @@ def _settle(
         )
     if action in ("fallback", "retry") and first is not None:
         what = "after its retries" if action == "retry" else "and asks for the fallback"
+        if attempts:  # the last answer failed the check too
+            attempts[-1] = _replace_outcome(
+                attempts[-1], "check_failed", first.message or first.name
+            )
         raise _Exhausted(
             CheckFailed(
                 f"check `{first.name}` on `{node.name}` failed {what}: "
@@ -717,10 +722,12 @@ def _settle(
     if gate is not None:
         if confidence is not None and gate.reject is not None and confidence.value < gate.reject:
             raise _Exhausted(
-                RunError(
+                LowConfidence(
                     f"`{node.name}` confidence {confidence.value:.2f} is below its reject band "
-                    f"({gate.reject:g})",
+                    f"({gate.reject:g}, {confidence.source})",
                     node=node.name,
+                    value=confidence.value,
+                    threshold=gate.reject,
                 ),
                 attempts,
                 usage,
@@ -869,7 +876,17 @@ async def _exhausted(node: Node, ctx: StepContext, ex: _Exhausted) -> Outcome:
                 return outcome
     if node.on_exhausted == "review":
         base.status = StepStatus.NEEDS_REVIEW
-        base.reasons = (ReviewReason(kind="exhausted", message=str(ex.error)),)
+        error = ex.error
+        if isinstance(error, LowConfidence):
+            reason = ReviewReason(
+                kind="rejected_band",
+                message=str(error),
+                value=error.value,
+                threshold=error.threshold,
+            )
+        else:
+            reason = ReviewReason(kind="exhausted", message=str(error))
+        base.reasons = (reason,)
     return base
 
 

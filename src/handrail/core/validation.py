@@ -198,7 +198,7 @@ def _check_reachability(
     for s in starts:
         reached |= nx.descendants(forward, s)
     for name in nodes:
-        if name not in reached:
+        if starts and name not in reached:
             errors.append(
                 f"node `{name}` is unreachable: no edge leads to it from the start "
                 f"({', '.join(f'`{s}`' for s in starts)}); add it with after=... or "
