@@ -152,43 +152,65 @@ async def execute(node: Node, ctx: StepContext) -> Outcome:
 # --- rules and actions -------------------------------------------------------------------------
 
 
+def _rule_output(node: Rule, result: Any) -> tuple[Any, str | None]:
+    """Split a rule's return value into (output, route), checking the route is declared."""
+    if not isinstance(result, Route):
+        return result, None
+    if result.name not in node.routes():
+        declared = ", ".join(f"`{r}`" for r in node.routes()) or "none"
+        raise StepFailed(
+            f"rule `{node.name}` returned route `{result.name}`, which it does not declare "
+            f"(declared: {declared}); add it to routes=[...] and give it an edge",
+            node=node.name,
+        )
+    return result.output, result.name
+
+
+async def _call_rule(node: Rule, state: State, attempts: list[Attempt]) -> tuple[Any, str | None]:
+    try:
+        result = node.fn(state)
+        if hasattr(result, "__await__"):
+            result = await result
+        return _rule_output(node, result)
+    except HandrailError as e:
+        raise _Exhausted(e, attempts, NO_USAGE) from e
+    except Exception as e:
+        error = StepFailed(f"rule `{node.name}` raised {type(e).__name__}: {e}", node=node.name)
+        error.__cause__ = e
+        raise _Exhausted(error, attempts, NO_USAGE) from e
+
+
+async def execute_simple_rule(node: Rule, state: State) -> Outcome:
+    """The hot path for a rule without checks: no step context, one coroutine."""
+    try:
+        result = node.fn(state)
+        if hasattr(result, "__await__"):
+            result = await result
+        output, route = _rule_output(node, result)
+    except Exception as e:
+        if not isinstance(e, HandrailError):
+            error: BaseException = StepFailed(
+                f"rule `{node.name}` raised {type(e).__name__}: {e}", node=node.name
+            )
+            error.__cause__ = e
+        else:
+            error = e
+        return await _exhausted(node, None, _Exhausted(error, [], NO_USAGE))
+    return Outcome(
+        status=StepStatus.COMPLETED, output=output, route=route, confidence=_RULE_CONFIDENCE
+    )
+
+
 async def _execute_rule(node: Rule, ctx: StepContext) -> Outcome:
     retries: dict[str, int] = {}
     attempts: list[Attempt] = []
     while True:
-        try:
-            result = node.fn(ctx.state)
-            if inspect.isawaitable(result):
-                result = await result
-        except HandrailError as e:
-            raise _Exhausted(e, attempts, NO_USAGE) from e
-        except Exception as e:
-            error = StepFailed(f"rule `{node.name}` raised {type(e).__name__}: {e}", node=node.name)
-            error.__cause__ = e
-            raise _Exhausted(error, attempts, NO_USAGE) from e
-        route = None
-        if isinstance(result, Route):
-            route, result = result.name, result.output
-            if route not in node.routes():
-                declared = ", ".join(f"`{r}`" for r in node.routes()) or "none"
-                raise _Exhausted(
-                    StepFailed(
-                        f"rule `{node.name}` returned route `{route}`, which it does not declare "
-                        f"(declared: {declared}); add it to routes=[...] and give it an edge",
-                        node=node.name,
-                    ),
-                    attempts,
-                    NO_USAGE,
-                )
-        if not node.checks:
-            return Outcome(
-                status=StepStatus.COMPLETED, output=result, route=route, confidence=_RULE_CONFIDENCE
-            )
-        verdict = _run_checks(node, result, ctx.state, retries, attempts, NO_USAGE)
+        output, route = await _call_rule(node, ctx.state, attempts)
+        verdict = _run_checks(node, output, ctx.state, retries, attempts, NO_USAGE)
         if verdict.retry is not None:
             continue
         return _settle(
-            node, ctx, verdict, result, route, _RULE_CONFIDENCE, {}, attempts, NO_USAGE, None
+            node, ctx, verdict, output, route, _RULE_CONFIDENCE, {}, attempts, NO_USAGE, None
         )
 
 
@@ -250,6 +272,60 @@ def _wait(policy: RetryPolicy) -> Any:
     return wait
 
 
+async def _attempt(
+    node: Node,
+    call: Any,
+    attempts: list[Attempt],
+    kind: AttemptKind,
+    model: str | None,
+) -> Any:
+    """One call, with the node's timeout, recorded as an `Attempt` whatever happens."""
+    started = time.perf_counter()
+    number = len(attempts) + 1
+    try:
+        if node.timeout is not None:
+            try:
+                async with asyncio.timeout(node.timeout):
+                    result = await call()
+            except TimeoutError:
+                raise ProviderTimeout(
+                    f"`{node.name}` took longer than its timeout of {node.timeout:g}s"
+                ) from None
+        else:
+            result = await call()
+    except Exception as e:
+        outcome: Any = "transient_error" if isinstance(e, TransientError) else "error"
+        attempts.append(
+            Attempt(
+                number=number,
+                kind=kind,
+                outcome=outcome,
+                error=_describe(e),
+                duration_s=time.perf_counter() - started,
+                model=model,
+            )
+        )
+        raise
+    if isinstance(result, ModelResponse):
+        attempts.append(
+            Attempt(
+                number=number,
+                kind=kind,
+                outcome="ok",
+                duration_s=time.perf_counter() - started,
+                usage=result.usage,
+                model=result.model or model,
+            )
+        )
+    else:
+        attempts.append(
+            Attempt(
+                number=number, kind=kind, outcome="ok", duration_s=time.perf_counter() - started
+            )
+        )
+    return result
+
+
 async def _with_retries(
     node: Node,
     policy: RetryPolicy,
@@ -259,79 +335,30 @@ async def _with_retries(
     kind: AttemptKind,
     model: str | None = None,
 ) -> Any:
-    """Call `call()` under the node's RetryPolicy; transient errors are retried with backoff."""
-    last: BaseException | None = None
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=_wait(policy),
-        retry=retry_if_exception_type(TransientError),
-        reraise=True,
-    )
+    """Call `call()` under the node's RetryPolicy; transient errors are retried with backoff.
+
+    The first attempt is a plain call: tenacity's machinery costs more than a fast model call,
+    and most first attempts succeed. After a transient failure, tenacity takes over, with the
+    failure replayed as its first attempt, so it owns every backoff and stop decision.
+    """
     try:
-        first = True
-        async for attempt in retrying:
-            with attempt:
-                started = time.perf_counter()
-                number = len(attempts) + 1
-                this_kind: AttemptKind = kind if first else "transport_retry"
-                first = False
-                try:
-                    if node.timeout is not None:
-                        try:
-                            async with asyncio.timeout(node.timeout):
-                                result = await call()
-                        except TimeoutError:
-                            raise ProviderTimeout(
-                                f"`{node.name}` took longer than its timeout of {node.timeout:g}s"
-                            ) from None
-                    else:
-                        result = await call()
-                except TransientError as e:
-                    last = e
-                    attempts.append(
-                        Attempt(
-                            number=number,
-                            kind=this_kind,
-                            outcome="transient_error",
-                            error=_describe(e),
-                            duration_s=time.perf_counter() - started,
-                            model=model,
-                        )
-                    )
-                    raise
-                except Exception as e:
-                    attempts.append(
-                        Attempt(
-                            number=number,
-                            kind=this_kind,
-                            outcome="error",
-                            error=_describe(e),
-                            duration_s=time.perf_counter() - started,
-                            model=model,
-                        )
-                    )
-                    raise
-                if isinstance(result, ModelResponse):
-                    attempts.append(
-                        Attempt(
-                            number=number,
-                            kind=this_kind,
-                            outcome="ok",
-                            duration_s=time.perf_counter() - started,
-                            usage=result.usage,
-                            model=result.model or model,
-                        )
-                    )
-                else:
-                    attempts.append(
-                        Attempt(
-                            number=number,
-                            kind=this_kind,
-                            outcome="ok",
-                            duration_s=time.perf_counter() - started,
-                        )
-                    )
-                return result
+        try:
+            return await _attempt(node, call, attempts, kind, model)
+        except TransientError as first_failure:
+            replay: list[TransientError] = [first_failure]
+
+        async def again() -> Any:
+            if replay:
+                raise replay.pop()
+            return await _attempt(node, call, attempts, "transport_retry", model)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=_wait(policy),
+            retry=retry_if_exception_type(TransientError),
+            reraise=True,
+        )
+        return await retrying(again)
     except TransientError as e:
         n = sum(1 for a in attempts if a.outcome == "transient_error")
         error = RetriesExhausted(
@@ -348,7 +375,6 @@ async def _with_retries(
         failure = StepFailed(f"`{node.name}` raised {type(e).__name__}: {e}", node=node.name)
         failure.__cause__ = e
         raise _Exhausted(failure, attempts, _usage(attempts)) from e
-    raise AssertionError(f"unreachable: retry loop ended without result ({last})")
 
 
 def _describe(error: BaseException) -> str:
@@ -824,7 +850,7 @@ def _gate_reasons(
     return []
 
 
-async def _exhausted(node: Node, ctx: StepContext, ex: _Exhausted) -> Outcome:
+async def _exhausted(node: Node, ctx: StepContext | None, ex: _Exhausted) -> Outcome:
     fallback = node.fallback
     base = Outcome(
         status=StepStatus.FAILED,
@@ -846,6 +872,7 @@ async def _exhausted(node: Node, ctx: StepContext, ex: _Exhausted) -> Outcome:
             base.route = fallback.default if isinstance(node, Classify) else None
             return base
         if fallback.model is not None and isinstance(node, LLMNode):
+            assert ctx is not None, "LLM nodes always execute with a step context"
             try:
                 model = resolve_model(fallback.model, ctx, node)
             except StepFailed as e:  # keep the attempts made before the fallback was needed

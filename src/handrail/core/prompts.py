@@ -64,14 +64,28 @@ class Prompt:
         try:
             messages = []
             if self.system is not None:
-                messages.append(Message(role="system", content=self.system.render(context)))
-            messages.append(Message(role="user", content=self.user.render(context)))
+                messages.append(Message(role="system", content=_render(self.system, context)))
+            messages.append(Message(role="user", content=_render(self.user, context)))
         except UndefinedError as e:
             raise PromptError(
                 f"prompt {self.name}: {e.message}; read only the document and outputs of nodes "
                 "that ran before this one"
             ) from e
         return messages
+
+
+def _render(template: Template, context: Mapping[str, Any]) -> str:
+    """`template.render(context)` without re-merging the globals on every call. Every template
+    comes from one environment and has no globals of its own, so the environment's globals are
+    merged once (Jinja documents `new_context(shared=True)` for passing prepared data)."""
+    global _GLOBALS
+    if _GLOBALS is None:
+        _GLOBALS = dict(template.environment.globals)
+    ctx = template.new_context({**_GLOBALS, **context}, shared=True)
+    return str(template.environment.concat(template.root_render_func(ctx)))
+
+
+_GLOBALS: dict[str, Any] | None = None
 
 
 def _environment() -> Any:

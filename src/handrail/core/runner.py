@@ -13,10 +13,10 @@ from dataclasses import replace
 from typing import Any
 
 from handrail._utils import derived_id, new_id, now
-from handrail.core.execute import Outcome, StepContext, execute
+from handrail.core.execute import Outcome, StepContext, execute, execute_simple_rule
 from handrail.core.hooks import Hooks, HookSet
 from handrail.core.model import Model
-from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Review
+from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Review, Rule
 from handrail.core.pipeline import Budget, Pipeline
 from handrail.core.records import (
     NO_USAGE,
@@ -116,6 +116,14 @@ class Runner:
         self.budget = budget or pipeline.budget
         self.timeout = timeout if timeout is not None else pipeline.timeout
         self._inflight: dict[str, asyncio.Future[RunRecord]] = {}
+        self._simple_rules = frozenset(
+            name
+            for name, plan in pipeline.plans.items()
+            if isinstance(plan.node, Rule) and not plan.node.checks
+        )
+        self._loop_sources = frozenset(
+            name for name, plan in pipeline.plans.items() if plan.loop_region
+        )
         self._sources = {
             name: tuple(
                 e.source
@@ -367,18 +375,21 @@ class Runner:
             )
         started_at = now()
         t0 = time.perf_counter()
-        ctx = StepContext(
-            run_id=run.run_id,
-            pipeline=self.pipeline,
-            state=run.state,
-            visit=visit,
-            hooks=hooks,
-            models=self.models,
-            default_model=self.model,
-            call_ids=run.call_ids,
-        )
         try:
-            outcome = await execute(node, ctx)
+            if name in self._simple_rules:
+                outcome = await execute_simple_rule(node, run.state)  # type: ignore[arg-type]
+            else:
+                ctx = StepContext(
+                    run_id=run.run_id,
+                    pipeline=self.pipeline,
+                    state=run.state,
+                    visit=visit,
+                    hooks=hooks,
+                    models=self.models,
+                    default_model=self.model,
+                    call_ids=run.call_ids,
+                )
+                outcome = await execute(node, ctx)
         except asyncio.CancelledError:
             # The run stopped (its timeout, or another branch failed) while this step ran.
             self._record_step(
@@ -444,7 +455,7 @@ class Runner:
                 status, error = StepStatus.FAILED, e
             else:
                 run.state = state
-                loop = sched.loop_edge(name, taken)
+                loop = sched.loop_edge(name, taken) if name in self._loop_sources else None
                 if loop is not None and not sched.loop_allowed(loop):
                     error = LoopLimitReached(
                         f"`{name}` chose to go back to `{loop.target}` again, but that loop's "

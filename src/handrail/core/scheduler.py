@@ -92,28 +92,36 @@ class Scheduler:
     def finish(self, name: str, taken: Iterable[str]) -> None:
         """`name` is done; `taken` are the targets of the edges it follows."""
         self.status[name] = DONE
-        taken = set(taken)
-        loop = self.loop_edge(name, taken)
-        if loop is not None:
-            self._follow_loop(name, loop)
-            return
-        stack: list[tuple[str, set[str]]] = [(name, taken)]
+        plans = self.plans
+        if plans[name].loop_region:
+            loop = self.loop_edge(name, taken)
+            if loop is not None:
+                self._follow_loop(name, loop)
+                return
+        remaining = self.remaining
+        taken_in = self.taken_in
+        stack: list[tuple[str, Iterable[str]]] = [(name, taken)]
         while stack:
             source, chosen = stack.pop()
-            for edge in self.plans[source].out:
-                if edge.is_loop:
+            for edge in plans[source].out:
+                if edge.max_loops is not None:
                     continue
                 target = edge.target
-                left = self.remaining[target] - 1
-                self.remaining[target] = left
+                left = remaining[target] - 1
+                remaining[target] = left
                 if target in chosen:
-                    self.taken_in.setdefault(target, set()).add(source)
+                    sources = taken_in.get(target)
+                    if sources is None:
+                        taken_in[target] = {source}
+                    else:
+                        sources.add(source)
                 if left == 0:
-                    if self.taken_in.get(target):
-                        self._make_ready(target)
+                    if taken_in.get(target):
+                        self.status[target] = READY
+                        self.ready.append(target)
                     else:
                         self.status[target] = SKIPPED
-                        stack.append((target, set()))
+                        stack.append((target, ()))
 
     def _follow_loop(self, name: str, edge: Edge) -> None:
         key = (edge.source, edge.target)
