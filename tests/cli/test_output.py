@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from handrail import RunRecord, RunStatus, StepRecord, StepStatus
-from handrail.cli.output import record_json, result_brief, totals_line
+from handrail.cli.output import display_names, record_json, result_brief, totals_line
 from handrail.cli.progress import progress_bar, wants_progress
 
 
@@ -81,3 +81,10 @@ def test_outputs_become_json_data() -> None:
     )
     assert line["document"] == "doc.txt"
     assert line["outputs"] == {"order": {"order_id": "A-1", "placed": "2024-01-02T03:04:05Z"}}
+
+
+def test_a_batch_from_one_folder_is_shown_by_short_names() -> None:
+    assert display_names(["in/a.txt", "in/b.md"]) == ("in/", ["a.txt", "b.md"])
+    assert display_names(["in/a.txt", "in/sub/b.md"]) == ("", ["in/a.txt", "in/sub/b.md"])
+    assert display_names(["in/a.txt"]) == ("", ["in/a.txt"])
+    assert display_names(["-", "a.txt"]) == ("", ["-", "a.txt"])

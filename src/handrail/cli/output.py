@@ -89,15 +89,24 @@ def print_summary(document_ids: Sequence[str], records: Sequence[RunRecord]) -> 
     console.print(Text(totals_line(records)))
 
 
+def display_names(document_ids: Sequence[str]) -> tuple[str, list[str]]:
+    """(common folder, names relative to it): the table shows short names under a title."""
+    folders = [i.rsplit("/", 1)[0] + "/" if "/" in i else "" for i in document_ids]
+    same = len(folders) > 1 and all(f == folders[0] for f in folders)
+    common = folders[0] if same else ""
+    return common, [i[len(common) :] for i in document_ids]
+
+
 def summary_table(document_ids: Sequence[str], records: Sequence[RunRecord]) -> Table:
-    table = Table()
+    common, names = display_names(document_ids)
+    table = Table(title=f"documents in {common}" if common else None, title_justify="left")
     table.add_column("document", overflow="fold", ratio=2)
     table.add_column("status", no_wrap=True)
     table.add_column("result", ratio=3)
     table.add_column("review reasons / error", ratio=4)
-    for document_id, record in zip(document_ids, records, strict=True):
+    for name, record in zip(names, records, strict=True):
         table.add_row(
-            Text(document_id),
+            Text(name),
             Text(record.status.value, style=_STYLES[record.status]),
             Text(result_brief(record)),
             Text(notes(record)),
