@@ -134,7 +134,7 @@ async def test_reviews_say_why_a_person_is_needed(helpdesk):
     assert review.node == "refund_approval" and review.target == "details"
     assert review.output.amount == 1249.0 and review.output.order_id == "LH-47760"
     assert [(r.kind, r.message) for r in review.reasons] == [
-        ("review_node", "refund above 500: approve it before we promise it")
+        ("review_node", "refund of 1249 is above 500: approve it before we promise it")
     ]
     assert "reply" not in espresso.outputs  # nothing is promised before the approval
 

@@ -141,6 +141,13 @@ def is_large_refund(state: State) -> bool:
     return state["category"] == "refund" and (state["details"].amount or 0) > REFUND_APPROVAL_LIMIT
 
 
+def large_refund_message(state: State) -> str:
+    amount = state["details"].amount or 0
+    return (
+        f"refund of {amount:g} is above {REFUND_APPROVAL_LIMIT:g}: approve it before we promise it"
+    )
+
+
 _MONEY = re.compile(r"(?:[$€£]|\b(?:USD|EUR|GBP)\s?)(\d[\d,]*(?:\.\d+)?)")
 
 
@@ -236,7 +243,7 @@ pipeline = (
             "refund_approval",
             of="details",
             when=is_large_refund,
-            message=f"refund above {REFUND_APPROVAL_LIMIT:g}: approve it before we promise it",
+            message=large_refund_message,
         ),
         after="completeness",
         route="complete",

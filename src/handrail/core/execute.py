@@ -243,8 +243,9 @@ async def _execute_action(node: Action, ctx: StepContext) -> Outcome:
 def _execute_review(node: Review, ctx: StepContext) -> Outcome:
     if node.when is not None and not node.when(ctx.state):
         return Outcome(status=StepStatus.COMPLETED, output="not_required")
+    message = node.message(ctx.state) if callable(node.message) else node.message
     reason = ReviewReason(
-        kind="review_node", message=node.message or f"`{node.of}` needs a person's approval"
+        kind="review_node", message=message or f"`{node.of}` needs a person's approval"
     )
     return Outcome(
         status=StepStatus.NEEDS_REVIEW,

@@ -273,12 +273,14 @@ class Review(Node):
     """An explicit approval gate: a person approves, edits or rejects `of`'s output.
 
     With `when`, the gate only stops runs where `when(state)` is true; others pass through.
+    `message` is the reason the reviewer sees: a string, or a function of the state (to show the
+    numbers, e.g. `lambda s: f"refund of {s['details'].amount} is over 500"`).
     An `edit` replaces `of`'s output in the state (validated against `of`'s schema).
     """
 
     of: str = ""
     when: ReviewWhen | None = None
-    message: str = ""
+    message: str | Callable[[State], str] = ""
 
     kind: ClassVar[str] = "review"
 
@@ -288,7 +290,7 @@ class Review(Node):
         *,
         of: str,
         when: ReviewWhen | None = None,
-        message: str = "",
+        message: str | Callable[[State], str] = "",
         description: str = "",
     ) -> None:
         _init(
@@ -300,7 +302,7 @@ class Review(Node):
             retry=RetryPolicy(attempts=1),
             timeout=None,
             reads=(of,),
-            description=description or message,
+            description=description or (message if isinstance(message, str) else ""),
         )
         object.__setattr__(self, "of", of)
         object.__setattr__(self, "when", when)
