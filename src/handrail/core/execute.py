@@ -13,114 +13,51 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
-from handrail._utils import unit_hash
+from handrail.core.gate import run_checks, settle
 from handrail.core.model import Message, Model, ModelRequest, ModelResponse
 from handrail.core.nodes import (
     MISSING,
     Action,
-    Check,
     Classify,
     Extract,
     LLMNode,
     Node,
-    RetryPolicy,
     Review,
     Route,
     Rule,
+)
+from handrail.core.outcome import (
+    RULE_CONFIDENCE,
+    Exhausted,
+    Outcome,
+    StepContext,
+    replace_outcome,
+    total_usage,
 )
 from handrail.core.records import (
     NO_USAGE,
     Attempt,
     AttemptKind,
-    CheckResult,
     Confidence,
     ReviewReason,
     StepStatus,
-    Usage,
 )
+from handrail.core.retries import with_retries
 from handrail.exceptions import (
-    CheckFailed,
     HandrailError,
     LowConfidence,
     OutputInvalid,
-    ProviderTimeout,
-    RateLimited,
-    RetriesExhausted,
     StepFailed,
-    TransientError,
 )
 
 if TYPE_CHECKING:
-    from handrail.core.hooks import HookSet
-    from handrail.core.pipeline import Pipeline
     from handrail.core.state import State
-
-
-@dataclass(kw_only=True, slots=True)
-class Outcome:
-    """What executing a node produced, before the runner applies it to the run."""
-
-    status: StepStatus
-    output: Any = None
-    route: str | None = None
-    confidence: Confidence | None = None
-    field_confidence: Mapping[str, Confidence] = field(default_factory=dict)
-    checks: tuple[CheckResult, ...] = ()
-    attempts: list[Attempt] = field(default_factory=list)
-    usage: Usage = NO_USAGE
-    model: str | None = None
-    error: BaseException | None = None
-    reasons: tuple[ReviewReason, ...] = ()
-    review_target: str | None = None
-    """For a `Review` gate: the node whose output the reviewer sees and may edit."""
-
-
-@dataclass(kw_only=True, slots=True)
-class StepContext:
-    """What a node execution needs from its run."""
-
-    run_id: str
-    pipeline: Pipeline
-    state: State
-    visit: int
-    hooks: HookSet
-    models: Mapping[str, Model]
-    default_model: Model | None
-    call_ids: list[int]
-
-
-class _Exhausted(Exception):
-    """Internal: the node ran out of tries; carries the error and the last output seen."""
-
-    def __init__(
-        self,
-        error: BaseException,
-        attempts: list[Attempt],
-        usage: Usage,
-        checks: tuple[CheckResult, ...] = (),
-        output: Any = None,
-        confidence: Confidence | None = None,
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.attempts = attempts
-        self.usage = usage
-        self.checks = checks
-        self.output = output
-        self.confidence = confidence
 
 
 async def execute(node: Node, ctx: StepContext) -> Outcome:
@@ -136,7 +73,7 @@ async def execute(node: Node, ctx: StepContext) -> Outcome:
             if isinstance(node, Review):
                 return _execute_review(node, ctx)
             raise StepFailed(f"node `{node.name}` has unknown kind {node.kind!r}", node=node.name)
-        except _Exhausted as ex:
+        except Exhausted as ex:
             return await _exhausted(node, ctx, ex)
     # Failures outside the retry loop (no model, an unknown model name, a prompt that cannot
     # render, a review's `when` raising) still end as this node's failed step, never as a run
@@ -173,11 +110,11 @@ async def _call_rule(node: Rule, state: State, attempts: list[Attempt]) -> tuple
             result = await result
         return _rule_output(node, result)
     except HandrailError as e:
-        raise _Exhausted(e, attempts, NO_USAGE) from e
+        raise Exhausted(e, attempts, NO_USAGE) from e
     except Exception as e:
         error = StepFailed(f"rule `{node.name}` raised {type(e).__name__}: {e}", node=node.name)
         error.__cause__ = e
-        raise _Exhausted(error, attempts, NO_USAGE) from e
+        raise Exhausted(error, attempts, NO_USAGE) from e
 
 
 async def execute_simple_rule(node: Rule, state: State) -> Outcome:
@@ -195,9 +132,9 @@ async def execute_simple_rule(node: Rule, state: State) -> Outcome:
             error.__cause__ = e
         else:
             error = e
-        return await _exhausted(node, None, _Exhausted(error, [], NO_USAGE))
+        return await _exhausted(node, None, Exhausted(error, [], NO_USAGE))
     return Outcome(
-        status=StepStatus.COMPLETED, output=output, route=route, confidence=_RULE_CONFIDENCE
+        status=StepStatus.COMPLETED, output=output, route=route, confidence=RULE_CONFIDENCE
     )
 
 
@@ -206,15 +143,12 @@ async def _execute_rule(node: Rule, ctx: StepContext) -> Outcome:
     attempts: list[Attempt] = []
     while True:
         output, route = await _call_rule(node, ctx.state, attempts)
-        verdict = _run_checks(node, output, ctx.state, retries, attempts, NO_USAGE)
+        verdict = run_checks(node, output, ctx.state, retries, attempts, NO_USAGE)
         if verdict.retry is not None:
             continue
-        return _settle(
-            node, ctx, verdict, output, route, _RULE_CONFIDENCE, {}, attempts, NO_USAGE, None
+        return settle(
+            node, ctx, verdict, output, route, RULE_CONFIDENCE, {}, attempts, NO_USAGE, None
         )
-
-
-_RULE_CONFIDENCE = Confidence(value=1.0, source="rule")
 
 
 def idempotency_key(run_id: str, node: str, visit: int) -> str:
@@ -234,10 +168,10 @@ async def _execute_action(node: Action, ctx: StepContext) -> Outcome:
 
     retries: dict[str, int] = {}
     while True:
-        output = await _with_retries(node, node.retry, call, attempts, kind="call")
-        verdict = _run_checks(node, output, ctx.state, retries, attempts, NO_USAGE)
+        output = await with_retries(node, node.retry, call, attempts, kind="call")
+        verdict = run_checks(node, output, ctx.state, retries, attempts, NO_USAGE)
         if verdict.retry is None:
-            return _settle(node, ctx, verdict, output, None, None, {}, attempts, NO_USAGE, None)
+            return settle(node, ctx, verdict, output, None, None, {}, attempts, NO_USAGE, None)
 
 
 def _execute_review(node: Review, ctx: StepContext) -> Outcome:
@@ -253,140 +187,6 @@ def _execute_review(node: Review, ctx: StepContext) -> Outcome:
         reasons=(reason,),
         review_target=node.of,
     )
-
-
-# --- retries -----------------------------------------------------------------------------------
-
-
-def _wait(policy: RetryPolicy) -> Any:
-    base = wait_exponential(multiplier=policy.initial, max=policy.maximum) + wait_random(
-        0, policy.jitter
-    )
-
-    def wait(retry_state: Any) -> float:
-        delay = float(base(retry_state))
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(error, RateLimited) and error.retry_after:
-            delay = max(delay, min(error.retry_after, policy.maximum))
-        return delay
-
-    return wait
-
-
-async def _attempt(
-    node: Node,
-    call: Any,
-    attempts: list[Attempt],
-    kind: AttemptKind,
-    model: str | None,
-) -> Any:
-    """One call, with the node's timeout, recorded as an `Attempt` whatever happens."""
-    started = time.perf_counter()
-    number = len(attempts) + 1
-    try:
-        if node.timeout is not None:
-            try:
-                async with asyncio.timeout(node.timeout):
-                    result = await call()
-            except TimeoutError:
-                raise ProviderTimeout(
-                    f"`{node.name}` took longer than its timeout of {node.timeout:g}s"
-                ) from None
-        else:
-            result = await call()
-    except Exception as e:
-        outcome: Any = "transient_error" if isinstance(e, TransientError) else "error"
-        attempts.append(
-            Attempt(
-                number=number,
-                kind=kind,
-                outcome=outcome,
-                error=_describe(e),
-                duration_s=time.perf_counter() - started,
-                model=model,
-            )
-        )
-        raise
-    if isinstance(result, ModelResponse):
-        attempts.append(
-            Attempt(
-                number=number,
-                kind=kind,
-                outcome="ok",
-                duration_s=time.perf_counter() - started,
-                usage=result.usage,
-                model=result.model or model,
-            )
-        )
-    else:
-        attempts.append(
-            Attempt(
-                number=number, kind=kind, outcome="ok", duration_s=time.perf_counter() - started
-            )
-        )
-    return result
-
-
-async def _with_retries(
-    node: Node,
-    policy: RetryPolicy,
-    call: Any,
-    attempts: list[Attempt],
-    *,
-    kind: AttemptKind,
-    model: str | None = None,
-) -> Any:
-    """Call `call()` under the node's RetryPolicy; transient errors are retried with backoff.
-
-    The first attempt is a plain call: tenacity's machinery costs more than a fast model call,
-    and most first attempts succeed. After a transient failure, tenacity takes over, with the
-    failure replayed as its first attempt, so it owns every backoff and stop decision.
-    """
-    try:
-        try:
-            return await _attempt(node, call, attempts, kind, model)
-        except TransientError as first_failure:
-            replay: list[TransientError] = [first_failure]
-
-        async def again() -> Any:
-            if replay:
-                raise replay.pop()
-            return await _attempt(node, call, attempts, "transport_retry", model)
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts),
-            wait=_wait(policy),
-            retry=retry_if_exception_type(TransientError),
-            reraise=True,
-        )
-        return await retrying(again)
-    except TransientError as e:
-        n = sum(1 for a in attempts if a.outcome == "transient_error")
-        error = RetriesExhausted(
-            f"`{node.name}` failed {n} times with transient errors (last: {_describe(e)}); "
-            f"retry later, or raise RetryPolicy(attempts=...) on the node",
-            node=node.name,
-            attempts=n,
-            last_error=e,
-        )
-        raise _Exhausted(error, attempts, _usage(attempts)) from e
-    except HandrailError as e:
-        raise _Exhausted(e, attempts, _usage(attempts)) from e
-    except Exception as e:
-        failure = StepFailed(f"`{node.name}` raised {type(e).__name__}: {e}", node=node.name)
-        failure.__cause__ = e
-        raise _Exhausted(failure, attempts, _usage(attempts)) from e
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def _usage(attempts: Sequence[Attempt]) -> Usage:
-    total = NO_USAGE
-    for attempt in attempts:
-        total = total + attempt.usage
-    return total
 
 
 # --- LLM nodes ---------------------------------------------------------------------------------
@@ -491,9 +291,15 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
                 request=request,
             )
         started = time.perf_counter()
+        response: ModelResponse | None = None
+        error: BaseException | None = None
         try:
             response = await model.generate(request)
+            return response
         except BaseException as e:
+            error = e
+            raise
+        finally:
             if hooks.model_call_finished:
                 hooks.emit(
                     hooks.model_call_finished,
@@ -501,23 +307,10 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
                     node=node.name,
                     call_id=call_id,
                     model=model.name,
-                    response=None,
-                    error=e,
+                    response=response,
+                    error=error,
                     duration_s=time.perf_counter() - started,
                 )
-            raise
-        if hooks.model_call_finished:
-            hooks.emit(
-                hooks.model_call_finished,
-                run_id=ctx.run_id,
-                node=node.name,
-                call_id=call_id,
-                model=model.name,
-                response=response,
-                error=None,
-                duration_s=time.perf_counter() - started,
-            )
-        return response
 
     kind: AttemptKind = "call"
     while True:
@@ -532,7 +325,7 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             run_id=ctx.run_id,
             params=node.params,
         )
-        response: ModelResponse = await _with_retries(
+        response: ModelResponse = await with_retries(
             node,
             node.retry,
             lambda request=request: call_once(request),
@@ -540,11 +333,11 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             kind=kind,
             model=model.name,
         )
-        usage = _usage(attempts)
+        usage = total_usage(attempts)
         try:
             output = _validate(node, response.output)
         except ValidationError as e:
-            attempts[-1] = _replace_outcome(attempts[-1], "invalid_output", str(e))
+            attempts[-1] = replace_outcome(attempts[-1], "invalid_output", str(e))
             if reasks >= node.max_reasks:
                 count = e.error_count()
                 error = OutputInvalid(
@@ -556,7 +349,7 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
                     attempts=reasks + 1,
                     errors=e.errors(),
                 )
-                raise _Exhausted(error, attempts, usage) from e
+                raise Exhausted(error, attempts, usage) from e
             reasks += 1
             kind = "reask"
             messages = [
@@ -566,7 +359,7 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             ]
             continue
         confidence, field_confidence = _confidence(node, response, output)
-        verdict = _run_checks(node, output, ctx.state, retries, attempts, usage)
+        verdict = run_checks(node, output, ctx.state, retries, attempts, usage)
         if verdict.retry is not None:
             kind = "check_retry"
             messages = [
@@ -584,7 +377,7 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
         if confidence is None and verdict.results and not isinstance(node, Classify | Extract):
             passed = sum(r.passed for r in verdict.results)
             confidence = Confidence(value=passed / len(verdict.results), source="checks")
-        return _settle(
+        return settle(
             node,
             ctx,
             verdict,
@@ -596,18 +389,6 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             usage,
             response.model or model.name,
         )
-
-
-def _replace_outcome(attempt: Attempt, outcome: Any, error: str) -> Attempt:
-    return Attempt(
-        number=attempt.number,
-        kind=attempt.kind,
-        outcome=outcome,
-        error=error,
-        duration_s=attempt.duration_s,
-        usage=attempt.usage,
-        model=attempt.model,
-    )
 
 
 def _confidence(
@@ -631,227 +412,7 @@ def _confidence(
     return response.confidence, response.field_confidence
 
 
-# --- checks, gate and settling -----------------------------------------------------------------
-
-
-@dataclass(kw_only=True, slots=True)
-class _Verdict:
-    results: tuple[CheckResult, ...] = ()
-    retry: CheckResult | None = None
-    action: str | None = None
-    """The strongest failed on_fail: fail > fallback > retry (exhausted) > review > warn."""
-    failed: tuple[CheckResult, ...] = ()
-
-
-_ORDER = {"fail": 0, "fallback": 1, "retry": 2, "review": 3, "warn": 4}
-
-
-def _run_checks(
-    node: Node,
-    output: Any,
-    state: State,
-    retries: dict[str, int],
-    attempts: list[Attempt],
-    usage: Usage,
-) -> _Verdict:
-    if not node.checks:
-        return _Verdict()
-    results = []
-    for check in node.checks:
-        try:
-            results.append(check.evaluate(output, state))
-        except Exception as e:
-            results.append(
-                CheckResult(
-                    passed=False,
-                    name=check.name,
-                    on_fail=check.on_fail,
-                    message=f"check raised {type(e).__name__}: {e}",
-                )
-            )
-    failed = tuple(r for r in results if not r.passed)
-    verdict = _Verdict(results=tuple(results), failed=failed)
-    if not failed:
-        return verdict
-    by_name = {c.name: c for c in node.checks}
-    for result in failed:
-        declared: Check = by_name[result.name]
-        if declared.on_fail == "retry" and retries.get(declared.name, 0) < declared.max_retries:
-            retries[declared.name] = retries.get(declared.name, 0) + 1
-            if attempts:
-                attempts[-1] = _replace_outcome(
-                    attempts[-1], "check_failed", result.message or result.name
-                )
-            verdict.retry = result
-            return verdict
-    verdict.action = min((r.on_fail for r in failed), key=_ORDER.__getitem__)
-    return verdict
-
-
-def _settle(
-    node: Node,
-    ctx: StepContext,
-    verdict: _Verdict,
-    output: Any,
-    route: str | None,
-    confidence: Confidence | None,
-    field_confidence: Mapping[str, Confidence],
-    attempts: list[Attempt],
-    usage: Usage,
-    model: str | None,
-) -> Outcome:
-    """Turn a valid output plus its check verdict and gate into the step's outcome."""
-    checks = verdict.results
-    action = verdict.action
-    failed = [r for r in verdict.failed if r.on_fail == action]
-    first = failed[0] if failed else None
-    if action == "fail" and first is not None:
-        # Returned, not raised, so the step keeps its attempts, usage and check results.
-        return Outcome(
-            status=StepStatus.FAILED,
-            output=output,
-            route=route,
-            confidence=confidence,
-            field_confidence=field_confidence,
-            checks=checks,
-            attempts=attempts,
-            usage=usage,
-            model=model,
-            error=CheckFailed(
-                f"check `{first.name}` on `{node.name}` failed: {first.message or 'no message'}",
-                node=node.name,
-            ),
-        )
-    if action in ("fallback", "retry") and first is not None:
-        what = "after its retries" if action == "retry" else "and asks for the fallback"
-        if attempts:  # the last answer failed the check too
-            attempts[-1] = _replace_outcome(
-                attempts[-1], "check_failed", first.message or first.name
-            )
-        raise _Exhausted(
-            CheckFailed(
-                f"check `{first.name}` on `{node.name}` failed {what}: "
-                f"{first.message or 'no message'}",
-                node=node.name,
-            ),
-            attempts,
-            usage,
-            checks,
-            output,
-            confidence,
-        )
-    reasons: list[ReviewReason] = [
-        ReviewReason(kind="check", check=r.name, message=r.message or f"check {r.name} failed")
-        for r in verdict.failed
-        if r.on_fail == "review"
-    ]
-    gate = node.gate if isinstance(node, LLMNode) else None
-    if gate is not None:
-        if confidence is not None and gate.reject is not None and confidence.value < gate.reject:
-            raise _Exhausted(
-                LowConfidence(
-                    f"`{node.name}` confidence {confidence.value:.2f} is below its reject band "
-                    f"({gate.reject:g}, {confidence.source})",
-                    node=node.name,
-                    value=confidence.value,
-                    threshold=gate.reject,
-                ),
-                attempts,
-                usage,
-                checks,
-                output,
-                confidence,
-            )
-        assert isinstance(node, LLMNode)
-        reasons.extend(_gate_reasons(node, gate, confidence, field_confidence))
-        if (
-            not reasons
-            and gate.audit
-            and unit_hash(ctx.state.document.hash, node.name) < gate.audit
-        ):
-            reasons.append(
-                ReviewReason(
-                    kind="audit",
-                    value=gate.audit,
-                    message=(f"picked for a quality audit ({gate.audit:.0%} of accepted outputs)"),
-                )
-            )
-    status = StepStatus.NEEDS_REVIEW if reasons else StepStatus.COMPLETED
-    return Outcome(
-        status=status,
-        output=output,
-        route=route,
-        confidence=confidence,
-        field_confidence=field_confidence,
-        checks=checks,
-        attempts=attempts,
-        usage=usage,
-        model=model,
-        reasons=tuple(reasons),
-    )
-
-
-def _gate_reasons(
-    node: LLMNode,
-    gate: Any,
-    confidence: Confidence | None,
-    field_confidence: Mapping[str, Confidence],
-) -> list[ReviewReason]:
-    reasons = []
-    if isinstance(node, Extract) and field_confidence:
-        required = {f for f, info in node.schema.model_fields.items() if info.is_required()}
-        for name in [*node.schema.model_fields]:
-            if name not in required and name not in gate.fields:
-                continue
-            threshold = gate.fields.get(name, gate.accept)
-            score = field_confidence.get(name)
-            if score is None:  # never a silent accept: a gated field needs a number
-                reasons.append(
-                    ReviewReason(
-                        kind="field_low_confidence",
-                        field=name,
-                        threshold=threshold,
-                        message=f"the model gave no confidence for field `{name}`; a gated "
-                        "field needs one",
-                    )
-                )
-            elif score.value < threshold:
-                reasons.append(
-                    ReviewReason(
-                        kind="field_low_confidence",
-                        field=name,
-                        value=score.value,
-                        threshold=threshold,
-                        message=(
-                            f"field `{name}` confidence {score.value:.2f} < {threshold:g} "
-                            f"({score.source})"
-                        ),
-                    )
-                )
-        return reasons
-    if confidence is None:
-        return [
-            ReviewReason(
-                kind="low_confidence",
-                threshold=gate.accept,
-                message=("the model gave no confidence for this output; a gated node needs one"),
-            )
-        ]
-    if confidence.value < gate.accept:
-        return [
-            ReviewReason(
-                kind="low_confidence",
-                value=confidence.value,
-                threshold=gate.accept,
-                message=(
-                    f"confidence {confidence.value:.2f} < {gate.accept:g} ({confidence.source})"
-                ),
-            )
-        ]
-    return []
-
-
-async def _exhausted(node: Node, ctx: StepContext | None, ex: _Exhausted) -> Outcome:
+async def _exhausted(node: Node, ctx: StepContext | None, ex: Exhausted) -> Outcome:
     fallback = node.fallback
     base = Outcome(
         status=StepStatus.FAILED,
@@ -881,8 +442,8 @@ async def _exhausted(node: Node, ctx: StepContext | None, ex: _Exhausted) -> Out
                 return base
             try:
                 outcome = await _execute_llm(node, ctx, model=model)
-            except _Exhausted as again:
-                ex = _Exhausted(
+            except Exhausted as again:
+                ex = Exhausted(
                     again.error,
                     [*ex.attempts, *again.attempts],
                     ex.usage + again.usage,
@@ -919,14 +480,4 @@ async def _exhausted(node: Node, ctx: StepContext | None, ex: _Exhausted) -> Out
 
 
 def _as_fallback(attempt: Attempt) -> Attempt:
-    if attempt.kind != "call":
-        return attempt
-    return Attempt(
-        number=attempt.number,
-        kind="fallback_model",
-        outcome=attempt.outcome,
-        error=attempt.error,
-        duration_s=attempt.duration_s,
-        usage=attempt.usage,
-        model=attempt.model,
-    )
+    return replace(attempt, kind="fallback_model") if attempt.kind == "call" else attempt

@@ -317,6 +317,26 @@ def _init(node: Node, **values: Any) -> None:
         object.__setattr__(node, key, value)
 
 
+def _init_llm(node: Node, args: Mapping[str, Any]) -> None:
+    """Set the fields every LLM node shares from its constructor's arguments."""
+    _init(
+        node,
+        name=args["name"],
+        checks=tuple(args["checks"]),
+        fallback=args["fallback"],
+        on_exhausted=args["on_exhausted"],
+        retry=args["retry"] or RetryPolicy(),
+        timeout=args["timeout"],
+        reads=(),
+        description=args["description"],
+        prompt=args["prompt"],
+        model=args["model"],
+        gate=args["gate"],
+        max_reasks=args["max_reasks"],
+        params=args["params"] or {},
+    )
+
+
 @dataclass(frozen=True, eq=False, slots=True)
 class LLMNode(Node):
     """A node answered by a model: prompt in, validated output plus confidence out."""
@@ -373,22 +393,7 @@ class Classify(LLMNode):
         params: Mapping[str, Any] | None = None,
         description: str = "",
     ) -> None:
-        _init(
-            self,
-            name=name,
-            checks=tuple(checks),
-            fallback=fallback,
-            on_exhausted=on_exhausted,
-            retry=retry or RetryPolicy(),
-            timeout=timeout,
-            reads=(),
-            description=description,
-            prompt=prompt,
-            model=model,
-            gate=gate,
-            max_reasks=max_reasks,
-            params=params or {},
-        )
+        _init_llm(self, locals())
         object.__setattr__(self, "labels_", tuple(labels))
 
     def labels(self) -> tuple[str, ...]:
@@ -429,22 +434,7 @@ class Extract(LLMNode):
         params: Mapping[str, Any] | None = None,
         description: str = "",
     ) -> None:
-        _init(
-            self,
-            name=name,
-            checks=tuple(checks),
-            fallback=fallback,
-            on_exhausted=on_exhausted,
-            retry=retry or RetryPolicy(),
-            timeout=timeout,
-            reads=(),
-            description=description,
-            prompt=prompt,
-            model=model,
-            gate=gate,
-            max_reasks=max_reasks,
-            params=params or {},
-        )
+        _init_llm(self, locals())
         object.__setattr__(self, "schema", schema)
 
     def output_adapter(self) -> TypeAdapter[Any]:
@@ -475,22 +465,7 @@ class _TextNode(LLMNode):
         params: Mapping[str, Any] | None = None,
         description: str = "",
     ) -> None:
-        _init(
-            self,
-            name=name,
-            checks=tuple(checks),
-            fallback=fallback,
-            on_exhausted=on_exhausted,
-            retry=retry or RetryPolicy(),
-            timeout=timeout,
-            reads=(),
-            description=description,
-            prompt=prompt,
-            model=model,
-            gate=gate,
-            max_reasks=max_reasks,
-            params=params or {},
-        )
+        _init_llm(self, locals())
         object.__setattr__(self, "schema", schema)
 
     def output_adapter(self) -> TypeAdapter[Any]:

@@ -10,13 +10,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from handrail._utils import derived_id, new_id, now
-from handrail.core.execute import Outcome, StepContext, execute, execute_simple_rule
+from handrail.core.decisions import decided_output, pending_review
+from handrail.core.execute import execute, execute_simple_rule
 from handrail.core.hooks import Hooks, HookSet
 from handrail.core.model import Model
-from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Review, Rule
+from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Rule
+from handrail.core.outcome import Outcome, StepContext
 from handrail.core.pipeline import Budget, Pipeline
 from handrail.core.records import (
     NO_USAGE,
@@ -38,7 +40,6 @@ from handrail.exceptions import (
     InputError,
     InvalidDecision,
     LoopLimitReached,
-    ReviewAlreadyDecided,
     ReviewNotFound,
     RunTimeout,
     StepFailed,
@@ -280,14 +281,14 @@ class Runner:
         record = self.store.get_run(run_id)
         if record is None:
             raise ReviewNotFound(f"no run `{run_id}`; list runs with `handrail runs list`")
-        request = self._pending_review(record, decision)
+        request = pending_review(record, decision)
         node = self.pipeline.nodes.get(request.node)
         if node is None:
             raise InvalidDecision(
                 f"review `{request.review_id}` is for node `{request.node}`, "
                 f"which pipeline `{self.pipeline.name}` no longer has"
             )
-        output, updates = self._decided_output(node, request, decision)
+        output, updates = decided_output(self.pipeline, node, request, decision)
         stamped = replace(
             decision, review_id=request.review_id, decided_at=decision.decided_at or now()
         )
@@ -377,7 +378,7 @@ class Runner:
         t0 = time.perf_counter()
         try:
             if name in self._simple_rules:
-                outcome = await execute_simple_rule(node, run.state)  # type: ignore[arg-type]
+                outcome = await execute_simple_rule(cast(Rule, node), run.state)
             else:
                 ctx = StepContext(
                     run_id=run.run_id,
@@ -581,72 +582,6 @@ class Runner:
         return record
 
     # --- review decisions ----------------------------------------------------------------------
-
-    def _pending_review(self, record: RunRecord, decision: ReviewDecision) -> ReviewRequest:
-        pending = {r.review_id: r for r in record.reviews}
-        decided = dict(record.decisions)
-        wanted = decision.review_id
-        already = wanted in decided if wanted is not None else (not pending and bool(decided))
-        if already:
-            rid = wanted or record.decisions[-1][0]
-            previous = decided[rid]
-            by = f" by {previous.reviewer}" if previous.reviewer else ""
-            raise ReviewAlreadyDecided(
-                f"review `{rid}` of run `{record.run_id}` was already "
-                f"decided ({previous.action}{by}); a decision is "
-                "applied exactly once"
-            )
-        if record.status is not RunStatus.NEEDS_REVIEW or not pending:
-            raise InvalidDecision(
-                f"run `{record.run_id}` is {record.status.value}, not waiting "
-                "for review; nothing to decide"
-            )
-        if wanted is None:
-            if len(pending) > 1:
-                raise InvalidDecision(
-                    f"run `{record.run_id}` waits on {len(pending)} reviews "
-                    f"({', '.join(pending)}); say which with review_id="
-                )
-            return next(iter(pending.values()))
-        if wanted not in pending:
-            raise ReviewNotFound(
-                f"run `{record.run_id}` has no pending review `{wanted}`; "
-                f"pending: {', '.join(pending)}"
-            )
-        return pending[wanted]
-
-    def _decided_output(
-        self, node: Node, request: ReviewRequest, decision: ReviewDecision
-    ) -> tuple[Any, dict[str, Any]]:
-        """Validate the decision before anything is written; returns (output, state updates)."""
-        if decision.action == "reject":
-            return None, {}
-        target = self.pipeline.nodes[request.target]
-        if decision.action == "approve":
-            if request.output is None and not isinstance(node, Review):
-                raise InvalidDecision(
-                    f"review `{request.review_id}` has no output to approve "
-                    f"(`{node.name}` failed: {request.reasons[0].message}); "
-                    "edit it with a corrected output, or reject it"
-                )
-            return ("approved", {}) if isinstance(node, Review) else (request.output, {})
-        if decision.action != "edit":
-            raise InvalidDecision(
-                f"unknown decision {decision.action!r}; use approve, edit or reject"
-            )
-        adapter = target.output_adapter()
-        value = decision.output
-        if adapter is not None:
-            try:
-                value = adapter.validate_python(value)
-            except Exception as e:
-                raise InvalidDecision(
-                    f"the edited output for `{target.name}` does not fit its "
-                    f"schema: {e}; correct it and decide again"
-                ) from e
-        if isinstance(node, Review):
-            return "edited", {request.target: value}
-        return value, {}
 
     def _apply_decision(
         self,

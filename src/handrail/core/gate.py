@@ -1,0 +1,233 @@
+"""Settling a valid output: its checks' verdict and the confidence gate decide the step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from handrail._utils import unit_hash
+from handrail.core.nodes import Check, Extract, LLMNode, Node
+from handrail.core.outcome import Exhausted, Outcome, StepContext, replace_outcome
+from handrail.core.records import Attempt, CheckResult, Confidence, ReviewReason, StepStatus, Usage
+from handrail.exceptions import CheckFailed, LowConfidence
+
+if TYPE_CHECKING:
+    from handrail.core.state import State
+
+
+@dataclass(kw_only=True, slots=True)
+class Verdict:
+    results: tuple[CheckResult, ...] = ()
+    retry: CheckResult | None = None
+    action: str | None = None
+    """The strongest failed on_fail: fail > fallback > retry (exhausted) > review > warn."""
+    failed: tuple[CheckResult, ...] = ()
+
+
+_ORDER = {"fail": 0, "fallback": 1, "retry": 2, "review": 3, "warn": 4}
+
+
+def run_checks(
+    node: Node,
+    output: Any,
+    state: State,
+    retries: dict[str, int],
+    attempts: list[Attempt],
+    usage: Usage,
+) -> Verdict:
+    if not node.checks:
+        return Verdict()
+    results = []
+    for check in node.checks:
+        try:
+            results.append(check.evaluate(output, state))
+        except Exception as e:
+            results.append(
+                CheckResult(
+                    passed=False,
+                    name=check.name,
+                    on_fail=check.on_fail,
+                    message=f"check raised {type(e).__name__}: {e}",
+                )
+            )
+    failed = tuple(r for r in results if not r.passed)
+    verdict = Verdict(results=tuple(results), failed=failed)
+    if not failed:
+        return verdict
+    by_name = {c.name: c for c in node.checks}
+    for result in failed:
+        declared: Check = by_name[result.name]
+        if declared.on_fail == "retry" and retries.get(declared.name, 0) < declared.max_retries:
+            retries[declared.name] = retries.get(declared.name, 0) + 1
+            if attempts:
+                attempts[-1] = replace_outcome(
+                    attempts[-1], "check_failed", result.message or result.name
+                )
+            verdict.retry = result
+            return verdict
+    verdict.action = min((r.on_fail for r in failed), key=_ORDER.__getitem__)
+    return verdict
+
+
+def settle(
+    node: Node,
+    ctx: StepContext,
+    verdict: Verdict,
+    output: Any,
+    route: str | None,
+    confidence: Confidence | None,
+    field_confidence: Mapping[str, Confidence],
+    attempts: list[Attempt],
+    usage: Usage,
+    model: str | None,
+) -> Outcome:
+    """Turn a valid output plus its check verdict and gate into the step's outcome."""
+    checks = verdict.results
+    action = verdict.action
+    failed = [r for r in verdict.failed if r.on_fail == action]
+    first = failed[0] if failed else None
+    if action == "fail" and first is not None:
+        # Returned, not raised, so the step keeps its attempts, usage and check results.
+        return Outcome(
+            status=StepStatus.FAILED,
+            output=output,
+            route=route,
+            confidence=confidence,
+            field_confidence=field_confidence,
+            checks=checks,
+            attempts=attempts,
+            usage=usage,
+            model=model,
+            error=CheckFailed(
+                f"check `{first.name}` on `{node.name}` failed: {first.message or 'no message'}",
+                node=node.name,
+            ),
+        )
+    if action in ("fallback", "retry") and first is not None:
+        what = "after its retries" if action == "retry" else "and asks for the fallback"
+        if attempts:  # the last answer failed the check too
+            attempts[-1] = replace_outcome(
+                attempts[-1], "check_failed", first.message or first.name
+            )
+        raise Exhausted(
+            CheckFailed(
+                f"check `{first.name}` on `{node.name}` failed {what}: "
+                f"{first.message or 'no message'}",
+                node=node.name,
+            ),
+            attempts,
+            usage,
+            checks,
+            output,
+            confidence,
+        )
+    reasons: list[ReviewReason] = [
+        ReviewReason(kind="check", check=r.name, message=r.message or f"check {r.name} failed")
+        for r in verdict.failed
+        if r.on_fail == "review"
+    ]
+    gate = node.gate if isinstance(node, LLMNode) else None
+    if gate is not None:
+        if confidence is not None and gate.reject is not None and confidence.value < gate.reject:
+            raise Exhausted(
+                LowConfidence(
+                    f"`{node.name}` confidence {confidence.value:.2f} is below its reject band "
+                    f"({gate.reject:g}, {confidence.source})",
+                    node=node.name,
+                    value=confidence.value,
+                    threshold=gate.reject,
+                ),
+                attempts,
+                usage,
+                checks,
+                output,
+                confidence,
+            )
+        assert isinstance(node, LLMNode)
+        reasons.extend(_gate_reasons(node, gate, confidence, field_confidence))
+        if (
+            not reasons
+            and gate.audit
+            and unit_hash(ctx.state.document.hash, node.name) < gate.audit
+        ):
+            reasons.append(
+                ReviewReason(
+                    kind="audit",
+                    value=gate.audit,
+                    message=(f"picked for a quality audit ({gate.audit:.0%} of accepted outputs)"),
+                )
+            )
+    status = StepStatus.NEEDS_REVIEW if reasons else StepStatus.COMPLETED
+    return Outcome(
+        status=status,
+        output=output,
+        route=route,
+        confidence=confidence,
+        field_confidence=field_confidence,
+        checks=checks,
+        attempts=attempts,
+        usage=usage,
+        model=model,
+        reasons=tuple(reasons),
+    )
+
+
+def _gate_reasons(
+    node: LLMNode,
+    gate: Any,
+    confidence: Confidence | None,
+    field_confidence: Mapping[str, Confidence],
+) -> list[ReviewReason]:
+    reasons = []
+    if isinstance(node, Extract) and field_confidence:
+        required = {f for f, info in node.schema.model_fields.items() if info.is_required()}
+        for name in [*node.schema.model_fields]:
+            if name not in required and name not in gate.fields:
+                continue
+            threshold = gate.fields.get(name, gate.accept)
+            score = field_confidence.get(name)
+            if score is None:  # never a silent accept: a gated field needs a number
+                reasons.append(
+                    ReviewReason(
+                        kind="field_low_confidence",
+                        field=name,
+                        threshold=threshold,
+                        message=f"the model gave no confidence for field `{name}`; a gated "
+                        "field needs one",
+                    )
+                )
+            elif score.value < threshold:
+                reasons.append(
+                    ReviewReason(
+                        kind="field_low_confidence",
+                        field=name,
+                        value=score.value,
+                        threshold=threshold,
+                        message=(
+                            f"field `{name}` confidence {score.value:.2f} < {threshold:g} "
+                            f"({score.source})"
+                        ),
+                    )
+                )
+        return reasons
+    if confidence is None:
+        return [
+            ReviewReason(
+                kind="low_confidence",
+                threshold=gate.accept,
+                message=("the model gave no confidence for this output; a gated node needs one"),
+            )
+        ]
+    if confidence.value < gate.accept:
+        return [
+            ReviewReason(
+                kind="low_confidence",
+                value=confidence.value,
+                threshold=gate.accept,
+                message=(
+                    f"confidence {confidence.value:.2f} < {gate.accept:g} ({confidence.source})"
+                ),
+            )
+        ]
+    return []

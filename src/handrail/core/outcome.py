@@ -1,0 +1,96 @@
+"""What executing a node produces, and the small helpers every part of execution shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from handrail.core.model import Model
+from handrail.core.records import (
+    NO_USAGE,
+    Attempt,
+    CheckResult,
+    Confidence,
+    ReviewReason,
+    StepStatus,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from handrail.core.hooks import HookSet
+    from handrail.core.pipeline import Pipeline
+    from handrail.core.state import State
+
+
+@dataclass(kw_only=True, slots=True)
+class Outcome:
+    """What executing a node produced, before the runner applies it to the run."""
+
+    status: StepStatus
+    output: Any = None
+    route: str | None = None
+    confidence: Confidence | None = None
+    field_confidence: Mapping[str, Confidence] = field(default_factory=dict)
+    checks: tuple[CheckResult, ...] = ()
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: Usage = NO_USAGE
+    model: str | None = None
+    error: BaseException | None = None
+    reasons: tuple[ReviewReason, ...] = ()
+    review_target: str | None = None
+    """For a `Review` gate: the node whose output the reviewer sees and may edit."""
+
+
+@dataclass(kw_only=True, slots=True)
+class StepContext:
+    """What a node execution needs from its run."""
+
+    run_id: str
+    pipeline: Pipeline
+    state: State
+    visit: int
+    hooks: HookSet
+    models: Mapping[str, Model]
+    default_model: Model | None
+    call_ids: list[int]
+
+
+class Exhausted(Exception):
+    """Internal: the node ran out of tries; carries the error and the last output seen."""
+
+    def __init__(
+        self,
+        error: BaseException,
+        attempts: list[Attempt],
+        usage: Usage,
+        checks: tuple[CheckResult, ...] = (),
+        output: Any = None,
+        confidence: Confidence | None = None,
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts
+        self.usage = usage
+        self.checks = checks
+        self.output = output
+        self.confidence = confidence
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def total_usage(attempts: Sequence[Attempt]) -> Usage:
+    total = NO_USAGE
+    for attempt in attempts:
+        total = total + attempt.usage
+    return total
+
+
+def replace_outcome(attempt: Attempt, outcome: Any, error: str) -> Attempt:
+    return replace(attempt, outcome=outcome, error=error)
+
+
+RULE_CONFIDENCE = Confidence(value=1.0, source="rule")
+"""A rule is deterministic: its output is what it is."""
