@@ -6,15 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from tests.pipelines import branches, low_confidence
 
 from handrail import (
+    Extract,
+    FakeModel,
     Hooks,
     InMemoryStore,
+    Pipeline,
+    PipelineBuilder,
+    Reply,
+    Review,
     ReviewAlreadyDecided,
     ReviewDecision,
     ReviewNotFound,
+    Rule,
     Runner,
     RunRecord,
     RunStatus,
@@ -169,3 +176,42 @@ async def test_the_runner_uses_the_store_it_is_given() -> None:
     await runner.resume(record.run_id, ReviewDecision.approve())
     assert store.saved == ["needs_review", "completed"]
     assert runner.store is store
+
+
+async def test_outputs_stored_as_json_come_back_as_their_node_types() -> None:
+    """A serialising store gives pydantic outputs back as dicts; a resumed run revalidates them
+    against each node's schema, so later nodes read `state["order"].amount` as before."""
+    store = InMemoryStore()
+    runner = Runner(approval_pipeline(), model=approval_model(), store=store)
+    record = await runner.run("order A-17 for 900")
+    assert record.status is RunStatus.NEEDS_REVIEW
+
+    as_json = TypeAdapter(RunRecord).dump_python(record, mode="json")
+    assert as_json["outputs"]["order"] == {"order_id": "A-17", "amount": 900.0}
+    other = InMemoryStore()
+    other.save_run(TypeAdapter(RunRecord).validate_python(as_json))
+    resumed = Runner(approval_pipeline(), model=approval_model(), store=other)
+    done = await resumed.resume(record.run_id, ReviewDecision.approve())
+
+    assert done.status is RunStatus.COMPLETED
+    assert done.outputs["order"] == Order(order_id="A-17", amount=900.0)
+    assert done.outputs["charge"] == 900.0
+
+
+class Order(BaseModel):
+    order_id: str
+    amount: float
+
+
+def approval_pipeline() -> Pipeline:
+    return (
+        PipelineBuilder("json_round_trip")
+        .add(Extract("order", Order, gate=None))
+        .add(Review("check", of="order"), after="order")
+        .add(Rule("charge", lambda s: s["order"].amount), after="check")
+        .build()
+    )
+
+
+def approval_model() -> FakeModel:
+    return FakeModel({"order": Reply({"order_id": "A-17", "amount": 900.0})})

@@ -278,39 +278,74 @@ class Runner:
         Completed steps are never re-run: the run's state and schedule are rebuilt from its step
         records. A second decision on the same review raises `ReviewAlreadyDecided`.
         """
+        record, request, stamped = self.accept_decision(run_id, decision)
+        return await self.continue_run(record, request, stamped)
+
+    def accept_decision(
+        self, run_id: str, decision: ReviewDecision
+    ) -> tuple[RunRecord, ReviewRequest, ReviewDecision]:
+        """Check a decision and record it, exactly once; nothing runs yet.
+
+        Raises before writing anything when the decision does not fit (an edit failing the
+        schema, a run not waiting); raises `ReviewAlreadyDecided` for a second decision.
+        """
         record = self.store.get_run(run_id)
         if record is None:
             raise ReviewNotFound(f"no run `{run_id}`; list runs with `handrail runs list`")
         request = pending_review(record, decision)
+        self._decision_effects(request, decision)
+        stamped = replace(
+            decision, review_id=request.review_id, decided_at=decision.decided_at or now()
+        )
+        return record, self.store.record_decision(request.review_id, stamped), stamped
+
+    def _decision_effects(
+        self, request: ReviewRequest, decision: ReviewDecision
+    ) -> tuple[Node, Any, dict[str, Any]]:
         node = self.pipeline.nodes.get(request.node)
         if node is None:
             raise InvalidDecision(
                 f"review `{request.review_id}` is for node `{request.node}`, "
                 f"which pipeline `{self.pipeline.name}` no longer has"
             )
+        request = replace(request, output=self._revive(request.target, request.output))
         output, updates = decided_output(self.pipeline, node, request, decision)
-        stamped = replace(
-            decision, review_id=request.review_id, decided_at=decision.decided_at or now()
-        )
-        request = self.store.record_decision(request.review_id, stamped)
+        return node, output, updates
+
+    async def continue_run(
+        self, record: RunRecord, request: ReviewRequest, decision: ReviewDecision
+    ) -> RunRecord:
+        """Continue a run after `accept_decision` recorded `decision` on `request`."""
+        node, output, updates = self._decision_effects(request, decision)
         run = self._rebuild(record)
         run.reviews.pop(request.review_id, None)
-        run.decisions.append((request.review_id, stamped))
+        run.decisions.append((request.review_id, decision))
         hooks = self.hooks
         if hooks.review_decided:
-            hooks.emit(hooks.review_decided, request=request, decision=stamped)
+            hooks.emit(hooks.review_decided, request=request, decision=decision)
         if hooks.run_started:
             hooks.emit(
                 hooks.run_started,
-                run_id=run_id,
+                run_id=record.run_id,
                 pipeline=self.pipeline.name,
                 document=run.document,
                 resumed=True,
             )
-        self._apply_decision(run, node, request, stamped, output, updates)
+        self._apply_decision(run, node, request, decision, output, updates)
         if run.status is RunStatus.RUNNING:
             await self._drive_guarded(run)
         return self._finish(run)
+
+    def _revive(self, name: str, value: Any) -> Any:
+        """An output as its node's type again (a store that serialises gives back dicts)."""
+        node = self.pipeline.nodes.get(name)
+        adapter = node.output_adapter() if node is not None else None
+        if adapter is None or value is None:
+            return value
+        try:
+            return adapter.validate_python(value)
+        except Exception:  # keep what was stored rather than lose it; the node's type changed
+            return value
 
     # --- driving -------------------------------------------------------------------------------
 
@@ -355,7 +390,7 @@ class Runner:
                     continue
                 if not tasks:
                     return
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await self._wait(list(tasks))
                 for task in [t for t in tasks if t in done]:  # in start order: repeatable
                     name, visit, epoch = tasks.pop(task)
                     self._apply(run, name, visit, epoch, *task.result())
@@ -377,20 +412,7 @@ class Runner:
         started_at = now()
         t0 = time.perf_counter()
         try:
-            if name in self._simple_rules:
-                outcome = await execute_simple_rule(cast(Rule, node), run.state)
-            else:
-                ctx = StepContext(
-                    run_id=run.run_id,
-                    pipeline=self.pipeline,
-                    state=run.state,
-                    visit=visit,
-                    hooks=hooks,
-                    models=self.models,
-                    default_model=self.model,
-                    call_ids=run.call_ids,
-                )
-                outcome = await execute(node, ctx)
+            outcome = await self._execute_step(run, name, node, visit)
         except asyncio.CancelledError:
             # The run stopped (its timeout, or another branch failed) while this step ran.
             self._record_step(
@@ -411,6 +433,30 @@ class Runner:
             )
             raise
         return outcome, started_at, time.perf_counter() - t0
+
+    async def _execute_step(self, run: _Run, name: str, node: Node, visit: int) -> Outcome:
+        """Execute one node against the run's current state. The durable runner wraps this in a
+        checkpointed step; nothing here may touch the run's bookkeeping."""
+        if name in self._simple_rules:
+            return await execute_simple_rule(cast(Rule, node), run.state)
+        ctx = StepContext(
+            run_id=run.run_id,
+            pipeline=self.pipeline,
+            state=run.state,
+            visit=visit,
+            hooks=self.hooks,
+            models=self.models,
+            default_model=self.model,
+            call_ids=run.call_ids,
+        )
+        return await execute(node, ctx)
+
+    async def _wait(
+        self, tasks: Iterable[asyncio.Future[Any]]
+    ) -> tuple[set[asyncio.Future[Any]], set[asyncio.Future[Any]]]:
+        """Wait for the first of the running steps to finish. The durable runner checkpoints
+        which ones had finished, so a recovered run takes the same decisions."""
+        return await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
 
     def _taken(self, name: str, route: str | None, state: State) -> list[str]:
         taken = []
@@ -662,9 +708,9 @@ class Runner:
                 sched.pause(name)
                 continue
             if step.status is StepStatus.COMPLETED:
-                state = state.with_output(name, step.output)
+                state = state.with_output(name, self._revive(name, step.output))
                 for key, value in step.updates.items():
-                    state = state.with_output(key, value)
+                    state = state.with_output(key, self._revive(key, value))
             sched.finish(name, step.next)
         run.state = state
         return run
