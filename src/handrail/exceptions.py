@@ -38,6 +38,18 @@ from typing import Any
 class HandrailError(Exception):
     """Root of every handrail error."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors travel inside checkpointed step results (pickled), and several take
+        # keyword-only arguments that the default pickling of exceptions cannot pass back.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[HandrailError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class GraphSetupError(HandrailError):
     """The pipeline definition is invalid; raised by `PipelineBuilder.build()`."""
