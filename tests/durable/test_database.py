@@ -138,6 +138,32 @@ def test_two_stores_set_up_one_postgres_database_at_once(fresh_postgres_url: str
     assert len(rows(fresh_postgres_url, "SELECT * FROM handrail_meta")) == 1
 
 
+def drop_store_connections(url: str) -> int:
+    """What a Postgres restart does to a pool: every handrail connection is cut."""
+    [(cut,)] = rows(
+        url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'handrail' AND pid <> pg_backend_pid()",
+    )
+    return int(cut)
+
+
+async def test_connections_the_server_dropped_are_replaced(fresh_postgres_url: str) -> None:
+    with SqlStore(fresh_postgres_url) as store:
+        record = await paused_run(store)
+        review_id = record.review.review_id  # type: ignore[union-attr]
+
+        assert drop_store_connections(fresh_postgres_url) >= 1
+        assert store.get_run(record.run_id) is not None
+        drop_store_connections(fresh_postgres_url)
+        store.save_step(record.steps[0])
+        drop_store_connections(fresh_postgres_url)
+        store.save_run(record)
+        drop_store_connections(fresh_postgres_url)
+        assert store.record_decision(review_id, ReviewDecision.approve()).status == "decided"
+        assert store.list_reviews() == []
+
+
 # --- a database from a newer handrail ------------------------------------------------------------
 
 

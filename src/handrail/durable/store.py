@@ -1,58 +1,35 @@
 """`SqlStore`: the `RunStore` on SQLite or Postgres, in the database DBOS uses.
 
-SQLAlchemy Core on one engine. SQLite runs in WAL mode with a busy timeout and foreign keys on,
-and every write takes the write lock when it begins (`BEGIN IMMEDIATE`), so two processes never
-deadlock upgrading a read to a write. Postgres gets a normal connection pool.
+SQLAlchemy Core on one engine (`engine.py`: SQLite in WAL mode, Postgres with a normal pool), the
+tables in `schema.py`, the statements prebuilt in `statements.py`.
 
-Guarantees, the same as `InMemoryStore`'s:
+What it guarantees, beyond reading back what was saved:
 - `record_decision` accepts a decision exactly once, across threads and processes: a conditional
-  `UPDATE ... WHERE status = 'pending'`, and the row count says who won.
+  `UPDATE ... WHERE status = 'pending'`; the one that changed the row won.
 - `save_step` is idempotent: a recovered workflow replays its steps and saves them again. A step
   record is identified by what it is, `(run_id, node, visit, status)` (a node's visit is unique
-  within a run, and one visit has at most one record per status: `needs_review` then the
+  within a run, and one visit has at most one record per status: `needs_review`, then the
   decision's `completed` or `rejected`), so saving it again updates it in place; `seq`, its
   position, is given when it is first saved.
-- `save_run` replaces the run, and leaves the step log equal to the run's steps and the pending
-  queue equal to the run's pending reviews; a decided review is never reopened.
+- `save_run` is idempotent too. It replaces the run, and leaves the step log equal to the run's
+  steps and the run's pending reviews equal to its record's; a decided review is never reopened.
+- A connection the server dropped (a Postgres restart) is replaced and the call made once more
+  (`record_decision` then recognises its own decision if the first attempt was applied).
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from os import PathLike, fspath
-from pathlib import Path
+from os import PathLike
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 try:
-    from sqlalchemy import (
-        ColumnElement,
-        Connection,
-        Engine,
-        Table,
-        create_engine,
-        delete,
-        event,
-        func,
-        insert,
-        inspect,
-        select,
-        update,
-    )
-    from sqlalchemy.dialects import postgresql, sqlite
-    from sqlalchemy.engine import URL, make_url
-    from sqlalchemy.exc import (
-        ArgumentError,
-        DBAPIError,
-        IntegrityError,
-        InterfaceError,
-        OperationalError,
-    )
+    from sqlalchemy import Connection, func, insert, inspect, select, update
+    from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 except ImportError as e:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         'handrail.durable needs the durable extra: pip install "handrail[durable]"'
@@ -68,6 +45,7 @@ from handrail.core.records import (
     StepRecord,
 )
 from handrail.durable import schema
+from handrail.durable.engine import make_engine, parse, reason, unavailable
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
 from handrail.durable.serialize import (
     dump_decision,
@@ -78,34 +56,41 @@ from handrail.durable.serialize import (
     load_run,
     load_step,
 )
+from handrail.durable.statements import statements
 from handrail.exceptions import ReviewAlreadyDecided, ReviewNotFound
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-"""How long a SQLite write waits for another process's write lock before giving up."""
-CONNECT_TIMEOUT_S = 10
-"""How long connecting to Postgres may take before the store reports it unreachable."""
+T = TypeVar("T")
+
 _SETUP_LOCK = 0x68616E64  # "hand": serialises schema setup between processes on Postgres
-_URL_HELP = "use sqlite:///path/to/handrail.db or postgresql://user:password@host:5432/dbname"
 
 
 class SqlStore:
     """A `RunStore` in a SQL database: `SqlStore("sqlite:///.handrail/handrail.db")` or
-    `SqlStore("postgresql://user:password@host/db")`.
+    `SqlStore("postgresql://user:password@host/db")`; a `pathlib.Path` means a SQLite file.
 
     Opening it connects, creates the `handrail_*` tables on first use (and the SQLite file's
     folder), and refuses a database written by a newer handrail (`StoreVersionError`) before
     writing anything. An unreachable database raises `StoreUnavailable`; a malformed URL,
-    `StoreError`. A path (`pathlib.Path`) means a SQLite file.
+    `StoreError`.
     """
 
     def __init__(self, url: str | PathLike[str]) -> None:
-        parsed, self.url = _parse(url)
+        parsed, self.url = parse(url)
+        """The database's URL, its password masked."""
         self.dialect: str = parsed.get_backend_name()
         """`sqlite` or `postgresql`."""
-        self._engine = _engine(parsed, self.url)
+        self._sql = statements(self.dialect)
+        self._engine = make_engine(parsed, self.url)
         self._writer = self._engine.execution_options(handrail_write=True)
+        # A single statement needs no transaction around it: on Postgres, autocommit saves the
+        # BEGIN and COMMIT (or ROLLBACK) round trips. SQLite's writes still take the write lock
+        # when they begin.
+        autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        postgres = self.dialect == "postgresql"
+        self._single = autocommit if postgres else self._writer
+        self._reader = autocommit if postgres else self._engine
         try:
-            self._prepare()
+            self._call(self._prepare, opening=True)
         except BaseException:
             self._engine.dispose()
             raise
@@ -146,63 +131,50 @@ class SqlStore:
             "error_type": run.error.type if run.error is not None else None,
             "record": record,
         }
-        runs, steps, reviews = schema.runs, schema.steps, schema.reviews
-        with self._errors(), self._writer.begin() as conn:
-            conn.execute(self._upsert(runs, ["run_id"], [k for k in row if k != "run_id"]), row)
+        wanted = [(s.node, s.visit, s.status.value) for s in run.steps]
+        sql = self._sql
 
-            saved = conn.execute(
-                select(steps.c.node, steps.c.visit, steps.c.status)
-                .where(steps.c.run_id == run.run_id)
-                .order_by(steps.c.seq)
-            ).all()
-            wanted = [(s.node, s.visit, s.status.value) for s in run.steps]
-            if [tuple(r) for r in saved] != wanted:  # usually equal: save_step saw every step
-                conn.execute(delete(steps).where(steps.c.run_id == run.run_id))
-                if run.steps:
+        def work() -> None:
+            with self._writer.begin() as conn:
+                conn.execute(sql.save_run, row)
+                saved = conn.execute(sql.step_keys, {"run_id": run.run_id}).all()
+                if [tuple(r) for r in saved] != wanted:  # usually equal: save_step saw each step
+                    conn.execute(sql.delete_steps, {"run_id": run.run_id})
+                    if run.steps:
+                        conn.execute(
+                            sql.insert_steps,
+                            [
+                                _step_row(step, data) | {"seq": seq}
+                                for seq, (step, data) in enumerate(
+                                    zip(run.steps, record["steps"], strict=True)
+                                )
+                            ],
+                        )
+                keep = [r.review_id for r in run.reviews]
+                conn.execute(sql.drop_stale_reviews, {"run_id": run.run_id, "keep": keep})
+                if run.reviews:
                     conn.execute(
-                        insert(steps),
+                        sql.save_reviews,
                         [
-                            _step_row(step, data) | {"seq": seq}
-                            for seq, (step, data) in enumerate(
-                                zip(run.steps, record["steps"], strict=True)
-                            )
+                            {
+                                "review_id": review.review_id,
+                                "run_id": review.run_id,
+                                "pipeline": review.pipeline,
+                                "node": review.node,
+                                "status": "pending",
+                                "created_at": review.created_at,
+                                "request": data,
+                            }
+                            for review, data in zip(run.reviews, record["reviews"], strict=True)
                         ],
                     )
 
-            pending = [r.review_id for r in run.reviews]
-            conn.execute(
-                delete(reviews).where(
-                    reviews.c.run_id == run.run_id,
-                    reviews.c.status == "pending",
-                    reviews.c.review_id.not_in(pending),
-                )
-            )
-            if run.reviews:
-                conn.execute(
-                    self._upsert(
-                        reviews,
-                        ["review_id"],
-                        ["run_id", "pipeline", "node", "created_at", "request"],
-                        where=reviews.c.status == "pending",  # a decision is never undone
-                    ),
-                    [
-                        {
-                            "review_id": review.review_id,
-                            "run_id": review.run_id,
-                            "pipeline": review.pipeline,
-                            "node": review.node,
-                            "status": "pending",
-                            "created_at": review.created_at,
-                            "request": data,
-                        }
-                        for review, data in zip(run.reviews, record["reviews"], strict=True)
-                    ],
-                )
+        self._call(work)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         runs = schema.runs
-        with self._errors(), self._engine.connect() as conn:
-            data = conn.execute(select(runs.c.record).where(runs.c.run_id == run_id)).scalar()
+        query = select(runs.c.record).where(runs.c.run_id == run_id)
+        data = self._call(lambda: self._read(lambda conn: conn.execute(query).scalar()))
         return None if data is None else load_run(data)
 
     def list_runs(
@@ -226,29 +198,19 @@ class SqlStore:
         query = query.order_by(runs.c.started_at.desc().nulls_last(), runs.c.run_id.desc())
         if limit is not None:
             query = query.limit(limit)
-        with self._errors(), self._engine.connect() as conn:
-            rows = conn.execute(query).scalars().all()
+        rows = self._call(lambda: self._read(lambda conn: conn.execute(query).scalars().all()))
         return [load_run(data) for data in rows]
 
     # --- steps ---------------------------------------------------------------------------------
 
     def save_step(self, step: StepRecord) -> None:
-        steps = schema.steps
-        row = _step_row(step, dump_step(step))
-        # seq: the step's position, given on first save only (a replay keeps the original)
-        row["seq"] = (
-            select(func.coalesce(func.max(steps.c.seq) + 1, 0))
-            .where(steps.c.run_id == step.run_id)
-            .scalar_subquery()
-        )
-        statement = self._upsert(
-            steps, ["run_id", "node", "visit", "status"], ["started_at", "duration_s", "record"]
-        )
-        with self._errors():
+        row = _step_row(step, dump_step(step)) | {"seq_run_id": step.run_id}
+
+        def work() -> None:
             for attempt in (1, 2, 3):
                 try:
-                    with self._writer.begin() as conn:
-                        conn.execute(statement.values(row))
+                    with self._single.begin() as conn:
+                        conn.execute(self._sql.save_step, row)
                     return
                 except IntegrityError:
                     # Two writers took the same next seq for one run at once (Postgres; SQLite
@@ -256,12 +218,13 @@ class SqlStore:
                     if attempt == 3:
                         raise
 
+        self._call(work)
+
     def steps(self, run_id: str) -> list[StepRecord]:
         """Steps checkpointed for a run, in the order they were first saved."""
         steps = schema.steps
         query = select(steps.c.record).where(steps.c.run_id == run_id).order_by(steps.c.seq)
-        with self._errors(), self._engine.connect() as conn:
-            rows = conn.execute(query).scalars().all()
+        rows = self._call(lambda: self._read(lambda conn: conn.execute(query).scalars().all()))
         return [load_step(data) for data in rows]
 
     # --- reviews -------------------------------------------------------------------------------
@@ -269,8 +232,7 @@ class SqlStore:
     def get_review(self, review_id: str) -> ReviewRequest | None:
         reviews = schema.reviews
         query = select(reviews.c.request, reviews.c.status).where(reviews.c.review_id == review_id)
-        with self._errors(), self._engine.connect() as conn:
-            row = conn.execute(query).first()
+        row = self._call(lambda: self._read(lambda conn: conn.execute(query).first()))
         return None if row is None else _review(row.request, row.status)
 
     def list_reviews(self, *, pending_only: bool = True) -> list[ReviewRequest]:
@@ -280,40 +242,49 @@ class SqlStore:
         if pending_only:
             query = query.where(reviews.c.status == "pending")
         query = query.order_by(reviews.c.created_at, reviews.c.review_id)
-        with self._errors(), self._engine.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = self._call(lambda: self._read(lambda conn: conn.execute(query).all()))
         return [_review(row.request, row.status) for row in rows]
 
     def get_decision(self, review_id: str) -> ReviewDecision | None:
         """The decision recorded for a review, if it has one."""
         reviews = schema.reviews
         query = select(reviews.c.decision).where(reviews.c.review_id == review_id)
-        with self._errors(), self._engine.connect() as conn:
-            data = conn.execute(query).scalar()
+        data = self._call(lambda: self._read(lambda conn: conn.execute(query).scalar()))
         return None if data is None else load_decision(data)
 
     def record_decision(self, review_id: str, decision: ReviewDecision) -> ReviewRequest:
         """Atomically mark a pending review decided and return it (exactly once, across
         processes: the first conditional update wins, every later one changes no row)."""
-        reviews = schema.reviews
-        data = dump_decision(decision)
-        with self._errors(), self._writer.begin() as conn:
-            won = conn.execute(
-                update(reviews)
-                .where(reviews.c.review_id == review_id, reviews.c.status == "pending")
-                .values(
-                    status="decided",
-                    decision=data,
-                    decided_at=decision.decided_at or now(),
-                    reviewer=decision.reviewer,
+        params = {
+            "target": review_id,
+            "decision": dump_decision(decision),
+            "decided_at": decision.decided_at or now(),
+            "reviewer": decision.reviewer,
+        }
+
+        def work() -> tuple[Any, Any]:
+            with self._single.begin() as conn:
+                won = conn.execute(self._sql.decide, params).first()
+                if won is not None:
+                    return won, None
+                query = select(schema.reviews.c.request, schema.reviews.c.decision).where(
+                    schema.reviews.c.review_id == review_id
                 )
-                .returning(reviews.c.request)
-            ).first()
-            if won is not None:
-                return _review(won.request, "decided")
-            previous = conn.execute(
-                select(reviews.c.decision).where(reviews.c.review_id == review_id)
-            ).first()
+                return None, conn.execute(query).first()
+
+        with self._errors():
+            try:
+                won, previous = work()
+            except DBAPIError as e:
+                if not e.connection_invalidated:
+                    raise
+                # The server dropped the connection; the update may have been applied before
+                # it did. If the decision now recorded is this one, it was ours.
+                won, previous = work()
+                if won is None and previous is not None and previous.decision == params["decision"]:
+                    won, previous = previous, None
+        if won is not None:
+            return _review(won.request, "decided")
         if previous is None:
             raise ReviewNotFound(
                 f"no review `{review_id}`; list pending reviews with `handrail review list`"
@@ -330,7 +301,7 @@ class SqlStore:
     def _prepare(self) -> None:
         """Create the tables on first use, or check that this code understands them."""
         meta = schema.meta
-        with self._errors(opening=True), self._writer.begin() as conn:
+        with self._writer.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(_SETUP_LOCK)))
             found = (
@@ -369,38 +340,35 @@ class SqlStore:
                     )
                 )
 
-    def _upsert(
-        self,
-        table: Table,
-        key: list[str],
-        columns: list[str],
-        *,
-        where: ColumnElement[bool] | None = None,
-    ) -> Any:
-        """INSERT ... ON CONFLICT (key) DO UPDATE SET columns = the new values [WHERE ...]."""
-        if self.dialect == "postgresql":
-            pg = postgresql.insert(table)
-            return pg.on_conflict_do_update(
-                index_elements=key, set_={c: pg.excluded[c] for c in columns}, where=where
-            )
-        lite = sqlite.insert(table)
-        return lite.on_conflict_do_update(
-            index_elements=key, set_={c: lite.excluded[c] for c in columns}, where=where
-        )
+    def _read(self, query: Callable[[Connection], T]) -> T:
+        with self._reader.connect() as conn:
+            return query(conn)
+
+    def _call(self, work: Callable[[], T], *, opening: bool = False) -> T:
+        """Run `work` (safe to repeat), translating the driver's errors into handrail's. A
+        connection the server had dropped is replaced (SQLAlchemy empties the pool on a
+        disconnect) and `work` runs once more."""
+        with self._errors(opening=opening):
+            try:
+                return work()
+            except DBAPIError as e:
+                if not e.connection_invalidated:
+                    raise
+            return work()
 
     @contextmanager
     def _errors(self, *, opening: bool = False) -> Iterator[None]:
-        """Translate the driver's errors into handrail's, at the boundary. While opening, any
-        database error (a file that is not SQLite, a refused login) means it cannot be used."""
+        """While opening, any database error (a file that is not SQLite, a refused login) means
+        the database cannot be used."""
         try:
             yield
         except (OperationalError, InterfaceError) as e:
-            raise StoreUnavailable(_unavailable(self.dialect, self.url, e)) from e
+            raise StoreUnavailable(unavailable(self.dialect, self.url, e)) from e
         except DBAPIError as e:
             if opening:
-                raise StoreUnavailable(_unavailable(self.dialect, self.url, e)) from e
+                raise StoreUnavailable(unavailable(self.dialect, self.url, e)) from e
             raise StoreError(
-                f"the database at {self.url} refused a write: {_reason(e)}; "
+                f"the database at {self.url} refused a write: {reason(e)}; "
                 "this is a bug in handrail or a change made to its tables by hand"
             ) from e
 
@@ -424,125 +392,12 @@ def _review(data: Any, status: Literal["pending", "decided"]) -> ReviewRequest:
 
 # Upgrades from an older schema version: {version it produces: step}. Empty while version 1 is
 # the only one; each future change adds its step here and bumps `schema.SCHEMA_VERSION`.
-_MIGRATIONS: dict[int, Any] = {}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 
 def _migrate(conn: Connection, found: int) -> None:  # pragma: no cover - no v0 yet
     for version in range(found + 1, schema.SCHEMA_VERSION + 1):
         _MIGRATIONS[version](conn)
-
-
-# --- URLs and engines ---------------------------------------------------------------------------
-
-
-def _mask(text: str) -> str:
-    """A URL with its password replaced by `***`, even when it does not parse."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
-
-
-def _parse(url: str | PathLike[str]) -> tuple[URL, str]:
-    """The SQLAlchemy URL to connect with, and the URL to show people (password masked)."""
-    if not isinstance(url, str):
-        path = fspath(url)
-        return URL.create("sqlite", database=path), f"sqlite:///{path}"
-    text = url.strip()
-    shown = _mask(text)
-    if "://" not in text:
-        raise StoreError(f"`{shown}` is not a database URL; {_URL_HELP}")
-    try:
-        parsed = make_url(text)
-    except (ArgumentError, ValueError) as e:
-        raise StoreError(f"cannot parse the database URL `{shown}` ({e}); {_URL_HELP}") from e
-    if parsed.password is None:
-        shown = text
-    backend = parsed.get_backend_name()
-    if backend in ("postgresql", "postgres"):
-        if "+" not in parsed.drivername:  # SQLAlchemy's default driver is psycopg2; ours is 3
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        if not parsed.database:
-            raise StoreError(f"the database URL `{shown}` names no database; {_URL_HELP}")
-        return parsed, shown
-    if backend == "sqlite":
-        if (
-            not parsed.database
-            or parsed.database == ":memory:"
-            or parsed.database.startswith("file:")
-        ):
-            raise StoreError(
-                f"`{shown}` is not a SQLite file; durable runs need one, e.g. "
-                "sqlite:///.handrail/handrail.db (use InMemoryStore for a store in memory)"
-            )
-        return parsed, shown
-    raise StoreError(f"handrail cannot keep runs in `{backend}` (`{shown}`); {_URL_HELP}")
-
-
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _engine(url: URL, shown: str) -> Engine:
-    if url.get_backend_name() == "sqlite":
-        assert url.database is not None
-        path = Path(url.database).expanduser()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StoreUnavailable(
-                f"cannot use the SQLite database {shown} (cannot create its folder: {e}); "
-                "check the path and its permissions"
-            ) from e
-        engine = create_engine(
-            url.set(database=str(path)),
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            json_serializer=_json_dumps,
-        )
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,  # a worker outlives a server restart without a failed step
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "handrail"},
-        json_serializer=_json_dumps,
-    )
-
-
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # The driver's own transaction handling would start transactions late (and never for DDL);
-    # with it off, `_sqlite_begin` says BEGIN itself.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode, NORMAL loses no committed transaction when a process crashes; only a
-        # power cut can cost the last ones. FULL would sync the disk on every step.
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get("handrail_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _reason(error: DBAPIError) -> str:
-    lines = str(error.orig if error.orig is not None else error).strip().splitlines()
-    return lines[0].strip() if lines else type(error).__name__
-
-
-def _unavailable(dialect: str, shown: str, error: DBAPIError) -> str:
-    if dialect == "sqlite":
-        return (
-            f"cannot use the SQLite database {shown} ({_reason(error)}); check the path, its "
-            "permissions and free disk space"
-        )
-    return (
-        f"cannot reach the database at {shown} ({_reason(error)}); start the server or fix the "
-        "URL (HANDRAIL_DATABASE_URL or --db)"
-    )
 
 
 __all__ = ["SqlStore", "StoreError", "StoreUnavailable", "StoreVersionError"]

@@ -1,0 +1,135 @@
+"""Database URLs and the SQLAlchemy engine behind `SqlStore`.
+
+SQLite: the file's folder is created, WAL mode, a busy timeout, foreign keys, and writes that
+take the write lock when they begin (`BEGIN IMMEDIATE`), so two processes never deadlock
+upgrading a read to a write. Postgres: psycopg 3, a normal pool, a connect timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from os import PathLike, fspath
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from handrail.durable.errors import StoreError, StoreUnavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a SQLite write waits for another process's write lock before giving up."""
+CONNECT_TIMEOUT_S = 10
+"""How long connecting to Postgres may take before the store reports it unreachable."""
+URL_HELP = "use sqlite:///path/to/handrail.db or postgresql://user:password@host:5432/dbname"
+
+
+def mask(text: str) -> str:
+    """A URL with its password replaced by `***`, even when it does not parse."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
+
+
+def parse(url: str | PathLike[str]) -> tuple[URL, str]:
+    """The SQLAlchemy URL to connect with, and the URL to show people (password masked)."""
+    if not isinstance(url, str):
+        path = fspath(url)
+        return URL.create("sqlite", database=path), f"sqlite:///{path}"
+    text = url.strip()
+    shown = mask(text)
+    if "://" not in text:
+        raise StoreError(f"`{shown}` is not a database URL; {URL_HELP}")
+    try:
+        parsed = make_url(text)
+    except (ArgumentError, ValueError) as e:
+        raise StoreError(f"cannot parse the database URL `{shown}` ({e}); {URL_HELP}") from e
+    if parsed.password is None:
+        shown = text
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        if "+" not in parsed.drivername:  # SQLAlchemy's default driver is psycopg2; ours is 3
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if not parsed.database:
+            raise StoreError(f"the database URL `{shown}` names no database; {URL_HELP}")
+        return parsed, shown
+    if backend == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            raise StoreError(
+                f"`{shown}` is not a SQLite file; durable runs need one, e.g. "
+                "sqlite:///.handrail/handrail.db (use InMemoryStore for a store in memory)"
+            )
+        return parsed, shown
+    raise StoreError(f"handrail cannot keep runs in `{backend}` (`{shown}`); {URL_HELP}")
+
+
+def make_engine(url: URL, shown: str) -> Engine:
+    """One engine for the store; for SQLite, creates the file's folder first."""
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        path = Path(url.database).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreUnavailable(
+                f"cannot use the SQLite database {shown} (cannot create its folder: {e}); "
+                "check the path and its permissions"
+            ) from e
+        engine = create_engine(
+            url.set(database=str(path)),
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            json_serializer=_json_dumps,
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(
+        url,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "handrail"},
+        json_serializer=_json_dumps,
+    )
+
+
+def reason(error: DBAPIError) -> str:
+    """The first line of the driver's message."""
+    lines = str(error.orig if error.orig is not None else error).strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__
+
+
+def unavailable(dialect: str, shown: str, error: DBAPIError) -> str:
+    """The one-line message for a database that cannot be used, with the fix."""
+    if dialect == "sqlite":
+        return (
+            f"cannot use the SQLite database {shown} ({reason(error)}); check the path, its "
+            "permissions and free disk space"
+        )
+    return (
+        f"cannot reach the database at {shown} ({reason(error)}); start the server or fix the "
+        "URL (HANDRAIL_DATABASE_URL or --db)"
+    )
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling would start transactions late (and never for DDL);
+    # with it off, `_sqlite_begin` says BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode, NORMAL loses no committed transaction when a process crashes; only a
+        # power cut can cost the last ones. FULL would sync the disk on every step.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("handrail_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
