@@ -21,6 +21,9 @@ HandrailError
 │   │   └── ProviderUnavailable  5xx, connection refused or reset
 │   └── PermanentProviderError not worth retrying (bad request, unknown model)
 │       └── AuthenticationError
+├── StoreError                 the run store cannot be used (bad URL, output with no JSON form)
+│   ├── StoreUnavailable       the database cannot be reached or opened
+│   └── StoreVersionError      the database was written by a newer handrail
 └── ReviewError
     ├── ReviewNotFound
     ├── ReviewAlreadyDecided
@@ -165,6 +168,18 @@ class AuthenticationError(PermanentProviderError):
     """Credentials are missing or were refused."""
 
 
+class StoreError(HandrailError):
+    """The run store cannot be used."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached (server down, wrong host or port, unwritable file)."""
+
+
+class StoreVersionError(StoreError):
+    """The database's run-record schema is newer than this handrail understands."""
+
+
 class ReviewError(HandrailError):
     """A review decision cannot be applied."""
 
@@ -205,5 +220,8 @@ __all__ = [
     "RunError",
     "RunTimeout",
     "StepFailed",
+    "StoreError",
+    "StoreUnavailable",
+    "StoreVersionError",
     "TransientError",
 ]

@@ -75,11 +75,11 @@ async def test_list_runs_filters_by_status_and_pipeline() -> None:
     done = await Runner(branches.pipeline, store=store).run("tiny")
     waiting = await paused(store)
 
-    assert store.list_runs() == [done, waiting]
+    assert store.list_runs() == [waiting, done]  # newest first
     assert store.list_runs(status=RunStatus.NEEDS_REVIEW) == [waiting]
     assert store.list_runs(pipeline="branches") == [done]
     assert store.list_runs(pipeline="branches", status=RunStatus.NEEDS_REVIEW) == []
-    assert store.list_runs(limit=1) == [done]
+    assert store.list_runs(limit=1) == [waiting]
 
 
 async def test_a_paused_run_puts_its_review_in_the_queue() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 from handrail.core.records import ReviewDecision, ReviewRequest, RunRecord, RunStatus, StepRecord
@@ -27,6 +28,10 @@ class RunStore(Protocol):
         """Record a finished step as soon as it finishes (a checkpoint)."""
         ...
 
+    def steps(self, run_id: str) -> Sequence[StepRecord]:
+        """The steps checkpointed for a run, in the order they were first saved."""
+        ...
+
     def get_run(self, run_id: str) -> RunRecord | None: ...
 
     def list_runs(
@@ -35,9 +40,16 @@ class RunStore(Protocol):
         status: RunStatus | None = None,
         pipeline: str | None = None,
         limit: int | None = None,
-    ) -> Sequence[RunRecord]: ...
+        since: datetime | None = None,
+    ) -> Sequence[RunRecord]:
+        """Runs, newest first (by start time), filtered."""
+        ...
 
     def get_review(self, review_id: str) -> ReviewRequest | None: ...
+
+    def get_decision(self, review_id: str) -> ReviewDecision | None:
+        """The decision recorded on a review, if any."""
+        ...
 
     def list_reviews(self, *, pending_only: bool = True) -> Sequence[ReviewRequest]: ...
 
@@ -51,11 +63,16 @@ class RunStore(Protocol):
 
 
 class InMemoryStore:
-    """A `RunStore` in a dict: for tests, evals and the non-durable runner."""
+    """A `RunStore` in a dict: for tests, evals and the non-durable runner.
+
+    Same semantics as the SQL store: a step is keyed by (run, node, visit, status), so saving it
+    again (a replay) replaces it; saving a run replaces its step log and drops reviews it no
+    longer waits on; runs are listed newest first.
+    """
 
     def __init__(self) -> None:
         self._runs: dict[str, RunRecord] = {}
-        self._steps: dict[str, list[StepRecord]] = {}
+        self._steps: dict[str, dict[tuple[str, int, str], StepRecord]] = {}
         self._reviews: dict[str, ReviewRequest] = {}
         self._decisions: dict[str, ReviewDecision] = {}
         self._lock = threading.Lock()
@@ -63,18 +80,26 @@ class InMemoryStore:
     def save_run(self, run: RunRecord) -> None:
         with self._lock:
             self._runs[run.run_id] = run
+            self._steps[run.run_id] = {_step_key(s): s for s in run.steps}
+            waiting = {r.review_id for r in run.reviews}
+            for review_id, review in list(self._reviews.items()):
+                if (
+                    review.run_id == run.run_id
+                    and review.status == "pending"
+                    and review_id not in waiting
+                ):
+                    del self._reviews[review_id]
             for review in run.reviews:
                 if review.review_id not in self._decisions:
                     self._reviews[review.review_id] = review
 
     def save_step(self, step: StepRecord) -> None:
         with self._lock:
-            self._steps.setdefault(step.run_id, []).append(step)
+            self._steps.setdefault(step.run_id, {})[_step_key(step)] = step
 
     def steps(self, run_id: str) -> list[StepRecord]:
-        """Steps checkpointed for a run, in the order they finished."""
         with self._lock:
-            return list(self._steps.get(run_id, ()))
+            return list(self._steps.get(run_id, {}).values())
 
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
@@ -85,17 +110,23 @@ class InMemoryStore:
         status: RunStatus | None = None,
         pipeline: str | None = None,
         limit: int | None = None,
+        since: datetime | None = None,
     ) -> list[RunRecord]:
         runs = [
             r
             for r in self._runs.values()
             if (status is None or r.status == status)
             and (pipeline is None or r.pipeline == pipeline)
+            and (since is None or (r.started_at is not None and r.started_at >= since))
         ]
+        runs.sort(key=lambda r: r.started_at or _EPOCH, reverse=True)
         return runs[:limit] if limit is not None else runs
 
     def get_review(self, review_id: str) -> ReviewRequest | None:
         return self._reviews.get(review_id)
+
+    def get_decision(self, review_id: str) -> ReviewDecision | None:
+        return self._decisions.get(review_id)
 
     def list_reviews(self, *, pending_only: bool = True) -> list[ReviewRequest]:
         return [r for r in self._reviews.values() if not pending_only or r.status == "pending"]
@@ -118,3 +149,10 @@ class InMemoryStore:
             decided = replace(review, status="decided")
             self._reviews[review_id] = decided
             return decided
+
+
+def _step_key(step: StepRecord) -> tuple[str, int, str]:
+    return (step.node, step.visit, step.status.value)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
