@@ -414,15 +414,7 @@ def _confidence(
 
 async def _exhausted(node: Node, ctx: StepContext | None, ex: Exhausted) -> Outcome:
     fallback = node.fallback
-    base = Outcome(
-        status=StepStatus.FAILED,
-        error=ex.error,
-        attempts=ex.attempts,
-        usage=ex.usage,
-        checks=ex.checks,
-        output=ex.output,
-        confidence=ex.confidence,
-    )
+    base = ex.as_outcome()
     if fallback is not None:
         if fallback.node is not None:
             base.status = StepStatus.FALLBACK
@@ -451,14 +443,7 @@ async def _exhausted(node: Node, ctx: StepContext | None, ex: Exhausted) -> Outc
                     again.output,
                     again.confidence,
                 )
-                base = Outcome(
-                    status=StepStatus.FAILED,
-                    error=ex.error,
-                    attempts=ex.attempts,
-                    usage=ex.usage,
-                    checks=ex.checks,
-                    output=ex.output,
-                )
+                base = ex.as_outcome()
             else:
                 outcome.attempts = [*ex.attempts, *(_as_fallback(a) for a in outcome.attempts)]
                 outcome.usage = ex.usage + outcome.usage

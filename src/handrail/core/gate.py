@@ -87,23 +87,25 @@ def settle(
     action = verdict.action
     failed = [r for r in verdict.failed if r.on_fail == action]
     first = failed[0] if failed else None
+    outcome = Outcome(
+        status=StepStatus.COMPLETED,
+        output=output,
+        route=route,
+        confidence=confidence,
+        field_confidence=field_confidence,
+        checks=checks,
+        attempts=attempts,
+        usage=usage,
+        model=model,
+    )
     if action == "fail" and first is not None:
         # Returned, not raised, so the step keeps its attempts, usage and check results.
-        return Outcome(
-            status=StepStatus.FAILED,
-            output=output,
-            route=route,
-            confidence=confidence,
-            field_confidence=field_confidence,
-            checks=checks,
-            attempts=attempts,
-            usage=usage,
-            model=model,
-            error=CheckFailed(
-                f"check `{first.name}` on `{node.name}` failed: {first.message or 'no message'}",
-                node=node.name,
-            ),
+        outcome.status = StepStatus.FAILED
+        outcome.error = CheckFailed(
+            f"check `{first.name}` on `{node.name}` failed: {first.message or 'no message'}",
+            node=node.name,
         )
+        return outcome
     if action in ("fallback", "retry") and first is not None:
         what = "after its retries" if action == "retry" else "and asks for the fallback"
         if attempts:  # the last answer failed the check too
@@ -158,19 +160,10 @@ def settle(
                     message=(f"picked for a quality audit ({gate.audit:.0%} of accepted outputs)"),
                 )
             )
-    status = StepStatus.NEEDS_REVIEW if reasons else StepStatus.COMPLETED
-    return Outcome(
-        status=status,
-        output=output,
-        route=route,
-        confidence=confidence,
-        field_confidence=field_confidence,
-        checks=checks,
-        attempts=attempts,
-        usage=usage,
-        model=model,
-        reasons=tuple(reasons),
-    )
+    outcome.reasons = tuple(reasons)
+    if reasons:
+        outcome.status = StepStatus.NEEDS_REVIEW
+    return outcome
 
 
 def _gate_reasons(

@@ -76,6 +76,18 @@ class Exhausted(Exception):
         self.output = output
         self.confidence = confidence
 
+    def as_outcome(self) -> Outcome:
+        """The failed step this exhaustion amounts to, with everything seen on the way."""
+        return Outcome(
+            status=StepStatus.FAILED,
+            error=self.error,
+            attempts=self.attempts,
+            usage=self.usage,
+            checks=self.checks,
+            output=self.output,
+            confidence=self.confidence,
+        )
+
 
 def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
