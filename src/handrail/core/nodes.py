@@ -166,7 +166,6 @@ class Node:
     description: str = ""
 
     kind: ClassVar[str] = "node"
-    is_llm: ClassVar[bool] = False
 
     def routes(self) -> tuple[str, ...]:
         """Route names this node can choose."""
@@ -351,8 +350,6 @@ class LLMNode(Node):
     """Re-asks with the validation errors when the output does not fit the schema."""
     params: Mapping[str, Any] = field(default_factory=dict)
     """Provider parameters (temperature, max_tokens...)."""
-
-    is_llm: ClassVar[bool] = True
 
     def output_schema(self) -> Mapping[str, Any] | None:
         return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from handrail.core.nodes import LLMNode, Node
 from handrail.exceptions import GraphSetupError
@@ -192,7 +192,3 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, nodes={list(self.nodes)})"
-
-
-def _describe(value: Any) -> str:
-    return getattr(value, "__name__", type(value).__name__)

@@ -76,9 +76,6 @@ class Scheduler:
     def pause(self, name: str) -> None:
         self.status[name] = PAUSED
 
-    def paused(self) -> list[str]:
-        return [n for n, s in self.status.items() if s == PAUSED]
-
     def loop_edge(self, name: str, taken: Iterable[str]) -> Edge | None:
         """The loop edge among the taken targets, if any."""
         for edge in self.plans[name].out:
@@ -136,6 +133,3 @@ class Scheduler:
             self.taken_in[node] = kept
         self.taken_in[edge.target].add(name)
         self._make_ready(edge.target)
-
-    def skipped(self) -> list[str]:
-        return [n for n, s in self.status.items() if s == SKIPPED]
