@@ -26,7 +26,13 @@ from handrail.durable import (
     StoreVersionError,
 )
 
-TABLES = ["handrail_meta", "handrail_reviews", "handrail_runs", "handrail_steps"]
+TABLES = [
+    "handrail_meta",
+    "handrail_pipelines",
+    "handrail_reviews",
+    "handrail_runs",
+    "handrail_steps",
+]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -5,10 +5,15 @@ import handrail.durable
 
 def test_all_is_pinned_and_sorted() -> None:
     assert handrail.durable.__all__ == [
+        "DEFAULT_DATABASE",
         "SCHEMA_VERSION",
+        "DurableRunner",
+        "Escalated",
         "SqlStore",
         "StoreError",
         "StoreUnavailable",
         "StoreVersionError",
+        "Submitter",
+        "database_url",
     ]
     assert all(hasattr(handrail.durable, name) for name in handrail.durable.__all__)

@@ -6,13 +6,14 @@ functions stay plain Python, trivial to unit-test.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
-from handrail.core.records import CheckResult
+from handrail.core.records import CheckResult, ReviewPolicy
 
 if TYPE_CHECKING:
     from handrail.core.model import Model
@@ -221,6 +222,11 @@ class Rule(Node):
     def routes(self) -> tuple[str, ...]:
         return tuple(self.routes_)
 
+    def output_adapter(self) -> TypeAdapter[Any] | None:
+        """From `fn`'s return annotation, when it has one: a stored output (JSON) comes back as
+        that type when a run is rebuilt or a checkpoint replayed."""
+        return _return_adapter(self.fn)
+
 
 ActionFn = Callable[["State", str], Any]
 
@@ -263,6 +269,10 @@ class Action(Node):
         )
         object.__setattr__(self, "fn", fn)
 
+    def output_adapter(self) -> TypeAdapter[Any] | None:
+        """From `fn`'s return annotation, as for `Rule`."""
+        return _return_adapter(self.fn)
+
 
 ReviewWhen = Callable[["State"], bool]
 
@@ -280,6 +290,7 @@ class Review(Node):
     of: str = ""
     when: ReviewWhen | None = None
     message: str | Callable[[State], str] = ""
+    policy: ReviewPolicy | None = None
 
     kind: ClassVar[str] = "review"
 
@@ -290,6 +301,7 @@ class Review(Node):
         of: str,
         when: ReviewWhen | None = None,
         message: str | Callable[[State], str] = "",
+        policy: ReviewPolicy | None = None,
         description: str = "",
     ) -> None:
         _init(
@@ -306,6 +318,11 @@ class Review(Node):
         object.__setattr__(self, "of", of)
         object.__setattr__(self, "when", when)
         object.__setattr__(self, "message", message)
+        if policy is not None and not isinstance(policy, ReviewPolicy):
+            raise TypeError(
+                f"Review `{name}`: policy must be a ReviewPolicy, got {type(policy).__name__}"
+            )
+        object.__setattr__(self, "policy", policy)
 
     def can_pause(self) -> bool:
         return True
@@ -488,6 +505,24 @@ class Draft(_TextNode):
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
 _SCHEMAS: dict[type[BaseModel], Mapping[str, Any]] = {}
+
+
+def _return_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
+    """A TypeAdapter for a function's return annotation; None without a usable one (no
+    annotation, `Any`, `None`, or one that mentions `Route`)."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not resolve: treat the output as untyped
+        return None
+    tp = hints.get("return")
+    if tp is None or tp is Any or tp is type(None):
+        return None
+    if tp is Route or Route in typing.get_args(tp):
+        return None
+    try:
+        return _adapter_for(tp)
+    except Exception:  # not a type pydantic can validate
+        return None
 
 
 def _adapter_for(tp: Any) -> TypeAdapter[Any]:

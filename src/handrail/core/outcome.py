@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from handrail.core.model import Model
@@ -40,6 +41,27 @@ class Outcome:
     reasons: tuple[ReviewReason, ...] = ()
     review_target: str | None = None
     """For a `Review` gate: the node whose output the reviewer sees and may edit."""
+    started_at: datetime | None = None
+    duration_s: float | None = None
+    """Set by a runner that replays a checkpointed step: when the step first ran, and how long."""
+
+
+class RecordedError(Exception):
+    """An error as a checkpoint keeps it: the original's type name and message. A replayed step
+    gives back this, so its record reads the same whatever the original class was."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+    @classmethod
+    def of(cls, error: BaseException) -> RecordedError:
+        if isinstance(error, RecordedError):
+            return error
+        return cls(type(error).__name__, str(error))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RecordedError, (self.type_name, str(self)))
 
 
 @dataclass(kw_only=True, slots=True)

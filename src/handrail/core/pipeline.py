@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handrail.core.nodes import LLMNode, Node
+from handrail.core.records import ReviewPolicy
 from handrail.exceptions import GraphSetupError
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class PipelineBuilder:
         budget: Budget | None = None,
         timeout: float | None = None,
         pausable: bool = True,
+        review: ReviewPolicy | None = None,
         description: str = "",
     ) -> None:
         if not name or not isinstance(name, str):
@@ -99,6 +101,7 @@ class PipelineBuilder:
         self.budget = budget or Budget()
         self.timeout = timeout
         self.pausable = pausable
+        self.review = review or ReviewPolicy()
         self.description = description
         self._nodes: dict[str, Node] = {}
         self._edges: list[Edge] = []
@@ -169,6 +172,14 @@ class Pipeline:
     timeout: float | None
     pausable: bool
     description: str = ""
+    review: ReviewPolicy = field(default_factory=ReviewPolicy)
+    """Where reviews wait and what happens at their deadline (a `Review` gate may override)."""
+
+    def review_policy(self, node: str) -> ReviewPolicy:
+        """The review policy for a review raised at `node`."""
+        found = self.nodes.get(node)
+        policy = getattr(found, "policy", None)
+        return policy if isinstance(policy, ReviewPolicy) else self.review
 
     def __getitem__(self, name: str) -> Node:
         return self.nodes[name]

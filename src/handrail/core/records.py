@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal, NewType
 
@@ -186,6 +186,66 @@ class ReviewReason:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Escalation:
+    """What happens to a review still undecided at its deadline (see `ReviewPolicy`).
+
+    `Escalation.to_queue("supervisors")` moves it to another queue, `Escalation.reject(reason)`
+    rejects it, `Escalation.default(output)` applies a declared safe output as an edit (validated
+    against the node's schema). There is deliberately no auto-approve.
+    """
+
+    action: Literal["queue", "reject", "default"]
+    queue: str | None = None
+    reason: str | None = None
+    output: Any = None
+
+    @classmethod
+    def to_queue(cls, queue: str) -> Escalation:
+        if not queue or not isinstance(queue, str):
+            raise ValueError("Escalation.to_queue needs a queue name, e.g. 'supervisors'")
+        return cls(action="queue", queue=queue)
+
+    @classmethod
+    def reject(cls, reason: str = "not reviewed before its deadline") -> Escalation:
+        return cls(action="reject", reason=reason)
+
+    @classmethod
+    def default(cls, output: Any, reason: str = "not reviewed before its deadline") -> Escalation:
+        return cls(action="default", output=output, reason=reason)
+
+    def describe(self) -> str:
+        if self.action == "queue":
+            return f"move to queue `{self.queue}`"
+        if self.action == "reject":
+            return "reject"
+        return "apply the declared safe default"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReviewPolicy:
+    """Where a pipeline's reviews wait and what happens when nobody decides in time.
+
+    `PipelineBuilder(..., review=ReviewPolicy(...))` sets it for every review of the pipeline;
+    `Review(..., policy=ReviewPolicy(...))` for one gate. The default waits forever in queue
+    `default`: handrail never decides for a person unless told to.
+    """
+
+    queue: str = "default"
+    deadline: timedelta | None = None
+    """How long after the review is raised it escalates; None waits forever."""
+    on_deadline: Escalation | None = None
+
+    def __post_init__(self) -> None:
+        if (self.deadline is None) != (self.on_deadline is None):
+            raise ValueError(
+                "ReviewPolicy needs both a deadline and on_deadline (what to do when it passes), "
+                "or neither"
+            )
+        if self.deadline is not None and self.deadline <= timedelta(0):
+            raise ValueError(f"ReviewPolicy deadline must be positive, got {self.deadline}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ReviewRequest:
     """A run waiting for a person: what to look at and why."""
 
@@ -204,6 +264,13 @@ class ReviewRequest:
     document_id: str
     created_at: datetime
     status: Literal["pending", "decided"] = "pending"
+    queue: str = "default"
+    deadline: datetime | None = None
+    """When the review escalates (`on_deadline`); None: it waits until someone decides."""
+    on_deadline: Escalation | None = None
+    escalated_at: datetime | None = None
+    escalation: str | None = None
+    """What the escalation did, e.g. "moved from queue `default` to `supervisors`"."""
 
 
 DecisionAction = Literal["approve", "edit", "reject"]

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any, cast
 
 from handrail._utils import derived_id, new_id, now
@@ -18,7 +19,7 @@ from handrail.core.execute import execute, execute_simple_rule
 from handrail.core.hooks import Hooks, HookSet
 from handrail.core.model import Model
 from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Rule
-from handrail.core.outcome import Outcome, StepContext
+from handrail.core.outcome import Outcome, RecordedError, StepContext
 from handrail.core.pipeline import Budget, Pipeline
 from handrail.core.records import (
     NO_USAGE,
@@ -379,14 +380,13 @@ class Runner:
                 name = sched.pop_ready()
                 if name is not None:
                     visit, epoch = sched.start(name)
+                    slot = self._reserve(run, name)
                     if not tasks and not sched.ready:
-                        self._apply(run, name, visit, epoch, *await self._step(run, name, visit))
+                        outcome = await self._step(run, name, visit, slot)
+                        self._apply(run, name, visit, epoch, *outcome)
                     else:
-                        tasks[asyncio.ensure_future(self._step(run, name, visit))] = (
-                            name,
-                            visit,
-                            epoch,
-                        )
+                        started = asyncio.ensure_future(self._step(run, name, visit, slot))
+                        tasks[started] = (name, visit, epoch)
                     continue
                 if not tasks:
                     return
@@ -402,7 +402,15 @@ class Runner:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _step(self, run: _Run, name: str, visit: int) -> tuple[Outcome, Any, float]:
+    def _reserve(self, run: _Run, name: str) -> Any:
+        """Called in scheduling order, as a node is started and before its task exists: the
+        durable runner reserves the node's checkpoint slot here, so a recovered run numbers its
+        steps the same way whatever order the tasks first run in."""
+        return None
+
+    async def _step(
+        self, run: _Run, name: str, visit: int, slot: Any = None
+    ) -> tuple[Outcome, Any, float]:
         node = self.pipeline.plans[name].node
         hooks = self.hooks
         if hooks.step_started:
@@ -412,7 +420,7 @@ class Runner:
         started_at = now()
         t0 = time.perf_counter()
         try:
-            outcome = await self._execute_step(run, name, node, visit)
+            outcome = await self._execute_step(run, name, node, visit, slot)
         except asyncio.CancelledError:
             # The run stopped (its timeout, or another branch failed) while this step ran.
             self._record_step(
@@ -432,9 +440,13 @@ class Runner:
                 ),
             )
             raise
+        if outcome.started_at is not None:  # a checkpointed step keeps its first timings
+            return outcome, outcome.started_at, outcome.duration_s or 0.0
         return outcome, started_at, time.perf_counter() - t0
 
-    async def _execute_step(self, run: _Run, name: str, node: Node, visit: int) -> Outcome:
+    async def _execute_step(
+        self, run: _Run, name: str, node: Node, visit: int, slot: Any = None
+    ) -> Outcome:
         """Execute one node against the run's current state. The durable runner wraps this in a
         checkpointed step; nothing here may touch the run's bookkeeping."""
         if name in self._simple_rules:
@@ -553,6 +565,8 @@ class Runner:
         elif status is StepStatus.NEEDS_REVIEW:
             assert review_id is not None
             sched.pause(name)
+            created_at = started_at + timedelta(seconds=duration)  # replays give the same time
+            policy = self.pipeline.review_policy(name)
             request = ReviewRequest(
                 review_id=review_id,
                 run_id=run.run_id,
@@ -565,7 +579,10 @@ class Runner:
                 field_confidence=outcome.field_confidence,
                 reasons=outcome.reasons,
                 document_id=run.document.id,
-                created_at=now(),
+                created_at=created_at,
+                queue=policy.queue,
+                deadline=created_at + policy.deadline if policy.deadline is not None else None,
+                on_deadline=policy.on_deadline,
             )
             run.reviews[review_id] = request
             if self.hooks.review_requested:
@@ -717,4 +734,5 @@ class Runner:
 
 
 def _error_info(error: BaseException) -> ErrorInfo:
-    return ErrorInfo(type=type(error).__name__, message=str(error))
+    name = error.type_name if isinstance(error, RecordedError) else type(error).__name__
+    return ErrorInfo(type=name, message=str(error))

@@ -70,6 +70,7 @@ def validate(builder: PipelineBuilder) -> Pipeline:
         timeout=builder.timeout,
         pausable=builder.pausable,
         description=builder.description,
+        review=builder.review,
     )
 
 

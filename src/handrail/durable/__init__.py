@@ -1,10 +1,28 @@
-"""Durable runs: run records, steps and the review queue in SQLite or Postgres, beside DBOS.
+"""Durable runs on DBOS: run records, steps and the review queue in SQLite or Postgres.
 
 Needs the `durable` extra (`pip install "handrail[durable]"`).
 """
 
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
+from handrail.durable.runner import (
+    DEFAULT_DATABASE,
+    DurableRunner,
+    Escalated,
+    Submitter,
+    database_url,
+)
 from handrail.durable.schema import SCHEMA_VERSION
 from handrail.durable.store import SqlStore
 
-__all__ = ["SCHEMA_VERSION", "SqlStore", "StoreError", "StoreUnavailable", "StoreVersionError"]
+__all__ = [
+    "DEFAULT_DATABASE",
+    "SCHEMA_VERSION",
+    "DurableRunner",
+    "Escalated",
+    "SqlStore",
+    "StoreError",
+    "StoreUnavailable",
+    "StoreVersionError",
+    "Submitter",
+    "database_url",
+]

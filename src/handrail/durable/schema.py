@@ -5,6 +5,8 @@ handrail_meta     one row: schema version, the handrail version that created or 
 handrail_runs     one row per run: the columns people filter on, plus the whole `RunRecord`
 handrail_steps    the step checkpoints: (run_id, seq) in the order they were first saved
 handrail_reviews  the review queue: the request, and the decision once there is one
+handrail_pipelines where each pipeline's code lives (its CLI target), so `handrail review` can
+                  validate an edit and continue a run without being told the target again
 ```
 
 Every `record`/`request`/`decision` column holds the full record as JSON (pydantic's JSON mode);
@@ -137,4 +139,12 @@ reviews = Table(
     CheckConstraint("status IN ('pending', 'decided')", name="handrail_reviews_status"),
     Index("handrail_reviews_queue", "status", "created_at"),
     Index("handrail_reviews_run", "run_id"),
+)
+
+pipelines = Table(
+    "handrail_pipelines",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("target", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
-from handrail.durable.schema import reviews, runs, steps
+from handrail.durable.schema import pipelines, reviews, runs, steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,8 @@ class Statements:
     decide: Executable
     """Mark `:target` decided if pending, returning its request; SET parameters: decision,
     decided_at, reviewer."""
+    save_pipeline: Executable
+    """Upsert a pipeline's target; `:name`, `:target`, `:updated_at`."""
 
 
 @cache
@@ -70,6 +72,7 @@ def statements(dialect: str) -> Statements:
         .where(reviews.c.review_id == bindparam("target"), reviews.c.status == "pending")
         .values(status="decided")
         .returning(reviews.c.request),
+        save_pipeline=upsert(pipelines, ["name"], ["target", "updated_at"]),
     )
 
 

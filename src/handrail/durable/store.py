@@ -49,6 +49,7 @@ from handrail.durable.engine import make_engine, parse, reason, unavailable
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
 from handrail.durable.serialize import (
     dump_decision,
+    dump_review,
     dump_run,
     dump_step,
     load_decision,
@@ -295,6 +296,59 @@ class SqlStore:
             f"{' by ' + earlier.reviewer if earlier.reviewer else ''}); "
             "a decision is applied exactly once"
         )
+
+    def escalate_review(self, review: ReviewRequest) -> bool:
+        """Replace a pending review's request with its escalated form (another queue, the
+        escalation noted). False when it was decided meanwhile."""
+        reviews = schema.reviews
+        stmt = (
+            update(reviews)
+            .where(reviews.c.review_id == review.review_id, reviews.c.status == "pending")
+            .values(request=dump_review(replace(review, status="pending")))
+        )
+
+        def work() -> bool:
+            with self._single.begin() as conn:
+                return bool(conn.execute(stmt).rowcount)
+
+        return self._call(work)
+
+    def decided_waiting(self) -> list[ReviewRequest]:
+        """Decided reviews whose run still waits on them: a decision recorded whose continuation
+        has not finished (or never started, the process having died in between)."""
+        reviews, runs = schema.reviews, schema.runs
+        query = (
+            select(reviews.c.request)
+            .join(runs, runs.c.run_id == reviews.c.run_id)
+            .where(reviews.c.status == "decided", runs.c.status == "needs_review")
+            .order_by(reviews.c.decided_at)
+        )
+        rows = self._call(lambda: self._read(lambda conn: conn.execute(query).scalars().all()))
+        candidates = [_review(data, "decided") for data in rows]
+        waiting = []
+        for review in candidates:
+            run = self.get_run(review.run_id)
+            if run is not None and any(r.review_id == review.review_id for r in run.reviews):
+                waiting.append(review)
+        return waiting
+
+    # --- pipelines -----------------------------------------------------------------------------
+
+    def save_pipeline(self, name: str, target: str) -> None:
+        """Remember where pipeline `name`'s code is (a CLI target, `path.py:attr`)."""
+        stmt = statements(self.dialect).save_pipeline
+
+        def work() -> None:
+            with self._single.begin() as conn:
+                conn.execute(stmt, {"name": name, "target": target, "updated_at": now()})
+
+        self._call(work)
+
+    def pipeline_target(self, name: str) -> str | None:
+        """Where pipeline `name`'s code is, as last recorded by `handrail run` or a worker."""
+        table = schema.pipelines
+        query = select(table.c.target).where(table.c.name == name)
+        return self._call(lambda: self._read(lambda conn: conn.execute(query).scalar()))
 
     # --- plumbing ------------------------------------------------------------------------------
 

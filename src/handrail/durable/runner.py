@@ -1,0 +1,583 @@
+"""`DurableRunner`: the core runner, with each run a DBOS workflow and each node execution a step.
+
+The core decides everything (scheduling, routing, retries, gates, hooks); this module only says
+where each piece of work is checkpointed:
+
+- a run is the workflow `handrail.run:<pipeline>` with id = run id (so a document is never run
+  twice, by any process);
+- a node execution is a step named `<kind> <node>`, its slot reserved as the scheduler starts the
+  node and its `Outcome` checkpointed (outputs as JSON, errors as type and message), so a recovered
+  run replays it instead of calling the model again;
+- waiting for the first of several running branches is `DBOS.asyncio_wait`, which checkpoints
+  which ones had finished;
+- a review ends the workflow (the run is stored `needs_review`); a decision is recorded once by the
+  store and continued by the workflow `handrail.continue:<pipeline>` with id `<review id>:decision`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from os import PathLike
+from typing import Any
+
+from dbos import DBOS, DBOSClient, SetWorkflowID
+from pydantic_core import to_jsonable_python
+
+from handrail._utils import derived_id, now
+from handrail.core.hooks import Hooks
+from handrail.core.model import Model
+from handrail.core.nodes import Node
+from handrail.core.outcome import Outcome, RecordedError
+from handrail.core.pipeline import Budget, Pipeline
+from handrail.core.records import (
+    ReviewDecision,
+    ReviewRequest,
+    RunRecord,
+    RunStatus,
+)
+from handrail.core.runner import DocumentLike, Runner, _Run
+from handrail.core.state import Document
+from handrail.durable.engine import parse
+from handrail.durable.errors import StoreError
+from handrail.durable.runtime import QUEUE, Runtime, app_version, dbos_url
+from handrail.durable.serialize import (
+    dump_decision,
+    dump_review,
+    dump_run,
+    load_decision,
+    load_review,
+    load_run,
+)
+from handrail.durable.store import SqlStore
+from handrail.exceptions import (
+    InvalidDecision,
+    ReviewAlreadyDecided,
+    ReviewNotFound,
+)
+
+DEFAULT_DATABASE = "sqlite:///.handrail/handrail.db"
+"""Where durable runs are kept unless `--db` or `HANDRAIL_DATABASE_URL` says otherwise."""
+DEADLINE_REVIEWER = "handrail (deadline)"
+"""The reviewer named on a decision an escalation made."""
+
+
+def database_url(db: str | PathLike[str] | None = None) -> str | PathLike[str]:
+    """`db` if given, else `HANDRAIL_DATABASE_URL`, else the SQLite file `.handrail/handrail.db`."""
+    if db is not None and str(db).strip():
+        return db
+    return os.environ.get("HANDRAIL_DATABASE_URL", "").strip() or DEFAULT_DATABASE
+
+
+def run_workflow(pipeline: str) -> str:
+    """The DBOS workflow name of a run of `pipeline`."""
+    return f"handrail.run:{pipeline}"
+
+
+def continue_workflow(pipeline: str) -> str:
+    """The DBOS workflow name of a run's continuation after a decision."""
+    return f"handrail.continue:{pipeline}"
+
+
+def queue_name(pipeline: str) -> str:
+    """The DBOS queue submitted runs of `pipeline` wait in (one per pipeline, so a worker only
+    takes runs it has the code for)."""
+    return f"{QUEUE}.{pipeline}"
+
+
+def continuation_id(review_id: str) -> str:
+    """The workflow id of the continuation a decision on `review_id` starts (one per review)."""
+    return f"{review_id}:decision"
+
+
+@dataclass(frozen=True, slots=True)
+class Escalated:
+    """What an escalation did to one review."""
+
+    review_id: str
+    run_id: str
+    action: str
+    detail: str
+    run_status: RunStatus | None = None
+
+
+class DurableRunner(Runner):
+    """Runs a pipeline durably on DBOS, keeping run records in SQLite or Postgres.
+
+    ```python
+    async with DurableRunner(pipeline, model=model) as runner:   # .handrail/handrail.db
+        records = await runner.run_many(documents)
+        await runner.decide(review_id, ReviewDecision.approve(reviewer="ana"))
+    ```
+
+    - `db`: a database URL or SQLite path (default: `HANDRAIL_DATABASE_URL`, else
+      `.handrail/handrail.db`); the run records and DBOS's tables share it;
+    - `executor_id`: this process's DBOS executor id; by default the first free one of `local`,
+      `local-2`, ... (`kind="worker"`: `worker-<host>`, ...; `kind="cli"`: `cli`, ...);
+    - everything else as `Runner`.
+
+    A process may have one open durable runner at a time (DBOS runs once per process).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        db: str | PathLike[str] | None = None,
+        executor_id: str | None = None,
+        kind: str = "local",
+        model: Model | None = None,
+        models: Mapping[str, Model] | None = None,
+        hooks: Sequence[Hooks] = (),
+        budget: Budget | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        url = database_url(db)
+        parsed, _shown = parse(url)
+        store = SqlStore(url)
+        super().__init__(
+            pipeline,
+            model=model,
+            models=models,
+            hooks=hooks,
+            store=store,
+            budget=budget,
+            timeout=timeout,
+        )
+        self.sql: SqlStore = store
+        self.runtime = Runtime(
+            parsed,
+            store.url,
+            executor_id=executor_id,
+            family=kind if kind != "worker" else _worker_family(),
+            recover_others=kind != "cli",
+        )
+        self._kind = kind
+        self._run_wf: Any = None
+        self._continue_wf: Any = None
+
+    def __repr__(self) -> str:
+        return f"DurableRunner({self.pipeline.name!r}, db={self.sql.url!r})"
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def executor_id(self) -> str:
+        """This process's DBOS executor id (set once opened)."""
+        return self.runtime.executor_id
+
+    async def open(self) -> DurableRunner:
+        """Launch DBOS in this process: pending runs of this executor id are recovered, and
+        (unless `kind="cli"`) those of stopped processes too."""
+        if self.runtime.launched:
+            return self
+        _ACTIVE[self.pipeline.name] = self
+        try:
+            self._register()
+            listen = [queue_name(self.pipeline.name)] if self._kind == "worker" else []
+            await asyncio.to_thread(self.runtime.launch, listen)
+        except BaseException:
+            _ACTIVE.pop(self.pipeline.name, None)
+            _destroy_quietly()
+            raise
+        await self.reap()
+        return self
+
+    async def close(self) -> None:
+        """Stop DBOS (runs still in flight stay pending and are recovered by the next process)
+        and close the store."""
+        try:
+            if self.runtime.launched:
+                await asyncio.to_thread(self.runtime.destroy)
+        finally:
+            if _ACTIVE.get(self.pipeline.name) is self:
+                del _ACTIVE[self.pipeline.name]
+            self.sql.close()
+
+    async def __aenter__(self) -> DurableRunner:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _register(self) -> None:
+        name = self.pipeline.name
+
+        async def run_body(run_id: str, document: dict[str, Any]) -> str:
+            return await _runner_for(name)._workflow_run(run_id, document)
+
+        async def continue_body(record: Any, request: Any, decision: Any) -> str:
+            return await _runner_for(name)._workflow_continue(record, request, decision)
+
+        self._run_wf = DBOS.workflow(name=run_workflow(name))(run_body)
+        self._continue_wf = DBOS.workflow(name=continue_workflow(name))(continue_body)
+        self.runtime.register({run_workflow(name), continue_workflow(name)})
+
+    def _require_open(self) -> None:
+        if not self.runtime.launched:
+            raise StoreError(
+                "this DurableRunner is not open; use `async with DurableRunner(...) as runner:` "
+                "or `await runner.open()` first"
+            )
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    async def _run_new(self, run_id: str, doc: Document) -> RunRecord:
+        if not doc.text.strip():  # nothing to checkpoint: the core fails it at once
+            return await super()._run_new(run_id, doc)
+        self._require_open()
+        workflow_id = run_id
+        earlier = self.store.get_run(run_id)
+        if earlier is not None and earlier.status is RunStatus.FAILED:  # a retry of a failure
+            stamp = earlier.started_at.isoformat() if earlier.started_at else ""
+            workflow_id = derived_id("retry", run_id, stamp)
+        with SetWorkflowID(workflow_id):
+            handle = await DBOS.start_workflow_async(self._run_wf, run_id, _dump_document(doc))
+        return await self._result(handle, run_id, doc)
+
+    async def _result(self, handle: Any, run_id: str, doc: Document | None) -> RunRecord:
+        """Wait for a workflow and return its run's record; a workflow that itself failed (not
+        the run: a bug, or a replay the pipeline no longer matches) becomes a failed run."""
+        try:
+            await handle.get_result()
+        except Exception as e:
+            record = self.store.get_run(run_id)
+            if record is not None and record.status in (RunStatus.COMPLETED, RunStatus.REJECTED):
+                return record
+            return self._workflow_failed(run_id, doc, record, e)
+        record = self.store.get_run(run_id)
+        if record is None:  # pragma: no cover - the workflow saves its run before returning
+            raise StoreError(f"run `{run_id}` finished but its record is missing")
+        return record
+
+    def _workflow_failed(
+        self, run_id: str, doc: Document | None, record: RunRecord | None, error: Exception
+    ) -> RunRecord:
+        from handrail.core.records import ErrorInfo
+
+        message = (
+            f"the durable run `{run_id}` stopped: {type(error).__name__}: {error}; if the "
+            "pipeline changed since the run started, run the document again (it starts over)"
+        )
+        if record is None:
+            document = doc or Document.of("")
+            record = RunRecord(
+                run_id=run_id,
+                pipeline=self.pipeline.name,
+                document_id=document.id,
+                document_hash=document.hash,
+                status=RunStatus.FAILED,
+                document=document,
+                started_at=now(),
+            )
+        failed = replace(
+            record,
+            status=RunStatus.FAILED,
+            error=ErrorInfo(type=type(error).__name__, message=message),
+            ended_at=now(),
+            reviews=(),
+        )
+        self.store.save_run(failed)
+        return failed
+
+    async def _workflow_run(self, run_id: str, document: dict[str, Any]) -> str:
+        record = await Runner._run_new(self, run_id, _load_document(document))
+        return record.status.value
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    def _reserve(self, run: _Run, name: str) -> Any:
+        return DBOS.reserve_step() if DBOS.workflow_id is not None else None
+
+    async def _execute_step(
+        self, run: _Run, name: str, node: Node, visit: int, slot: Any = None
+    ) -> Outcome:
+        if slot is None:
+            return await Runner._execute_step(self, run, name, node, visit)
+
+        async def step() -> Outcome:
+            started_at = now()
+            t0 = time.perf_counter()
+            outcome = await Runner._execute_step(self, run, name, node, visit)
+            return _pack(outcome, started_at, time.perf_counter() - t0)
+
+        packed: Outcome = await slot.run_async({"name": f"{node.kind} {name}"}, step)
+        return replace(packed, output=self._revive(packed.review_target or name, packed.output))
+
+    async def _wait(
+        self, tasks: Iterable[asyncio.Future[Any]]
+    ) -> tuple[set[asyncio.Future[Any]], set[asyncio.Future[Any]]]:
+        if DBOS.workflow_id is None:
+            return await super()._wait(tasks)
+        done, pending = await DBOS.asyncio_wait(list(tasks), return_when=asyncio.FIRST_COMPLETED)
+        return set(done), set(pending)
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    async def resume(self, run_id: str, decision: ReviewDecision) -> RunRecord:
+        """Record a decision (exactly once) and continue the run durably; see `Runner.resume`."""
+        self._require_open()
+        record, request, stamped = self.accept_decision(run_id, decision)
+        return await self._continue(record, request, stamped)
+
+    async def _continue(
+        self,
+        record: RunRecord,
+        request: ReviewRequest,
+        decision: ReviewDecision,
+        *,
+        wait: bool = True,
+    ) -> RunRecord:
+        with SetWorkflowID(continuation_id(request.review_id)):
+            handle = await DBOS.start_workflow_async(
+                self._continue_wf,
+                dump_run(record),
+                dump_review(request),
+                dump_decision(decision),
+            )
+        if not wait:
+            return record
+        return await self._result(handle, record.run_id, None)
+
+    async def _workflow_continue(self, record: Any, request: Any, decision: Any) -> str:
+        result = await Runner.continue_run(
+            self, load_run(record), load_review(request), load_decision(decision)
+        )
+        return result.status.value
+
+    async def resume_decided(self) -> int:
+        """Start the continuation of every decided review whose run still waits (a process that
+        died between recording a decision and continuing); returns how many were started. A
+        continuation already started is not started again."""
+        started = 0
+        for review in self.sql.decided_waiting():
+            if review.pipeline != self.pipeline.name:
+                continue
+            record = self.store.get_run(review.run_id)
+            decision = self.sql.get_decision(review.review_id)
+            if record is None or decision is None:
+                continue
+            await self._continue(record, review, decision, wait=False)
+            started += 1
+        return started
+
+    # --- deadlines ------------------------------------------------------------------------------
+
+    async def escalate_due(self, at: datetime | None = None) -> list[Escalated]:
+        """Apply the escalation of every pending review of this pipeline whose deadline has
+        passed (by `at`, default now): move it to another queue, or decide it (reject, or the
+        declared safe default) and continue its run. Each escalation is recorded on the review
+        (queue moves) or as its decision, by reviewer `handrail (deadline)`."""
+        self._require_open()
+        at = at or now()
+        done: list[Escalated] = []
+        for review in self.store.list_reviews(pending_only=True):
+            escalation = review.on_deadline
+            if (
+                review.pipeline != self.pipeline.name
+                or escalation is None
+                or review.deadline is None
+                or review.deadline > at
+            ):
+                continue
+            passed = f"deadline {review.deadline:%Y-%m-%d %H:%M:%S} UTC passed"
+            if escalation.action == "queue":
+                detail = f"{passed}: moved from queue `{review.queue}` to `{escalation.queue}`"
+                moved = replace(
+                    review,
+                    queue=escalation.queue or review.queue,
+                    deadline=None,
+                    escalated_at=at,
+                    escalation=detail,
+                )
+                if self.sql.escalate_review(moved):
+                    done.append(Escalated(review.review_id, review.run_id, "queue", detail))
+                continue
+            reason = f"{passed}: {escalation.reason or escalation.describe()}"
+            if escalation.action == "reject":
+                decision = ReviewDecision.reject(reason, reviewer=DEADLINE_REVIEWER)
+            else:
+                decision = ReviewDecision.edit(
+                    escalation.output, reason=reason, reviewer=DEADLINE_REVIEWER
+                )
+            try:
+                record, request, stamped = self.accept_decision(review.run_id, decision)
+            except (ReviewAlreadyDecided, ReviewNotFound):
+                continue  # someone decided it meanwhile
+            except InvalidDecision as e:
+                raise InvalidDecision(
+                    f"review `{review.review_id}`: its deadline escalation cannot be applied "
+                    f"({e}); fix on_deadline in the pipeline's ReviewPolicy"
+                ) from e
+            result = await self._continue(record, request, stamped)
+            done.append(
+                Escalated(review.review_id, review.run_id, escalation.action, reason, result.status)
+            )
+        return done
+
+    # --- workers --------------------------------------------------------------------------------
+
+    async def reap(self) -> int:
+        """Recover runs left pending by stopped processes (see `Runtime.reap`)."""
+        return await asyncio.to_thread(self.runtime.reap)
+
+    async def serve(
+        self,
+        *,
+        concurrency: int = 8,
+        poll: float = 0.2,
+        maintenance_every: float = 1.0,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """Work as a queue worker until `stop` is set: take submitted runs of this pipeline (at
+        most `concurrency` at a time), and every `maintenance_every` seconds recover stopped
+        workers' runs, continue decided reviews and apply due escalations."""
+        self._require_open()
+        if concurrency < 1:
+            raise ValueError(f"concurrency={concurrency}: use 1 or more")
+        await DBOS.register_queue_async(
+            queue_name(self.pipeline.name),
+            worker_concurrency=concurrency,
+            polling_interval_sec=poll,
+            on_conflict="always_update",
+        )
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            await self.maintain()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), maintenance_every)
+
+    async def maintain(self) -> None:
+        """One round of a worker's housekeeping."""
+        await self.reap()
+        await self.resume_decided()
+        await self.escalate_due()
+
+
+class Submitter:
+    """Puts runs on a pipeline's queue for `handrail worker`s, without running anything here
+    (a DBOS client: no executor id, nothing recovered in this process)."""
+
+    def __init__(self, pipeline: Pipeline, *, db: str | PathLike[str] | None = None) -> None:
+        url = database_url(db)
+        parsed, _shown = parse(url)
+        self.pipeline = pipeline
+        self.store = SqlStore(url)  # creates the tables, and checks the version, first
+        self._client = DBOSClient(system_database_url=dbos_url(parsed), application_name="handrail")
+        self._runner = Runner(pipeline, store=self.store)
+
+    def close(self) -> None:
+        self._client.destroy()
+        self.store.close()
+
+    async def submit(self, document: DocumentLike, *, run_id: str | None = None) -> str:
+        """Queue one document; returns its run id. A document already run is not queued again
+        (unless its run failed, which queues a retry)."""
+        doc = Document.of(document)
+        run_id = run_id or self._runner.run_id_for(doc)
+        existing = self.store.get_run(run_id)
+        workflow_id = run_id
+        if existing is not None:
+            if existing.status is not RunStatus.FAILED:
+                return run_id
+            stamp = existing.started_at.isoformat() if existing.started_at else ""
+            workflow_id = derived_id("retry", run_id, stamp)
+        await self._client.enqueue_async(
+            {
+                "workflow_name": run_workflow(self.pipeline.name),
+                "queue_name": queue_name(self.pipeline.name),
+                "workflow_id": workflow_id,
+                "app_version": app_version(),
+            },
+            run_id,
+            _dump_document(doc),
+        )
+        return run_id
+
+    async def wait(
+        self, run_ids: Sequence[str], *, poll: float = 0.25, timeout: float | None = None
+    ) -> list[RunRecord]:
+        """Wait until every run has an outcome (completed, needs review, failed, rejected) and
+        return their records, in order."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = list(dict.fromkeys(run_ids))
+        records: dict[str, RunRecord] = {}
+        while pending:
+            still = []
+            for run_id in pending:
+                record = self.store.get_run(run_id)
+                if record is not None and record.status is not RunStatus.RUNNING:
+                    records[run_id] = record
+                else:
+                    still.append(run_id)
+            pending = still
+            if pending:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{len(pending)} submitted runs still waiting after {timeout:g}s; is a "
+                        "`handrail worker` running for this pipeline on this database?"
+                    )
+                await asyncio.sleep(poll)
+        return [records[r] for r in run_ids]
+
+
+# --- in-process registry of open runners ----------------------------------------------------
+
+_ACTIVE: dict[str, DurableRunner] = {}
+
+
+def _runner_for(pipeline: str) -> DurableRunner:
+    runner = _ACTIVE.get(pipeline)
+    if runner is None:  # pragma: no cover - workflows are registered only while a runner is open
+        raise StoreError(f"no durable runner for pipeline `{pipeline}` is open in this process")
+    return runner
+
+
+def _destroy_quietly() -> None:
+    with contextlib.suppress(Exception):  # nothing may have been launched
+        DBOS.destroy(destroy_registry=True)
+
+
+def _worker_family() -> str:
+    from handrail.durable.runtime import default_executor_family
+
+    return default_executor_family("worker")
+
+
+# --- checkpoint forms ------------------------------------------------------------------------
+
+
+def _pack(outcome: Outcome, started_at: datetime, duration: float) -> Outcome:
+    """The form of an outcome DBOS checkpoints: outputs as JSON values (node types revive them),
+    errors as their type and message (any error replays, whatever its class)."""
+    error = outcome.error
+    return replace(
+        outcome,
+        output=to_jsonable_python(outcome.output, fallback=str),
+        error=None if error is None else RecordedError.of(error),
+        started_at=started_at,
+        duration_s=duration,
+    )
+
+
+def _dump_document(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "text": doc.text,
+        "source": doc.source,
+        "metadata": to_jsonable_python(doc.metadata, fallback=str),
+    }
+
+
+def _load_document(data: Mapping[str, Any]) -> Document:
+    return Document(
+        text=data["text"],
+        id=data["id"],
+        source=data.get("source"),
+        metadata=dict(data.get("metadata") or {}),
+    )
