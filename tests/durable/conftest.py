@@ -74,3 +74,15 @@ def fresh_postgres_url(_stores_database: str) -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLite file in a folder that does not exist yet (the store creates it)."""
     return f"sqlite:///{tmp_path / 'state' / 'handrail.db'}"
+
+
+@pytest.fixture
+def durable_postgres_url(postgres_server: _postgres.PostgresServer) -> Iterator[str]:
+    """A Postgres database of its own for one durable test: DBOS keeps its tables in schema
+    `dbos` whatever the search path, so workflow ids of different tests must not meet."""
+    name = f"durable_{os.getpid()}_{next(_databases)}"
+    url = postgres_server.create_database(name)
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(name)

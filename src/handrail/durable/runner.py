@@ -21,6 +21,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from os import PathLike
@@ -193,7 +194,10 @@ class DurableRunner(Runner):
         and close the store."""
         try:
             if self.runtime.launched:
-                await asyncio.to_thread(self.runtime.destroy)
+                self.runtime.destroy()
+                # DBOS made its thread pool this loop's default executor and has just shut it
+                # down: give the loop a working one back (asyncio.to_thread would fail).
+                asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
         finally:
             if _ACTIVE.get(self.pipeline.name) is self:
                 del _ACTIVE[self.pipeline.name]
@@ -248,12 +252,17 @@ class DurableRunner(Runner):
         except Exception as e:
             record = self.store.get_run(run_id)
             if record is not None and record.status in (RunStatus.COMPLETED, RunStatus.REJECTED):
-                return record
+                return self.revived(record)
             return self._workflow_failed(run_id, doc, record, e)
         record = self.store.get_run(run_id)
         if record is None:  # pragma: no cover - the workflow saves its run before returning
             raise StoreError(f"run `{run_id}` finished but its record is missing")
-        return record
+        return self.revived(record)
+
+    def revived(self, record: RunRecord) -> RunRecord:
+        """A stored record with its outputs as their nodes' types again (the store gives JSON)."""
+        outputs = {name: self._revive(name, value) for name, value in record.outputs.items()}
+        return replace(record, outputs=outputs)
 
     def _workflow_failed(
         self, run_id: str, doc: Document | None, record: RunRecord | None, error: Exception
