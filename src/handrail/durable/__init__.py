@@ -1,6 +1,6 @@
 """Durable runs on DBOS: run records, steps and the review queue in SQLite or Postgres.
 
-Needs the `durable` extra (`pip install "handrail[durable]"`).
+SQLite needs nothing beyond the base install; Postgres needs `pip install "handrail[postgres]"`.
 """
 
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError

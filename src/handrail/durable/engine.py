@@ -7,6 +7,7 @@ upgrading a read to a write. Postgres: psycopg 3, a normal pool, a connect timeo
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from os import PathLike, fspath
@@ -52,6 +53,11 @@ def parse(url: str | PathLike[str]) -> tuple[URL, str]:
             parsed = parsed.set(drivername="postgresql+psycopg")
         if not parsed.database:
             raise StoreError(f"the database URL `{shown}` names no database; {URL_HELP}")
+        if importlib.util.find_spec("psycopg") is None:
+            raise StoreError(
+                f"handrail needs the psycopg driver for Postgres (`{shown}`): "
+                'pip install "handrail[postgres]"'
+            )
         return parsed, shown
     if backend == "sqlite":
         database = parsed.database

@@ -27,13 +27,8 @@ from os import PathLike
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-try:
-    from sqlalchemy import Connection, func, insert, inspect, select, update
-    from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-except ImportError as e:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        'handrail.durable needs the durable extra: pip install "handrail[durable]"'
-    ) from e
+from sqlalchemy import Connection, func, insert, inspect, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from handrail._utils import now
 from handrail._version import __version__
