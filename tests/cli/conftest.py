@@ -54,10 +54,12 @@ def cli() -> Invoke:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No model from the environment, numbered ids for runs of unreadable documents, and
-    sys.path restored after targets made folders importable."""
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No model from the environment, durable runs kept in a database of the test's own,
+    numbered ids for runs of unreadable documents, and sys.path restored after targets made
+    folders importable."""
     monkeypatch.delenv("HANDRAIL_MODEL", raising=False)
+    monkeypatch.setenv("HANDRAIL_DATABASE_URL", f"sqlite:///{tmp_path / 'state' / 'handrail.db'}")
     counter = itertools.count(1)
     monkeypatch.setattr("handrail.core.runner.new_id", lambda prefix: f"{prefix}-{next(counter)}")
     monkeypatch.setattr(sys, "path", list(sys.path))

@@ -3,28 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
-from handrail.cli.targets import load_pipeline
-from handrail.core.records import RunRecord
+from handrail.cli.targets import absolute_target, load_pipeline
+from handrail.core.model import Model
+from handrail.core.pipeline import Pipeline
+from handrail.core.records import RunRecord, RunStatus
 from handrail.core.runner import Runner
 from handrail.core.state import Document
 from handrail.exceptions import InputError
 from handrail.inputs import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, load_documents
 from handrail.providers import get_model
 
+if TYPE_CHECKING:
+    from handrail.durable import Submitter
+
+# `handrail.durable` (DBOS, SQLAlchemy: 0.4 s to import) is imported by the functions that use
+# it, so that `handrail graph`, `run --in-memory` and `--help` start quickly.
+
 DEFAULT_MODEL = "fake"
 GraphFormat = Literal["mermaid", "dot"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Batch:
-    """Documents loaded and a runner ready to run them; unusable documents are `InputError`s."""
+class Queued:
+    """A document handed to the workers: its run id and where that run stands (`queued` until a
+    worker records it; a document run before keeps its run and status)."""
 
-    runner: Runner
+    run_id: str
+    document: str
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Batch:
+    """Documents loaded and the pipeline and model to run them; unusable documents are
+    `InputError`s (each becomes a failed run of its own)."""
+
+    target: str
+    pipeline: Pipeline
+    model: Model
     items: tuple[Document | InputError, ...]
 
     @property
@@ -36,12 +60,129 @@ class Batch:
         ]
 
     def run(
-        self, *, concurrency: int = 8, on_result: Callable[[RunRecord], None] | None = None
+        self,
+        *,
+        concurrency: int = 8,
+        on_result: Callable[[RunRecord], None] | None = None,
+        in_memory: bool = False,
+        db: str | None = None,
+        executor_id: str | None = None,
     ) -> list[RunRecord]:
-        """Run every item; records in input order. A broken document fails only its own run."""
+        """Run every item here; records in input order. A broken document fails only its own
+        run. Durable (kept in `db`, see `database_url`) unless `in_memory`."""
+        if in_memory:
+            runner = Runner(self.pipeline, model=self.model)
+            return asyncio.run(
+                runner.run_many(self.items, concurrency=concurrency, on_result=on_result)
+            )
         return asyncio.run(
-            self.runner.run_many(self.items, concurrency=concurrency, on_result=on_result)
+            self._run_durably(
+                concurrency=concurrency, on_result=on_result, db=db, executor_id=executor_id
+            )
         )
+
+    async def _run_durably(
+        self,
+        *,
+        concurrency: int,
+        on_result: Callable[[RunRecord], None] | None,
+        db: str | None,
+        executor_id: str | None,
+    ) -> list[RunRecord]:
+        from handrail.durable import DurableRunner
+
+        async with DurableRunner(
+            self.pipeline, model=self.model, db=db, executor_id=executor_id
+        ) as runner:
+            runner.sql.save_pipeline(self.pipeline.name, absolute_target(self.target))
+            return await runner.run_many(self.items, concurrency=concurrency, on_result=on_result)
+
+    def submit(self, *, db: str | None = None) -> list[Queued]:
+        """Queue every item for `handrail worker`s and return at once."""
+        return asyncio.run(self._submit(db=db, wait=False))[0]
+
+    def submit_and_wait(
+        self, *, db: str | None = None, timeout: float | None = None
+    ) -> list[RunRecord]:
+        """Queue every item for `handrail worker`s and wait for their records (`TimeoutError`
+        after `timeout` seconds)."""
+        return asyncio.run(self._submit(db=db, wait=True, timeout=timeout))[1]
+
+    async def _submit(
+        self, *, db: str | None, wait: bool, timeout: float | None = None
+    ) -> tuple[list[Queued], list[RunRecord]]:
+        from handrail.durable import Submitter
+
+        submitter = Submitter(self.pipeline, db=db)
+        try:
+            store = submitter.store
+            _create_queue_tables(store.url, db)
+            store.save_pipeline(self.pipeline.name, absolute_target(self.target))
+            local = Runner(self.pipeline, store=store)  # records unreadable documents' failures
+            run_ids: list[str] = []
+            retried: dict[str, RunRecord] = {}
+            for item in self.items:
+                if isinstance(item, InputError):
+                    run_ids.append(local.failed_input(item).run_id)
+                    continue
+                earlier = store.get_run(local.run_id_for(item))
+                run_ids.append(await submitter.submit(item))
+                if earlier is not None and earlier.status is RunStatus.FAILED:
+                    retried[earlier.run_id] = earlier
+            if wait:
+                return [], await _wait(submitter, run_ids, retried, timeout)
+            queued = []
+            for run_id, document in zip(run_ids, self.document_ids, strict=True):
+                record = store.get_run(run_id)
+                status = "queued" if record is None else record.status.value
+                queued.append(Queued(run_id=run_id, document=document, status=status))
+            return queued, []
+        finally:
+            submitter.close()
+
+
+async def _wait(
+    submitter: Submitter,
+    run_ids: list[str],
+    retried: dict[str, RunRecord],
+    timeout: float | None,
+) -> list[RunRecord]:
+    """`Submitter.wait`, and then until each retried run's record is the retry's, not the failed
+    one it replaces. Works around `Submitter.wait`, which takes a document's earlier failed
+    record, still in the store while its retry waits in the queue, for the retry's result."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        records = await submitter.wait(run_ids, timeout=left)
+        stale = [r.run_id for r in records if retried.get(r.run_id) == r]
+        if not stale:
+            return records
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{len(stale)} submitted runs still waiting after {timeout:g}s; is a "
+                "`handrail worker` running for this pipeline on this database?"
+            )
+        await asyncio.sleep(0.25)
+
+
+def _create_queue_tables(shown: str, db: str | None) -> None:
+    """Create DBOS's tables if no worker has yet. Works around `Submitter`, whose DBOS client
+    never creates them: on a database no durable runner has opened, queueing fails with "no such
+    table: workflow_status"."""
+    from dbos import DBOS
+
+    from handrail.durable import StoreUnavailable, database_url
+    from handrail.durable.engine import parse
+    from handrail.durable.runtime import dbos_url
+
+    parsed, _ = parse(database_url(db))
+    try:
+        DBOS.migrate(dbos_url(parsed))
+    except Exception as e:
+        raise StoreUnavailable(
+            f"cannot prepare the run queue in {shown} ({type(e).__name__}: {e}); check that the "
+            "database is reachable and writable"
+        ) from e
 
 
 def prepare_run(
@@ -54,7 +195,8 @@ def prepare_run(
 ) -> Batch:
     """Load the pipeline, the model and the documents; `InputError` for a mistake in the command
     (bad target, unknown model, missing path, nothing to run)."""
-    runner = Runner(load_pipeline(target), model=get_model(model))
+    pipeline = load_pipeline(target)
+    chosen = get_model(model)
     items = load_documents(inputs, max_bytes=max_bytes, stdin=stdin)
     if not items:
         named = ", ".join(f"`{os.fspath(p)}`" for p in inputs) or "the command"
@@ -62,7 +204,58 @@ def prepare_run(
             f"no documents to run: nothing in {named} is a {', '.join(SUPPORTED_SUFFIXES)} "
             "file (hidden files are skipped); name files or folders that hold some"
         )
-    return Batch(runner=runner, items=tuple(items))
+    return Batch(target=target, pipeline=pipeline, model=chosen, items=tuple(items))
+
+
+def serve(
+    target: str,
+    *,
+    model: str = DEFAULT_MODEL,
+    db: str | None = None,
+    concurrency: int = 8,
+    executor_id: str | None = None,
+    on_ready: Callable[[str, str, str], None] | None = None,
+) -> None:
+    """Work as a queue worker for the pipeline TARGET names until SIGTERM or SIGINT; `on_ready`
+    gets this worker's executor id, the pipeline's name and the database once it serves."""
+    pipeline = load_pipeline(target)
+    chosen = get_model(model)
+    asyncio.run(
+        _serve(target, pipeline, chosen, db, concurrency, executor_id, on_ready or _nothing)
+    )
+
+
+async def _serve(
+    target: str,
+    pipeline: Pipeline,
+    model: Model,
+    db: str | None,
+    concurrency: int,
+    executor_id: str | None,
+    on_ready: Callable[[str, str, str], None],
+) -> None:
+    from handrail.durable import DurableRunner
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for number in signals:
+        loop.add_signal_handler(number, stop.set)
+    try:
+        async with DurableRunner(
+            pipeline, model=model, db=db, kind="worker", executor_id=executor_id
+        ) as runner:
+            runner.sql.save_pipeline(pipeline.name, absolute_target(target))
+            on_ready(runner.executor_id, pipeline.name, runner.sql.url)
+            await runner.serve(concurrency=concurrency, stop=stop)
+    finally:
+        for number in signals:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(number)
+
+
+def _nothing(*_: object) -> None:
+    pass
 
 
 def draw(target: str, format: GraphFormat = "mermaid") -> str:
@@ -71,4 +264,4 @@ def draw(target: str, format: GraphFormat = "mermaid") -> str:
     return pipeline.to_dot() if format == "dot" else pipeline.to_mermaid()
 
 
-__all__ = ["DEFAULT_MODEL", "Batch", "GraphFormat", "draw", "prepare_run"]
+__all__ = ["DEFAULT_MODEL", "Batch", "GraphFormat", "Queued", "draw", "prepare_run", "serve"]

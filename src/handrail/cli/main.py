@@ -1,50 +1,44 @@
 """`handrail ...`: argument parsing and printing only; each command is one library call.
 
 The model comes from `--model`, else the `HANDRAIL_MODEL` environment variable, else `fake`
-(the offline heuristic `FakeModel`). Exit codes: 0 when the command ran (a batch whose documents
-failed or wait for review still ran: see its summary), 2 for a mistake in the command.
+(the offline heuristic `FakeModel`). Runs are durable unless `--in-memory`: kept in `--db`, else
+`HANDRAIL_DATABASE_URL`, else the SQLite file `.handrail/handrail.db`. Exit codes: 0 when the
+command ran (a batch whose documents failed or wait for review still ran: see its summary), 1
+when it could not (the database unusable, a review unknown or already decided, an edit that
+does not fit), 2 for a mistake in the command.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from handrail._version import __version__
-from handrail.cli import commands, output
+from handrail.cli import commands, output, review_cmd, runs_cmd, show
+from handrail.cli.logs import route_library_logs
+from handrail.cli.options import Db, ExecutorId, Model, Target, errors
 from handrail.cli.progress import progress_bar, wants_progress
 from handrail.exceptions import InputError
 from handrail.inputs import DEFAULT_MAX_BYTES
 
-USAGE_ERROR = 2
-
 app = typer.Typer(
     name="handrail",
-    help="AI-assisted intake pipelines: run them on documents, draw them.",
+    help="AI-assisted intake pipelines: run them on documents, review what they are unsure of.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(runs_cmd.app)
+app.add_typer(review_cmd.app)
 
 
 class GraphFormat(StrEnum):
     MERMAID = "mermaid"
     DOT = "dot"
-
-
-@contextmanager
-def _usage_errors() -> Iterator[None]:
-    """A mistake in the command: one line on stderr and exit code 2, no traceback."""
-    try:
-        yield
-    except InputError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(USAGE_ERROR) from None
 
 
 def _show_version(value: bool) -> None:
@@ -62,17 +56,8 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """AI-assisted intake pipelines: run them on documents, draw them."""
-
-
-Target = Annotated[
-    str,
-    typer.Argument(
-        metavar="TARGET",
-        help="The pipeline: path/to/file.py:attr or package.module:attr (attr: `pipeline`).",
-        show_default=False,
-    ),
-]
+    """AI-assisted intake pipelines: run them on documents, review what they are unsure of."""
+    route_library_logs()
 
 
 @app.command()
@@ -86,12 +71,7 @@ def run(
             show_default=False,
         ),
     ],
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model", "-m", envvar="HANDRAIL_MODEL", help="The model LLM nodes use: fake."
-        ),
-    ] = commands.DEFAULT_MODEL,
+    model: Model = commands.DEFAULT_MODEL,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Documents run at the same time.")
     ] = 8,
@@ -101,24 +81,109 @@ def run(
     max_bytes: Annotated[
         int, typer.Option("--max-bytes", min=1, help="Documents larger than this fail.")
     ] = DEFAULT_MAX_BYTES,
+    db: Db = None,
+    in_memory: Annotated[
+        bool,
+        typer.Option("--in-memory", help="Run without a database: nothing is kept, no reviews."),
+    ] = False,
+    executor_id: ExecutorId = None,
+    submit: Annotated[
+        bool,
+        typer.Option("--submit", help="Queue the documents for `handrail worker`s instead."),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait", help="With --submit: wait for the results, or print the run ids."
+        ),
+    ] = True,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            min=0,
+            help="With --submit: give up waiting after this long (exit code 1).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline on documents and show what happened to each.
 
-    The model is --model, else $HANDRAIL_MODEL, else `fake`.
+    Runs are durable: kept in --db (else $HANDRAIL_DATABASE_URL, else .handrail/handrail.db), so
+    `handrail runs` and `handrail review` find them and a document is never run twice.
 
     Exit code 0 when the batch ran, even if documents failed or wait for review (see the summary).
 
-    Exit code 2 for a mistake in the command.
+    Exit code 1 when the database cannot be used, 2 for a mistake in the command.
     """
-    with _usage_errors():
+    with errors():
+        _check_run_options(
+            db=db,
+            in_memory=in_memory,
+            executor_id=executor_id,
+            submit=submit,
+            wait=wait,
+            timeout=timeout,
+        )
         batch = commands.prepare_run(target, inputs, model=model, max_bytes=max_bytes)
-    show = wants_progress(sys.stderr, json_output=json_output)
-    with progress_bar(len(batch.items), enabled=show) as on_result:
-        records = batch.run(concurrency=concurrency, on_result=on_result)
+        if submit and not wait:
+            _print_queued(batch.submit(db=db), json_output)
+            return
+        if submit:
+            records = batch.submit_and_wait(db=db, timeout=timeout)
+        else:
+            show_bar = wants_progress(sys.stderr, json_output=json_output)
+            with progress_bar(len(batch.items), enabled=show_bar) as on_result:
+                records = batch.run(
+                    concurrency=concurrency,
+                    on_result=on_result,
+                    in_memory=in_memory,
+                    db=db,
+                    executor_id=executor_id,
+                )
     if json_output:
         output.print_json_lines(batch.document_ids, records)
     else:
         output.print_summary(batch.document_ids, records)
+
+
+def _check_run_options(
+    *,
+    db: str | None,
+    in_memory: bool,
+    executor_id: str | None,
+    submit: bool,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    if in_memory and (db is not None or submit or executor_id is not None):
+        raise InputError(
+            "--in-memory runs without a database; leave out --db, --submit and --executor-id"
+        )
+    if submit and executor_id is not None:
+        raise InputError(
+            "--submit runs nothing here, so it has no executor id; give --executor-id to "
+            "`handrail worker`"
+        )
+    if not submit and (not wait or timeout is not None):
+        raise InputError("--no-wait and --timeout go with --submit")
+
+
+def _print_queued(queued: list[commands.Queued], json_output: bool) -> None:
+    if json_output:
+        for item in queued:
+            show.print_json(
+                {"run_id": item.run_id, "document": item.document, "status": item.status}
+            )
+        return
+    console = show.console()
+    for item in queued:
+        console.print(Text(f"{item.run_id}  {item.status:<12}  {item.document}"))
+    waiting = sum(item.status == "queued" for item in queued)
+    console.print(
+        Text(f"{waiting} queued for `handrail worker`; follow them with `handrail runs list`")
+    )
 
 
 @app.command()
@@ -129,9 +194,41 @@ def graph(
     ] = GraphFormat.MERMAID,
 ) -> None:
     """Print the pipeline's graph."""
-    with _usage_errors():
+    with errors():
         text = commands.draw(target, format.value)
     typer.echo(text, nl=False)
+
+
+@app.command()
+def worker(
+    target: Target,
+    db: Db = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Runs this worker runs at a time.")
+    ] = 8,
+    executor_id: ExecutorId = None,
+    model: Model = commands.DEFAULT_MODEL,
+) -> None:
+    """Serve a pipeline's queue until SIGTERM or Ctrl-C.
+
+    Runs the documents `handrail run --submit` queues, continues decided reviews, applies due
+    escalations and recovers the runs of stopped workers. Prints one line once it serves; exit
+    code 0 when stopped by a signal, 1 when the database cannot be used.
+    """
+
+    def ready(executor: str, pipeline: str, url: str) -> None:
+        typer.echo(f"worker {executor} serving {pipeline} on {url} (concurrency {concurrency})")
+        sys.stdout.flush()
+
+    with errors():
+        commands.serve(
+            target,
+            model=model,
+            db=db,
+            concurrency=concurrency,
+            executor_id=executor_id,
+            on_ready=ready,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

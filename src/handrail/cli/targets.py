@@ -36,6 +36,15 @@ def load_pipeline(target: str) -> Pipeline:
     return _as_pipeline(getattr(module, attr), f"{where}:{attr}")
 
 
+def absolute_target(target: str) -> str:
+    """The same TARGET, usable from any folder: a file path made absolute, `attr` spelled out.
+    (A module target stays as given: it is found from the folder a command runs in.)"""
+    where, _, attr = target.rpartition(":") if ":" in target else (target, "", DEFAULT_ATTR)
+    if _is_file(where):
+        where = str(Path(where).expanduser().resolve())
+    return f"{where}:{attr}"
+
+
 def _is_file(where: str) -> bool:
     return where.endswith(".py") or "/" in where or os.sep in where
 
@@ -176,4 +185,4 @@ def _one_line(error: BaseException) -> str:
     return " ".join(lines)
 
 
-__all__ = ["DEFAULT_ATTR", "load_pipeline"]
+__all__ = ["DEFAULT_ATTR", "absolute_target", "load_pipeline"]
