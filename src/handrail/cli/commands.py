@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Literal
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal
 from handrail.cli.targets import absolute_target, load_pipeline
 from handrail.core.model import Model
 from handrail.core.pipeline import Pipeline
-from handrail.core.records import RunRecord, RunStatus
+from handrail.core.records import RunRecord
 from handrail.core.runner import Runner
 from handrail.core.state import Document
 from handrail.exceptions import InputError
@@ -22,7 +21,7 @@ from handrail.inputs import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, load_document
 from handrail.providers import get_model
 
 if TYPE_CHECKING:
-    from handrail.durable import Submitter
+    pass
 
 # `handrail.durable` (DBOS, SQLAlchemy: 0.4 s to import) is imported by the functions that use
 # it, so that `handrail graph`, `run --in-memory` and `--help` start quickly.
@@ -116,21 +115,16 @@ class Batch:
         submitter = Submitter(self.pipeline, db=db)
         try:
             store = submitter.store
-            _create_queue_tables(store.url, db)
             store.save_pipeline(self.pipeline.name, absolute_target(self.target))
             local = Runner(self.pipeline, store=store)  # records unreadable documents' failures
             run_ids: list[str] = []
-            retried: dict[str, RunRecord] = {}
             for item in self.items:
                 if isinstance(item, InputError):
                     run_ids.append(local.failed_input(item).run_id)
                     continue
-                earlier = store.get_run(local.run_id_for(item))
                 run_ids.append(await submitter.submit(item))
-                if earlier is not None and earlier.status is RunStatus.FAILED:
-                    retried[earlier.run_id] = earlier
             if wait:
-                return [], await _wait(submitter, run_ids, retried, timeout)
+                return [], await submitter.wait(run_ids, timeout=timeout)
             queued = []
             for run_id, document in zip(run_ids, self.document_ids, strict=True):
                 record = store.get_run(run_id)
@@ -139,50 +133,6 @@ class Batch:
             return queued, []
         finally:
             submitter.close()
-
-
-async def _wait(
-    submitter: Submitter,
-    run_ids: list[str],
-    retried: dict[str, RunRecord],
-    timeout: float | None,
-) -> list[RunRecord]:
-    """`Submitter.wait`, and then until each retried run's record is the retry's, not the failed
-    one it replaces. Works around `Submitter.wait`, which takes a document's earlier failed
-    record, still in the store while its retry waits in the queue, for the retry's result."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        records = await submitter.wait(run_ids, timeout=left)
-        stale = [r.run_id for r in records if retried.get(r.run_id) == r]
-        if not stale:
-            return records
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(
-                f"{len(stale)} submitted runs still waiting after {timeout:g}s; is a "
-                "`handrail worker` running for this pipeline on this database?"
-            )
-        await asyncio.sleep(0.25)
-
-
-def _create_queue_tables(shown: str, db: str | None) -> None:
-    """Create DBOS's tables if no worker has yet. Works around `Submitter`, whose DBOS client
-    never creates them: on a database no durable runner has opened, queueing fails with "no such
-    table: workflow_status"."""
-    from dbos import DBOS
-
-    from handrail.durable import StoreUnavailable, database_url
-    from handrail.durable.engine import parse
-    from handrail.durable.runtime import dbos_url
-
-    parsed, _ = parse(database_url(db))
-    try:
-        DBOS.migrate(dbos_url(parsed))
-    except Exception as e:
-        raise StoreUnavailable(
-            f"cannot prepare the run queue in {shown} ({type(e).__name__}: {e}); check that the "
-            "database is reachable and writable"
-        ) from e
 
 
 def prepare_run(

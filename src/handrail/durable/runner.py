@@ -45,7 +45,7 @@ from handrail.core.records import (
 from handrail.core.runner import DocumentLike, Runner, _Run
 from handrail.core.state import Document
 from handrail.durable.engine import parse
-from handrail.durable.errors import StoreError
+from handrail.durable.errors import StoreError, StoreUnavailable
 from handrail.durable.runtime import QUEUE, Runtime, app_version, dbos_url
 from handrail.durable.serialize import (
     dump_decision,
@@ -477,8 +477,18 @@ class Submitter:
         parsed, _shown = parse(url)
         self.pipeline = pipeline
         self.store = SqlStore(url)  # creates the tables, and checks the version, first
+        try:  # DBOS's client never creates DBOS's tables; a database no worker opened has none
+            DBOS.migrate(dbos_url(parsed))
+        except Exception as e:
+            self.store.close()
+            raise StoreUnavailable(
+                f"cannot prepare the run queue in {self.store.url} ({type(e).__name__}: {e}); "
+                "check that the database is reachable and writable"
+            ) from e
         self._client = DBOSClient(system_database_url=dbos_url(parsed), application_name="handrail")
         self._runner = Runner(pipeline, store=self.store)
+        self._retries: dict[str, datetime | None] = {}
+        """Runs queued again after a failure: run id -> the failed attempt's start."""
 
     def close(self) -> None:
         self._client.destroy()
@@ -496,6 +506,7 @@ class Submitter:
                 return run_id
             stamp = existing.started_at.isoformat() if existing.started_at else ""
             workflow_id = derived_id("retry", run_id, stamp)
+            self._retries[run_id] = existing.started_at
         await self._client.enqueue_async(
             {
                 "workflow_name": run_workflow(self.pipeline.name),
@@ -520,7 +531,11 @@ class Submitter:
             still = []
             for run_id in pending:
                 record = self.store.get_run(run_id)
-                if record is not None and record.status is not RunStatus.RUNNING:
+                retried = run_id in self._retries  # the failed record stays until the retry ends
+                stale = (
+                    retried and record is not None and (record.started_at == self._retries[run_id])
+                )
+                if record is not None and record.status is not RunStatus.RUNNING and not stale:
                     records[run_id] = record
                 else:
                     still.append(run_id)
