@@ -158,10 +158,12 @@ class Runner:
             running = self._inflight.get(run_id)
             if running is not None:  # the same document twice in one batch: one run
                 return await asyncio.shield(running)
+        else:
+            existing = None
         future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
         self._inflight[run_id] = future
         try:
-            record = await self._run_new(run_id, doc)
+            record = await self._run_new(run_id, doc, existing)
             future.set_result(record)
             return record
         finally:
@@ -170,7 +172,10 @@ class Runner:
             if not future.done():
                 future.cancel()
 
-    async def _run_new(self, run_id: str, doc: Document) -> RunRecord:
+    async def _run_new(
+        self, run_id: str, doc: Document, earlier: RunRecord | None = None
+    ) -> RunRecord:
+        """Run a document afresh; `earlier` is the run it replaces (a failed one), if any."""
         run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start, self._sources))
         if not doc.text.strip():
             run.status = RunStatus.FAILED

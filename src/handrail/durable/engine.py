@@ -70,8 +70,11 @@ def parse(url: str | PathLike[str]) -> tuple[URL, str]:
     raise StoreError(f"handrail cannot keep runs in `{backend}` (`{shown}`); {URL_HELP}")
 
 
-def make_engine(url: URL, shown: str) -> Engine:
-    """One engine for the store; for SQLite, creates the file's folder first."""
+def make_engine(url: URL, shown: str, *, relaxed: bool = False) -> Engine:
+    """One engine for the store; for SQLite, creates the file's folder first.
+
+    `relaxed` (Postgres): commits that do not wait for the server's disk flush
+    (`synchronous_commit = off`), for writes something else makes durable anyway."""
     if url.get_backend_name() == "sqlite":
         assert url.database is not None
         path = Path(url.database).expanduser()
@@ -90,11 +93,16 @@ def make_engine(url: URL, shown: str) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(
-        url,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "handrail"},
-        json_serializer=_json_dumps,
-    )
+    connect_args: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "application_name": "handrail",
+    }
+    if relaxed:  # keep any options the URL gives (a search_path, say)
+        given = url.query.get("options")
+        given = " ".join(given) if isinstance(given, tuple) else (given or "")
+        connect_args["options"] = f"{given} -c synchronous_commit=off".strip()
+        url = url.difference_update_query(["options"])
+    return create_engine(url, connect_args=connect_args, json_serializer=_json_dumps)
 
 
 def reason(error: DBAPIError) -> str:

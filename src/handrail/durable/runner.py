@@ -159,6 +159,9 @@ class DurableRunner(Runner):
             recover_others=kind != "cli",
         )
         self._kind = kind
+        self._awaited: dict[str, int] = {}
+        """Run ids a `_result` in this process waits for (how many waiters)."""
+        self._finished: dict[str, RunRecord] = {}
         self._run_wf: Any = None
         self._continue_wf: Any = None
 
@@ -231,12 +234,13 @@ class DurableRunner(Runner):
 
     # --- runs -----------------------------------------------------------------------------------
 
-    async def _run_new(self, run_id: str, doc: Document) -> RunRecord:
+    async def _run_new(
+        self, run_id: str, doc: Document, earlier: RunRecord | None = None
+    ) -> RunRecord:
         if not doc.text.strip():  # nothing to checkpoint: the core fails it at once
             return await super()._run_new(run_id, doc)
         self._require_open()
         workflow_id = run_id
-        earlier = self.store.get_run(run_id)
         if earlier is not None and earlier.status is RunStatus.FAILED:  # a retry of a failure
             stamp = earlier.started_at.isoformat() if earlier.started_at else ""
             workflow_id = derived_id("retry", run_id, stamp)
@@ -247,13 +251,22 @@ class DurableRunner(Runner):
     async def _result(self, handle: Any, run_id: str, doc: Document | None) -> RunRecord:
         """Wait for a workflow and return its run's record; a workflow that itself failed (not
         the run: a bug, or a replay the pipeline no longer matches) becomes a failed run."""
+        self._awaited[run_id] = self._awaited.get(run_id, 0) + 1
         try:
             await handle.get_result()
         except Exception as e:
+            self._finished.pop(run_id, None)
             record = self.store.get_run(run_id)
             if record is not None and record.status in (RunStatus.COMPLETED, RunStatus.REJECTED):
                 return self.revived(record)
             return self._workflow_failed(run_id, doc, record, e)
+        finally:
+            left = self._awaited.pop(run_id) - 1
+            if left:
+                self._awaited[run_id] = left
+        finished = self._finished.pop(run_id, None)  # ran here: the record it just saved
+        if finished is not None:
+            return finished
         record = self.store.get_run(run_id)
         if record is None:  # pragma: no cover - the workflow saves its run before returning
             raise StoreError(f"run `{run_id}` finished but its record is missing")
@@ -296,7 +309,14 @@ class DurableRunner(Runner):
 
     async def _workflow_run(self, run_id: str, document: dict[str, Any]) -> str:
         record = await Runner._run_new(self, run_id, _load_document(document))
+        self._keep(record)
         return record.status.value
+
+    def _keep(self, record: RunRecord) -> None:
+        """Hand a record this process just saved to the `_result` waiting for it (saves reading
+        it back); records of runs nobody here waits for (a worker's) are not kept."""
+        if record.run_id in self._awaited:
+            self._finished[record.run_id] = record
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -357,6 +377,7 @@ class DurableRunner(Runner):
         result = await Runner.continue_run(
             self, load_run(record), load_review(request), load_decision(decision)
         )
+        self._keep(result)
         return result.status.value
 
     async def resume_decided(self) -> int:

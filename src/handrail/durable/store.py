@@ -27,7 +27,7 @@ from os import PathLike
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, func, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from handrail._utils import now
@@ -85,8 +85,16 @@ class SqlStore:
         postgres = self.dialect == "postgresql"
         self._single = autocommit if postgres else self._writer
         self._reader = autocommit if postgres else self._engine
+        # Step checkpoints on Postgres commit without waiting for the disk flush: a step record
+        # lost to a server crash is saved again when its workflow replays, and `save_run` (a
+        # normal commit) rewrites the whole step log when the run ends or pauses.
+        self._relaxed: Engine | None = None
+        self._steps = self._single
         try:
             self._call(self._prepare, opening=True)
+            if postgres:
+                self._relaxed = make_engine(parsed, self.url, relaxed=True)
+                self._steps = self._relaxed.execution_options(isolation_level="AUTOCOMMIT")
         except BaseException:
             self._engine.dispose()
             raise
@@ -108,6 +116,8 @@ class SqlStore:
     def close(self) -> None:
         """Close the store's connections (it reconnects if used again)."""
         self._engine.dispose()
+        if self._relaxed is not None:
+            self._relaxed.dispose()
 
     # --- runs ----------------------------------------------------------------------------------
 
@@ -205,7 +215,7 @@ class SqlStore:
         def work() -> None:
             for attempt in (1, 2, 3):
                 try:
-                    with self._single.begin() as conn:
+                    with self._steps.begin() as conn:
                         conn.execute(self._sql.save_step, row)
                     return
                 except IntegrityError:
