@@ -24,14 +24,12 @@ import argparse
 import asyncio
 import functools
 import gc
-import glob
 import importlib.metadata
 import itertools
 import json
 import os
 import platform
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -55,6 +53,12 @@ except ImportError:  # pragma: no cover - depends on the environment
     sys.path.insert(0, str(SRC))
 
 from pydantic import BaseModel  # noqa: E402 - handrail's own dependency, after the path fix
+
+# The throwaway Postgres cluster the tests start (tests/_postgres.py), with a real server's
+# durability unless --pg-no-fsync.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from tests import _postgres  # noqa: E402
 
 TARGET_RATIO = 1.5
 BACKENDS = ("sqlite", "postgres")
@@ -201,7 +205,9 @@ class PostgresDatabases:
 
     kind = "postgres"
 
-    def __init__(self, admin_url: str, description: str, server: ThrowawayPostgres | None) -> None:
+    def __init__(
+        self, admin_url: str, description: str, server: _postgres.PostgresServer | None
+    ) -> None:
         from sqlalchemy.engine import make_url
 
         self.admin_url = admin_url
@@ -257,121 +263,6 @@ class PostgresDatabases:
             self.server.stop()
 
 
-# A throwaway cluster, as tests/_postgres.py starts one (initdb, pg_ctl on a free loopback port,
-# trust authentication, run as the `postgres` user when this process is root), with the server's
-# default durability unless --pg-no-fsync.
-
-
-class PostgresUnavailable(RuntimeError):
-    pass
-
-
-def find_bindir() -> Path | None:
-    candidates: list[Path] = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        with suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
-            ).stdout.strip()
-            if out:
-                candidates.append(Path(out))
-    pg_ctl = shutil.which("pg_ctl")
-    if pg_ctl:
-        candidates.append(Path(pg_ctl).resolve().parent)
-
-    def version(path: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in Path(path).parent.name.split(".") if p.isdigit())
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
-    candidates += [Path(p) for p in found]
-    for bindir in candidates:
-        if all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
-            return bindir
-    return None
-
-
-def _as_server_user(command: list[str]) -> list[str]:
-    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    return ["runuser", "-u", "postgres", "--", *command] if is_root else command
-
-
-def _run(command: list[str]) -> None:
-    try:
-        subprocess.run(
-            command,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-            cwd=tempfile.gettempdir(),
-        )
-    except subprocess.CalledProcessError as e:
-        detail = (e.stderr or e.stdout).strip()
-        raise PostgresUnavailable(f"`{' '.join(command)}` exited {e.returncode}: {detail}") from e
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise PostgresUnavailable(f"`{' '.join(command)}` failed: {e}") from e
-
-
-@dataclass
-class ThrowawayPostgres:
-    bindir: Path
-    root: Path
-    port: int = 0
-
-    @classmethod
-    def start(cls, *, fsync: bool) -> ThrowawayPostgres:
-        bindir = find_bindir()
-        if bindir is None:
-            raise PostgresUnavailable(
-                "no PostgreSQL server binaries (initdb, pg_ctl, postgres): looked at `pg_config "
-                "--bindir`, pg_ctl on PATH and /usr/lib/postgresql/*/bin; install the Debian "
-                f"package `postgresql`, or pass --postgres-url / {POSTGRES_URL_ENV}"
-            )
-        root = Path(tempfile.mkdtemp(prefix="handrail-bench-pg-"))
-        try:
-            if hasattr(os, "geteuid") and os.geteuid() == 0:
-                shutil.chown(root, user="postgres")
-            data = str(root / "data")
-            initdb = [str(bindir / "initdb"), "-D", data, "-U", "postgres", "--auth=trust"]
-            _run(_as_server_user([*initdb, "-E", "UTF8", "--locale=C", "--no-sync"]))
-            durability = [] if fsync else ["-c fsync=off", "-c synchronous_commit=off"]
-            last: PostgresUnavailable | None = None
-            for _ in range(3):  # another process may take the free port before the server binds
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                    sock.bind(("127.0.0.1", 0))
-                    port = int(sock.getsockname()[1])
-                options = " ".join(
-                    [f"-p {port}", f"-k {root}", "-c listen_addresses=127.0.0.1", *durability]
-                )
-                log = root / "server.log"
-                start = [str(bindir / "pg_ctl"), "start", "-D", data, "-l", str(log)]
-                try:
-                    _run(_as_server_user([*start, "-w", "-t", "60", "-o", options]))
-                    return cls(bindir=bindir, root=root, port=port)
-                except PostgresUnavailable as e:
-                    tail = log.read_text(errors="replace")[-1000:] if log.exists() else ""
-                    last = PostgresUnavailable(f"{e}\n--- server log ---\n{tail}")
-            assert last is not None
-            raise last
-        except BaseException:
-            shutil.rmtree(root, ignore_errors=True)
-            raise
-
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def stop(self) -> None:
-        try:
-            pg_ctl = [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.root / "data")]
-            _run(_as_server_user([*pg_ctl, "-m", "fast", "-w"]))
-        except PostgresUnavailable as e:
-            _note(f"[durable] warning: stopping the throwaway cluster: {e}")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
 def open_postgres(url: str | None, cfg: Config) -> tuple[PostgresDatabases | None, str | None]:
     """The Postgres databases to measure on, or None and why Postgres is skipped."""
     try:
@@ -384,13 +275,15 @@ def open_postgres(url: str | None, cfg: Config) -> tuple[PostgresDatabases | Non
         except Exception as e:
             return None, f"cannot use --postgres-url ({type(e).__name__}: {str(e).strip()})"
     try:
-        server = ThrowawayPostgres.start(fsync=cfg.pg_fsync)
-    except PostgresUnavailable as e:
+        server = _postgres.start(durable=cfg.pg_fsync)
+    except _postgres.PostgresNotFound as e:
+        return None, f"{e}, or pass --postgres-url / {POSTGRES_URL_ENV}"
+    except _postgres.PostgresFailed as e:
         return None, str(e)
-    durability = "fsync on" if cfg.pg_fsync else "fsync and synchronous_commit off"
+    durability = "fsync on" if cfg.pg_fsync else "fsync, synchronous_commit, full-page writes off"
     try:
         desc = f"a throwaway cluster from {server.bindir} on 127.0.0.1:{server.port} ({durability})"
-        return PostgresDatabases(server.url(), desc, server), None
+        return PostgresDatabases(server.url("postgres"), desc, server), None
     except Exception as e:
         server.stop()
         return None, f"the throwaway cluster does not answer ({type(e).__name__}: {e})"
@@ -1020,7 +913,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pg-no-fsync",
         action="store_true",
-        help="start the throwaway cluster with fsync and synchronous_commit off (as the tests do)",
+        help="start the throwaway cluster without disk flushes (as the tests do)",
     )
     parser.add_argument("--verbose", action="store_true", help="also print every round's value")
     parser.add_argument(

@@ -104,8 +104,11 @@ class PostgresServer:
         _run([*command, "-U", SUPERUSER, *args])
 
 
-def start(*, attempts: int = 3) -> PostgresServer:
-    """initdb and start a cluster; raises `PostgresNotFound` when the binaries are missing."""
+def start(*, attempts: int = 3, durable: bool = False) -> PostgresServer:
+    """initdb and start a cluster; raises `PostgresNotFound` when the binaries are missing.
+
+    A test server skips the disk flushes (fsync, synchronous commits, full-page writes);
+    `durable=True` keeps a real server's defaults (what `bench/durable.py` measures)."""
     bindir = find_bindir()
     if bindir is None:
         raise PostgresNotFound(
@@ -122,15 +125,13 @@ def start(*, attempts: int = 3) -> PostgresServer:
         for _ in range(attempts):  # another process may take the free port before we bind it
             port = free_port()
             server = PostgresServer(bindir=bindir, root=root, port=port)
+            relaxed = ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
             options = " ".join(
                 [
                     f"-p {port}",
                     f"-k {root}",
                     "-c listen_addresses=127.0.0.1",
-                    # a test server: durability against power loss is not needed
-                    "-c fsync=off",
-                    "-c synchronous_commit=off",
-                    "-c full_page_writes=off",
+                    *([] if durable else relaxed),
                 ]
             )
             log = root / "server.log"

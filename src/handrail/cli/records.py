@@ -236,15 +236,7 @@ def escalate(
     """Apply the escalation of every pending review past its deadline, pipeline by pipeline:
     (what was done, one problem per pipeline whose code cannot be found)."""
     with open_store(db) as store:
-        due = (
-            [
-                r
-                for r in store.list_reviews(pending_only=True)
-                if r.on_deadline is not None and r.deadline is not None and r.deadline <= now()
-            ]
-            if store is not None
-            else []
-        )
+        due = store.due_reviews(now()) if store is not None else []
     chosen = get_model(model)
     done: list[Escalated] = []
     problems: list[str] = []

@@ -37,6 +37,7 @@ from handrail.core.nodes import Node
 from handrail.core.outcome import Outcome, RecordedError
 from handrail.core.pipeline import Budget, Pipeline
 from handrail.core.records import (
+    ErrorInfo,
     ReviewDecision,
     ReviewRequest,
     RunRecord,
@@ -46,7 +47,13 @@ from handrail.core.runner import DocumentLike, Runner, _Run
 from handrail.core.state import Document
 from handrail.durable.engine import parse
 from handrail.durable.errors import StoreError, StoreUnavailable
-from handrail.durable.runtime import QUEUE, Runtime, app_version, dbos_url
+from handrail.durable.runtime import (
+    QUEUE,
+    Runtime,
+    app_version,
+    dbos_url,
+    default_executor_family,
+)
 from handrail.durable.serialize import (
     dump_decision,
     dump_review,
@@ -89,6 +96,15 @@ def queue_name(pipeline: str) -> str:
     """The DBOS queue submitted runs of `pipeline` wait in (one per pipeline, so a worker only
     takes runs it has the code for)."""
     return f"{QUEUE}.{pipeline}"
+
+
+def run_workflow_id(run_id: str, earlier: RunRecord | None) -> str:
+    """The workflow id of a run: the run id, or for a retry of a failed run an id derived from
+    the failed attempt (its workflow stays as history; two retries of one failure are one)."""
+    if earlier is None or earlier.status is not RunStatus.FAILED:
+        return run_id
+    stamp = earlier.started_at.isoformat() if earlier.started_at else ""
+    return derived_id("retry", run_id, stamp)
 
 
 def continuation_id(review_id: str) -> str:
@@ -155,7 +171,7 @@ class DurableRunner(Runner):
             parsed,
             store.url,
             executor_id=executor_id,
-            family=kind if kind != "worker" else _worker_family(),
+            family=default_executor_family(kind),
             recover_others=kind != "cli",
         )
         self._kind = kind
@@ -240,11 +256,7 @@ class DurableRunner(Runner):
         if not doc.text.strip():  # nothing to checkpoint: the core fails it at once
             return await super()._run_new(run_id, doc)
         self._require_open()
-        workflow_id = run_id
-        if earlier is not None and earlier.status is RunStatus.FAILED:  # a retry of a failure
-            stamp = earlier.started_at.isoformat() if earlier.started_at else ""
-            workflow_id = derived_id("retry", run_id, stamp)
-        with SetWorkflowID(workflow_id):
+        with SetWorkflowID(run_workflow_id(run_id, earlier)):
             handle = await DBOS.start_workflow_async(self._run_wf, run_id, _dump_document(doc))
         return await self._result(handle, run_id, doc)
 
@@ -280,8 +292,6 @@ class DurableRunner(Runner):
     def _workflow_failed(
         self, run_id: str, doc: Document | None, record: RunRecord | None, error: Exception
     ) -> RunRecord:
-        from handrail.core.records import ErrorInfo
-
         message = (
             f"the durable run `{run_id}` stopped: {type(error).__name__}: {error}; if the "
             "pipeline changed since the run started, run the document again (it starts over)"
@@ -406,14 +416,9 @@ class DurableRunner(Runner):
         self._require_open()
         at = at or now()
         done: list[Escalated] = []
-        for review in self.store.list_reviews(pending_only=True):
+        for review in self.sql.due_reviews(at, pipeline=self.pipeline.name):
             escalation = review.on_deadline
-            if (
-                review.pipeline != self.pipeline.name
-                or escalation is None
-                or review.deadline is None
-                or review.deadline > at
-            ):
+            if escalation is None or review.deadline is None:  # pragma: no cover - not stored
                 continue
             passed = f"deadline {review.deadline:%Y-%m-%d %H:%M:%S} UTC passed"
             if escalation.action == "queue":
@@ -521,13 +526,11 @@ class Submitter:
         doc = Document.of(document)
         run_id = run_id or self._runner.run_id_for(doc)
         existing = self.store.get_run(run_id)
-        workflow_id = run_id
         if existing is not None:
             if existing.status is not RunStatus.FAILED:
                 return run_id
-            stamp = existing.started_at.isoformat() if existing.started_at else ""
-            workflow_id = derived_id("retry", run_id, stamp)
             self._retries[run_id] = existing.started_at
+        workflow_id = run_workflow_id(run_id, existing)
         await self._client.enqueue_async(
             {
                 "workflow_name": run_workflow(self.pipeline.name),
@@ -586,12 +589,6 @@ def _runner_for(pipeline: str) -> DurableRunner:
 def _destroy_quietly() -> None:
     with contextlib.suppress(Exception):  # nothing may have been launched
         DBOS.destroy(destroy_registry=True)
-
-
-def _worker_family() -> str:
-    from handrail.durable.runtime import default_executor_family
-
-    return default_executor_family("worker")
 
 
 # --- checkpoint forms ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -291,14 +291,3 @@ class Runtime:
                     if handles:
                         log.info("recovered %d runs of stopped executor %s", len(handles), executor)
         return recovered
-
-
-def call_quietly(fn: Callable[[], Any]) -> Any:
-    """Call `fn` with DBOS's logger held at ERROR (its INFO lines are noise for CLI users)."""
-    logger = logging.getLogger("dbos")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        return fn()
-    finally:
-        logger.setLevel(level)

@@ -136,8 +136,11 @@ reviews = Table(
     Column("decision", _json()),
     Column("decided_at", UtcDateTime),
     Column("reviewer", String(200)),
+    # when a pending review escalates (a copy of the request's, cleared once escalated)
+    Column("deadline", UtcDateTime),
     CheckConstraint("status IN ('pending', 'decided')", name="handrail_reviews_status"),
     Index("handrail_reviews_queue", "status", "created_at"),
+    Index("handrail_reviews_deadline", "status", "deadline"),
     Index("handrail_reviews_run", "run_id"),
 )
 

@@ -65,7 +65,7 @@ def statements(dialect: str) -> Statements:
         save_reviews=upsert(
             reviews,
             ["review_id"],
-            ["run_id", "pipeline", "node", "created_at", "request"],
+            ["run_id", "pipeline", "node", "created_at", "request", "deadline"],
             where=reviews.c.status == "pending",  # a decision is never undone
         ),
         decide=update(reviews)

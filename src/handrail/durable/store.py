@@ -169,6 +169,7 @@ class SqlStore:
                                 "node": review.node,
                                 "status": "pending",
                                 "created_at": review.created_at,
+                                "deadline": review.deadline,
                                 "request": data,
                             }
                             for review, data in zip(run.reviews, record["reviews"], strict=True)
@@ -309,7 +310,9 @@ class SqlStore:
         stmt = (
             update(reviews)
             .where(reviews.c.review_id == review.review_id, reviews.c.status == "pending")
-            .values(request=dump_review(replace(review, status="pending")))
+            .values(
+                request=dump_review(replace(review, status="pending")), deadline=review.deadline
+            )
         )
 
         def work() -> bool:
@@ -317,6 +320,18 @@ class SqlStore:
                 return bool(conn.execute(stmt).rowcount)
 
         return self._call(work)
+
+    def due_reviews(self, at: datetime, *, pipeline: str | None = None) -> list[ReviewRequest]:
+        """Pending reviews whose deadline is at or before `at`, oldest deadline first."""
+        reviews = schema.reviews
+        query = select(reviews.c.request).where(
+            reviews.c.status == "pending", reviews.c.deadline <= at
+        )
+        if pipeline is not None:
+            query = query.where(reviews.c.pipeline == pipeline)
+        query = query.order_by(reviews.c.deadline, reviews.c.review_id)
+        rows = self._call(lambda: self._read(lambda conn: conn.execute(query).scalars().all()))
+        return [_review(data, "pending") for data in rows]
 
     def decided_waiting(self) -> list[ReviewRequest]:
         """Decided reviews whose run still waits on them: a decision recorded whose continuation
