@@ -20,7 +20,9 @@ HandrailError
 │   │   ├── RateLimited
 │   │   └── ProviderUnavailable  5xx, connection refused or reset
 │   └── PermanentProviderError not worth retrying (bad request, unknown model)
-│       └── AuthenticationError
+│       ├── AuthenticationError    credentials missing or refused
+│       ├── ModelNotFound          the provider does not know the model
+│       └── ContextWindowExceeded  the prompt does not fit the model's context window
 ├── StoreError                 the run store cannot be used (bad URL, output with no JSON form)
 │   ├── StoreUnavailable       the database cannot be reached or opened
 │   └── StoreVersionError      the database was written by a newer handrail
@@ -168,6 +170,15 @@ class AuthenticationError(PermanentProviderError):
     """Credentials are missing or were refused."""
 
 
+class ModelNotFound(PermanentProviderError):
+    """The provider does not know the model (or the local model file is missing)."""
+
+
+class ContextWindowExceeded(PermanentProviderError):
+    """The prompt does not fit the model's context window and the node did not declare
+    truncation."""
+
+
 class StoreError(HandrailError):
     """The run store cannot be used."""
 
@@ -200,12 +211,14 @@ __all__ = [
     "AuthenticationError",
     "BudgetExceeded",
     "CheckFailed",
+    "ContextWindowExceeded",
     "GraphSetupError",
     "HandrailError",
     "InputError",
     "InvalidDecision",
     "LoopLimitReached",
     "LowConfidence",
+    "ModelNotFound",
     "OutputInvalid",
     "PermanentProviderError",
     "PromptError",
