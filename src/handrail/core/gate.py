@@ -82,7 +82,12 @@ def settle(
     usage: Usage,
     model: str | None,
 ) -> Outcome:
-    """Turn a valid output plus its check verdict and gate into the step's outcome."""
+    """Turn a valid output plus its check verdict and gate into the step's outcome.
+
+    Failed checks with a `cap` lower the confidence first (`_apply_caps`), so the gate and the
+    step record see the capped numbers.
+    """
+    confidence, field_confidence, judged = _apply_caps(node, verdict, confidence, field_confidence)
     checks = verdict.results
     action = verdict.action
     failed = [r for r in verdict.failed if r.on_fail == action]
@@ -147,7 +152,7 @@ def settle(
                 confidence,
             )
         assert isinstance(node, LLMNode)
-        reasons.extend(_gate_reasons(node, gate, confidence, field_confidence))
+        reasons.extend(_gate_reasons(node, gate, confidence, field_confidence, judged))
         if (
             not reasons
             and gate.audit
@@ -166,17 +171,85 @@ def settle(
     return outcome
 
 
+_NODE = ""
+"""The key `_apply_caps` uses for the node's own confidence."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    check: str
+    """The failed check with the lowest cap on this field (or the node)."""
+    lowered: bool
+    """Whether the cap lowered the number (False: it was already at or below, or missing)."""
+
+    def note(self, source: str) -> str:
+        if self.lowered:
+            return f"capped by check `{self.check}`"
+        return f"{source}; check `{self.check}` failed on it"
+
+
+def _apply_caps(
+    node: Node,
+    verdict: Verdict,
+    confidence: Confidence | None,
+    field_confidence: Mapping[str, Confidence],
+) -> tuple[Confidence | None, Mapping[str, Confidence], dict[str, _Cap]]:
+    """Lower confidence where a failed check with a `cap` says so (DESIGN §4, checks).
+
+    A failed check caps the node's confidence, and for `Extract` the fields its result names
+    (every field when it names none), at `cap`, with source `checks`. Capping only ever lowers a
+    number: a passing check leaves the model's number as it is, because agreeing with one rule is
+    weak evidence that the rest of the output is right; and a number the model never gave is not
+    invented (a gated field without one goes to review anyway). Returns the new confidences and,
+    per field the caps judged (`_NODE` for the node), which check did it.
+    """
+    if not verdict.failed:
+        return confidence, field_confidence, {}
+    caps: dict[str, tuple[float, str]] = {}
+    by_name = {c.name: c for c in node.checks}
+    for result in verdict.failed:
+        declared = by_name.get(result.name)
+        if declared is None or declared.cap is None:
+            continue
+        targets = [_NODE]
+        if isinstance(node, Extract):
+            targets += result.fields or list(field_confidence)
+        for target in targets:
+            if target not in caps or declared.cap < caps[target][0]:
+                caps[target] = (declared.cap, result.name)
+    if not caps:
+        return confidence, field_confidence, {}
+
+    judged: dict[str, _Cap] = {}
+
+    def lower(target: str, score: Confidence | None) -> Confidence | None:
+        if target not in caps:
+            return score
+        cap, check = caps[target]
+        lowered = score is not None and score.value > cap
+        judged[target] = _Cap(check, lowered)
+        return Confidence(value=cap, source="checks") if lowered else score
+
+    fields = {name: lower(name, score) or score for name, score in field_confidence.items()}
+    for name in caps.keys() - fields.keys() - {_NODE}:
+        lower(name, None)
+    return lower(_NODE, confidence), fields, judged
+
+
 def _gate_reasons(
     node: LLMNode,
     gate: Any,
     confidence: Confidence | None,
     field_confidence: Mapping[str, Confidence],
+    judged: Mapping[str, _Cap],
 ) -> list[ReviewReason]:
     reasons = []
     if isinstance(node, Extract) and field_confidence:
         required = {f for f, info in node.schema.model_fields.items() if info.is_required()}
         for name in [*node.schema.model_fields]:
-            if name not in required and name not in gate.fields:
+            cap = judged.get(name)
+            # A field a failed check with a cap names is gated like a required one.
+            if name not in required and name not in gate.fields and cap is None:
                 continue
             threshold = gate.fields.get(name, gate.accept)
             score = field_confidence.get(name)
@@ -186,8 +259,9 @@ def _gate_reasons(
                         kind="field_low_confidence",
                         field=name,
                         threshold=threshold,
+                        check=cap.check if cap else None,
                         message=f"the model gave no confidence for field `{name}`; a gated "
-                        "field needs one",
+                        "field needs one" + (f" (check `{cap.check}` failed on it)" if cap else ""),
                     )
                 )
             elif score.value < threshold:
@@ -197,9 +271,10 @@ def _gate_reasons(
                         field=name,
                         value=score.value,
                         threshold=threshold,
+                        check=cap.check if cap else None,
                         message=(
                             f"field `{name}` confidence {score.value:.2f} < {threshold:g} "
-                            f"({score.source})"
+                            f"({cap.note(score.source) if cap else score.source})"
                         ),
                     )
                 )
@@ -213,13 +288,16 @@ def _gate_reasons(
             )
         ]
     if confidence.value < gate.accept:
+        cap = judged.get(_NODE)
         return [
             ReviewReason(
                 kind="low_confidence",
                 value=confidence.value,
                 threshold=gate.accept,
+                check=cap.check if cap else None,
                 message=(
-                    f"confidence {confidence.value:.2f} < {gate.accept:g} ({confidence.source})"
+                    f"confidence {confidence.value:.2f} < {gate.accept:g} "
+                    f"({cap.note(confidence.source) if cap else confidence.source})"
                 ),
             )
         ]

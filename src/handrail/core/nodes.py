@@ -121,12 +121,18 @@ class Check:
     name: str = ""
     max_retries: int = 1
     """For `on_fail="retry"`: how many times to retry (re-ask the model with the message)."""
+    cap: float | None = None
+    """When the check fails: the most confidence the node's output (and, for `Extract`, the
+    fields the result names) may keep, recorded with source `checks`. A passing check never
+    raises confidence."""
 
     def __post_init__(self) -> None:
         if self.on_fail not in ON_FAIL_VALUES:
             raise ValueError(
                 f"Check on_fail={self.on_fail!r}: use one of {', '.join(ON_FAIL_VALUES)}"
             )
+        if self.cap is not None and not 0.0 <= self.cap <= 1.0:
+            raise ValueError(f"Check cap={self.cap} is outside 0..1; use a share such as 0.5")
         if not self.name:
             object.__setattr__(self, "name", getattr(self.fn, "__name__", "check"))
 
@@ -139,6 +145,7 @@ class Check:
                 details=result.details,
                 name=self.name,
                 on_fail=self.on_fail,
+                fields=tuple(result.fields),
             )
         return CheckResult(
             passed=bool(result),

@@ -81,6 +81,9 @@ class CheckResult:
     """The check's name; filled in by the runner."""
     on_fail: str = ""
     """What the check declared for a failure; filled in by the runner."""
+    fields: tuple[str, ...] = ()
+    """The output fields the check judged (on a failure: the ones it found wanting). A failed
+    check with a `cap` caps these fields' confidence (`Extract`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
