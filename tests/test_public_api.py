@@ -56,6 +56,12 @@ def test_all_is_pinned_and_sorted() -> None:
         "Summarize",
         "Usage",
         "__version__",
+        "appears_in_document",
+        "date_parses",
+        "in_range",
+        "line_amounts",
+        "not_before",
+        "sums_to",
     ]
     assert handrail.__all__ == sorted(handrail.__all__)
 

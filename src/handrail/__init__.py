@@ -5,6 +5,14 @@ review, durable runs and tracing.
 """
 
 from handrail._version import __version__
+from handrail.checks import (
+    appears_in_document,
+    date_parses,
+    in_range,
+    line_amounts,
+    not_before,
+    sums_to,
+)
 from handrail.core.hooks import Hooks
 from handrail.core.model import Message, Model, ModelRequest, ModelResponse
 from handrail.core.nodes import (
@@ -104,4 +112,10 @@ __all__ = [
     "Summarize",
     "Usage",
     "__version__",
+    "appears_in_document",
+    "date_parses",
+    "in_range",
+    "line_amounts",
+    "not_before",
+    "sums_to",
 ]

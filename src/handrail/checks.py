@@ -1,0 +1,610 @@
+"""Ready-made checks: factories for the rules intake pipelines keep writing (DESIGN §4, checks).
+
+    Extract("invoice", Invoice, checks=[
+        sums_to("total", "lines", plus="tax"),
+        date_parses("invoice_date"),
+        not_before("due_date", "invoice_date"),
+        appears_in_document("vendor", "invoice_number", "total"),
+    ])
+
+What every factory here shares:
+- Fields are named as in the output's schema; `a.b` reaches into a nested model or mapping.
+- A field whose value is None (or an empty string) passes: the output claims nothing there, and
+  whether a field may be empty is the schema's and the gate's business, not a check's.
+- A field the output does not have fails, saying so: it is a mistake in the pipeline.
+- The `CheckResult` names the fields the check judged (on a failure, the ones it found wanting),
+  and a failure caps their confidence at `cap` (0.5 by default, under any sensible accept
+  threshold, so the gate sends them to review even with `on_fail="warn"`; `cap=None` leaves
+  confidence alone). A pass never raises confidence. `on_fail` defaults to `"review"`.
+- Messages name the field and the values, e.g. "total 459.00 is not subtotal 412.50 + tax 82.50
+  = 495.00 (off by 36.00)".
+
+Dates: `parse_date` reads ISO dates and the common written forms (25/12/2018, 25-12-18,
+25.12.2018, 25 Dec 2018, December 25, 2018). A numeric date whose first two numbers could each be
+the day (03/04/2025: 3 April or March 4) is ambiguous: with `dayfirst=None`, the default, it does
+not parse and the check fails, because a pipeline reading documents from more than one country
+cannot know which was meant and a wrong due date is worse than a question. Pass `dayfirst=True`
+(day/month/year, as in the UK and most of Europe) or `dayfirst=False` (month/day/year, as in the
+US) when every document follows one convention. A date only one reading makes real (25/12/2018)
+is never ambiguous.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel
+
+from handrail.core.nodes import Check, OnFail
+from handrail.core.records import CheckResult
+from handrail.core.state import State
+
+DEFAULT_CAP = 0.5
+"""The confidence a failed ready-made check leaves its fields, unless told otherwise."""
+
+__all__ = [
+    "DEFAULT_CAP",
+    "AmbiguousDate",
+    "appears_in_document",
+    "date_parses",
+    "in_range",
+    "line_amounts",
+    "not_before",
+    "parse_date",
+    "sums_to",
+]
+
+
+# --- reading fields ----------------------------------------------------------------------------
+
+
+class _MissingField(Exception):
+    pass
+
+
+def _get(output: Any, path: str) -> Any:
+    """The value at `path` (`a.b` for nested), or `_MissingField` naming what is not there."""
+    value = output
+    for part in path.split("."):
+        if isinstance(value, BaseModel):
+            if part not in type(value).model_fields:
+                raise _MissingField(path)
+            value = getattr(value, part)
+        elif isinstance(value, dict):
+            if part not in value:
+                raise _MissingField(path)
+            value = value[part]
+        elif hasattr(value, part):
+            value = getattr(value, part)
+        else:
+            raise _MissingField(path)
+    return value
+
+
+def _top(path: str) -> str:
+    """The output field a path belongs to (what a cap lowers)."""
+    return path.split(".", 1)[0]
+
+
+def _check(
+    fn: Callable[[Any, State], CheckResult], name: str, on_fail: OnFail, cap: float | None
+) -> Check:
+    def guarded(output: Any, state: State) -> CheckResult:
+        try:
+            return fn(output, state)
+        except _MissingField as e:
+            return CheckResult(
+                passed=False,
+                message=f"the output has no field `{e}`; check the field names given to `{name}`",
+                fields=(_top(str(e)),),
+            )
+
+    guarded.__name__ = name
+    guarded.__doc__ = fn.__doc__
+    return Check(guarded, on_fail=on_fail, name=name, cap=cap)
+
+
+def _fields(*paths: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_top(p) for p in paths))
+
+
+# --- numbers -----------------------------------------------------------------------------------
+
+# Digits with the separators numbers are written with: , . ' and the narrow or non-breaking
+# spaces; a plain space only between a digit and a group of exactly three (1 249,00).
+_NUMBER = re.compile(r"\d(?:[\d,.'\u00a0\u202f]|(?<=\d) (?=\d{3}(?!\d)))*")
+
+
+def _number_readings(token: str) -> set[Decimal]:
+    """Every number `token` may mean: `1,234.50` -> {1234.50}; `1.234` -> {1.234, 1234}.
+
+    The last of `,` and `.` when both appear is the decimal mark; one mark followed by exactly
+    three digits may be either; spaces and apostrophes group thousands.
+    """
+    token = re.sub(r"[\s'\u00a0\u202f]", "", token).strip(",.")
+    if not token:
+        return set()
+    marks = [c for c in token if c in ",."]
+    readings: list[str] = []
+    if not marks:
+        readings.append(token)
+    elif len(set(marks)) == 2:
+        decimal_mark = marks[-1]
+        group_mark = "," if decimal_mark == "." else "."
+        readings.append(token.replace(group_mark, "").replace(decimal_mark, "."))
+    elif len(marks) > 1:
+        readings.append(token.replace(marks[0], ""))
+    else:
+        whole, _, fraction = token.partition(marks[0])
+        readings.append(f"{whole}.{fraction}")
+        if len(fraction) == 3:
+            readings.append(whole + fraction)
+    found = set()
+    for reading in readings:
+        try:
+            found.add(Decimal(reading))
+        except InvalidOperation:
+            continue
+    return found
+
+
+def _as_decimal(value: Any) -> Decimal | None:
+    """A field's value as a number: ints, floats, Decimals, and strings with one reading."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        text = value.strip()
+        negative = text.startswith(("-", "\u2212", "(")) or text.endswith(("-", "CR", "cr"))
+        tokens = _NUMBER.findall(text)
+        if len(tokens) != 1 or re.search(r"[^\d\s,.'\u00a0\u202f()\-\u2212]", _no_money(text)):
+            return None
+        readings = _number_readings(tokens[0])
+        if len(readings) != 1:
+            return None
+        (number,) = readings
+        return -number if negative else number
+    return None
+
+
+def _no_money(text: str) -> str:
+    """`text` without currency symbols and codes, for telling an amount from other text."""
+    text = "".join(c for c in text if unicodedata.category(c) != "Sc")
+    return re.sub(r"^[A-Z]{3}\s+|\s+(?:[A-Z]{3}|CR|cr)$", "", text.strip())
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def _plain(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+# --- appears_in_document -----------------------------------------------------------------------
+
+
+def _normal_text(text: str) -> str:
+    """Casefolded, punctuation and currency signs as spaces, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    kept = (c if c.isalnum() else " " for c in text)
+    return " " + " ".join("".join(kept).split()) + " "
+
+
+def _document_numbers(text: str) -> set[Decimal]:
+    numbers: set[Decimal] = set()
+    for token in _NUMBER.findall(text):
+        numbers |= _number_readings(token)
+        if " " in token:  # "2 500 ml" may be 2 and 500 as well as 2500
+            for part in token.split(" "):
+                numbers |= _number_readings(part)
+    return numbers
+
+
+def appears_in_document(
+    *fields: str,
+    normalize: bool = True,
+    on_fail: OnFail = "review",
+    cap: float | None = DEFAULT_CAP,
+    name: str | None = None,
+) -> Check:
+    """Each field's value (text or a number) appears in the document's text.
+
+    With `normalize` (the default), text is compared ignoring case, punctuation, currency signs
+    and spacing, as whole words ("Harbour & Finch Ltd." matches "HARBOUR & FINCH LTD"); numbers
+    are compared as numbers, ignoring their sign and how they are written (1234.5 matches
+    "£1,234.50", "1.234,50 €" and "1 234,50"). Without it, `str(value)` must appear as is.
+    A value the model made up is the commonest failure of a small model; this catches it.
+    """
+    if not fields:
+        raise ValueError("appears_in_document needs at least one field name, e.g. ('total',)")
+    check_name = name or f"{'_'.join(_fields(*fields))}_in_document"
+
+    def in_document(output: Any, state: State) -> CheckResult:
+        text = state.text
+        plain = _normal_text(text) if normalize else text
+        numbers = _document_numbers(text) if normalize else set()
+        missing: dict[str, Any] = {}
+        judged: list[str] = []
+        for path in fields:
+            value = _get(output, path)
+            if value is None or value == "":
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+                raise TypeError(
+                    f"`{path}` is a {type(value).__name__}; {check_name} compares text and numbers"
+                )
+            judged.append(path)
+            if not _appears(value, plain, numbers, normalize):
+                missing[path] = value
+        if missing:
+            listed = ", ".join(f"`{path}` {value!r}" for path, value in missing.items())
+            return CheckResult(
+                passed=False,
+                message=f"{listed} not found in the document",
+                fields=_fields(*missing),
+            )
+        return CheckResult(passed=True, fields=_fields(*judged))
+
+    return _check(in_document, check_name, on_fail, cap)
+
+
+def _appears(value: Any, text: str, numbers: set[Decimal], normalize: bool) -> bool:
+    if not normalize:
+        return str(value) in text
+    number = _as_decimal(value)
+    if number is not None and abs(number) in {abs(n) for n in numbers}:
+        return True
+    if isinstance(value, str):
+        wanted = _normal_text(value)
+        return wanted.strip() != "" and wanted in text
+    return False
+
+
+# --- dates -------------------------------------------------------------------------------------
+
+
+class AmbiguousDate(ValueError):
+    """A numeric date that reads as two real dates (03/04/2025), with `dayfirst` unset."""
+
+    def __init__(self, text: str, readings: tuple[date, date]) -> None:
+        first, second = readings
+        super().__init__(
+            f"{text!r} is ambiguous: {_long(first)} (day first) or {_long(second)} (month "
+            "first); pass dayfirst=True or dayfirst=False if every document uses one order"
+        )
+        self.readings = readings
+
+
+_MONTH_NAMES = (
+    "jan january|feb february|mar march|apr april|may|jun june|jul july|aug august"
+    "|sep sept september|oct october|nov november|dec december"
+)
+_MONTHS = {
+    name: number
+    for number, names in enumerate(_MONTH_NAMES.split("|"), start=1)
+    for name in names.split()
+}
+_MONTH = r"([a-z]{3,9})\.?"
+_SEP = r"[-/. ]"
+_YMD = re.compile(rf"(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})")
+_NUMERIC = re.compile(rf"(\d{{1,2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{4}}|\d{{2}})")
+_DAY_MONTH = re.compile(rf"(\d{{1,2}}){_SEP}?{_MONTH}{_SEP}?(\d{{4}}|\d{{2}})")
+_MONTH_DAY = re.compile(rf"{_MONTH}{_SEP}?(\d{{1,2}}){_SEP}+(\d{{4}})")
+_WEEKDAY = re.compile(r"^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+")
+_TIME = re.compile(r"(?:[ t]\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?\s*(?:z|[+-]\d{2}:?\d{2}|am|pm)?)$")
+
+
+def _long(day: date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def _year(text: str) -> int:
+    # Two-digit years as strptime's %y reads them: 69-99 are 1900s, 00-68 are 2000s.
+    year = int(text)
+    if len(text) == 2:
+        year += 1900 if year >= 69 else 2000
+    return year
+
+
+def _real(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def parse_date(
+    text: str, *, dayfirst: bool | None = None, formats: Sequence[str] | None = None
+) -> date:
+    """The date `text` names, or `ValueError` saying why not (`AmbiguousDate` for 03/04/2025
+    with `dayfirst=None`). With `formats` (strptime formats), only those are tried."""
+    given = text
+    if formats is not None:
+        for fmt in formats:
+            try:
+                return datetime.strptime(text.strip(), fmt).date()
+            except ValueError:
+                continue
+        raise ValueError(f"{given!r} matches none of the formats {list(formats)}")
+    text = text.strip().lower().replace(",", " ")
+    text = _TIME.sub("", _WEEKDAY.sub("", text)).strip()
+    text = re.sub(r"(\d)(?:st|nd|rd|th)\b", r"\1", text)
+    text = re.sub(r"\s+", " ", text)
+    found: date | None = None
+    if match := _YMD.fullmatch(text):
+        found = _real(int(match[1]), int(match[2]), int(match[3]))
+    elif match := _NUMERIC.fullmatch(text):
+        first, second, year = int(match[1]), int(match[2]), _year(match[3])
+        day_first, month_first = _real(year, second, first), _real(year, first, second)
+        if day_first and month_first and day_first != month_first:
+            if dayfirst is None:
+                raise AmbiguousDate(given, (day_first, month_first))
+            found = day_first if dayfirst else month_first
+        else:
+            found = day_first or month_first
+    elif (match := _DAY_MONTH.fullmatch(text)) and match[2] in _MONTHS:
+        found = _real(_year(match[3]), _MONTHS[match[2]], int(match[1]))
+    elif (match := _MONTH_DAY.fullmatch(text)) and match[1] in _MONTHS:
+        found = _real(int(match[3]), _MONTHS[match[1]], int(match[2]))
+    else:
+        raise ValueError(f"{given!r} is not a date in a form handrail reads")
+    if found is None:
+        raise ValueError(f"{given!r} is not a real date")
+    return found
+
+
+def _read_date(
+    value: Any, dayfirst: bool | None, formats: Sequence[str] | None
+) -> date | ValueError:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        return ValueError(f"{value!r} is a {type(value).__name__}, not a date")
+    try:
+        return parse_date(value, dayfirst=dayfirst, formats=formats)
+    except ValueError as e:
+        return e
+
+
+def date_parses(
+    field: str,
+    *,
+    dayfirst: bool | None = None,
+    formats: Sequence[str] | None = None,
+    on_fail: OnFail = "review",
+    cap: float | None = DEFAULT_CAP,
+    name: str | None = None,
+) -> Check:
+    """The field is a real date: a `date`, or text `parse_date` reads (see the module docs for
+    the forms, and for why an ambiguous 03/04/2025 fails unless `dayfirst` is given)."""
+    check_name = name or f"{_top(field)}_parses"
+
+    def parses(output: Any, state: State) -> CheckResult:
+        value = _get(output, field)
+        if value is None or value == "":
+            return CheckResult(passed=True, fields=_fields(field))
+        found = _read_date(value, dayfirst, formats)
+        if isinstance(found, ValueError):
+            return CheckResult(passed=False, message=f"`{field}` {found}", fields=_fields(field))
+        return CheckResult(passed=True, details={"date": found.isoformat()}, fields=_fields(field))
+
+    return _check(parses, check_name, on_fail, cap)
+
+
+def not_before(
+    later: str,
+    earlier: str,
+    *,
+    dayfirst: bool | None = None,
+    formats: Sequence[str] | None = None,
+    on_fail: OnFail = "review",
+    cap: float | None = DEFAULT_CAP,
+    name: str | None = None,
+) -> Check:
+    """The date in `later` is on or after the date in `earlier` (a due date not before the
+    invoice date). Passes when either is empty or does not parse: that is `date_parses`'s to
+    report, once."""
+    check_name = name or f"{_top(later)}_not_before_{_top(earlier)}"
+
+    def in_order(output: Any, state: State) -> CheckResult:
+        fields = _fields(later, earlier)
+        values = _get(output, later), _get(output, earlier)
+        if any(v is None or v == "" for v in values):
+            return CheckResult(passed=True, fields=fields)
+        end, start = (_read_date(v, dayfirst, formats) for v in values)
+        if isinstance(end, ValueError) or isinstance(start, ValueError):
+            return CheckResult(passed=True, message="a date does not parse; not compared")
+        if end < start:
+            return CheckResult(
+                passed=False,
+                message=f"`{later}` {_long(end)} is before `{earlier}` {_long(start)}",
+                fields=fields,
+            )
+        return CheckResult(passed=True, fields=fields)
+
+    return _check(in_order, check_name, on_fail, cap)
+
+
+# --- arithmetic --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Amount:
+    value: Decimal | None
+    label: str
+
+
+def _number(value: Any, label: str) -> _Amount:
+    if value is None:
+        return _Amount(None, label)
+    number = _as_decimal(value)
+    if number is None:
+        raise TypeError(f"{label} is {value!r}, not a number")
+    return _Amount(number, label)
+
+
+def _line_amounts(lines: Any, lines_field: str, amount: str) -> list[_Amount]:
+    if not isinstance(lines, list | tuple):
+        return [_number(lines, f"`{lines_field}`")]
+    found = []
+    for index, line in enumerate(lines, start=1):
+        label = f"line {index}"
+        if isinstance(line, int | float | Decimal | str) and not isinstance(line, bool):
+            found.append(_number(line, label))
+        else:
+            found.append(_number(_get(line, amount), f"{label} `{amount}`"))
+    return found
+
+
+def sums_to(
+    total_field: str,
+    lines_field: str,
+    *,
+    amount: str = "amount",
+    plus: str | Sequence[str] = (),
+    tolerance: float = 0.01,
+    on_fail: OnFail = "review",
+    cap: float | None = DEFAULT_CAP,
+    name: str | None = None,
+) -> Check:
+    """`total_field` equals the sum of `lines_field` plus the `plus` fields, within `tolerance`.
+
+    `lines_field` is a list of line items (each with an `amount`, or numbers), or a single
+    number such as a subtotal: `sums_to("total", "subtotal", plus="tax")`. An empty `plus` field
+    counts as 0 (a receipt without tax); a line without an amount fails, since the sum cannot be
+    checked. Passes when the total or the lines are empty: nothing is claimed.
+    """
+    extras = (plus,) if isinstance(plus, str) else tuple(plus)
+    check_name = name or f"{_top(total_field)}_adds_up"
+    allowed = Decimal(repr(float(tolerance)))
+
+    def adds_up(output: Any, state: State) -> CheckResult:
+        fields = _fields(total_field, lines_field, *extras)
+        total = _number(_get(output, total_field), f"`{total_field}`").value
+        lines = _get(output, lines_field)
+        if total is None or lines is None:
+            return CheckResult(passed=True, message="nothing to add up", fields=fields)
+        parts = _line_amounts(lines, lines_field, amount)
+        blank = [p.label for p in parts if p.value is None]
+        if blank:
+            return CheckResult(
+                passed=False,
+                message=f"{', '.join(blank)} of `{lines_field}` has no amount: cannot check "
+                f"`{total_field}` {_money(total)}",
+                fields=fields,
+            )
+        lines_sum = sum((p.value for p in parts if p.value is not None), Decimal(0))
+        extra = [_number(_get(output, f), f"`{f}`") for f in extras]
+        expected = lines_sum + sum((e.value or Decimal(0) for e in extra), Decimal(0))
+        if abs(total - expected) <= allowed:
+            return CheckResult(passed=True, fields=fields)
+        if isinstance(lines, list | tuple):
+            terms = [f"the {len(parts)} lines of `{lines_field}` ({_money(lines_sum)})"]
+        else:
+            terms = [f"`{lines_field}` {_money(lines_sum)}"]
+        terms += [f"{e.label} {_money(e.value or Decimal(0))}" for e in extra]
+        return CheckResult(
+            passed=False,
+            message=f"`{total_field}` {_money(total)} is not {' + '.join(terms)} = "
+            f"{_money(expected)} (off by {_money(abs(total - expected))})",
+            details={"total": str(total), "expected": str(expected)},
+            fields=fields,
+        )
+
+    return _check(adds_up, check_name, on_fail, cap)
+
+
+def line_amounts(
+    lines_field: str,
+    *,
+    quantity: str = "quantity",
+    unit_price: str = "unit_price",
+    amount: str = "amount",
+    tolerance: float = 0.01,
+    on_fail: OnFail = "review",
+    cap: float | None = DEFAULT_CAP,
+    name: str | None = None,
+) -> Check:
+    """Each line's `amount` is its `quantity` times its `unit_price`, within `tolerance`.
+    A line missing any of the three is not judged."""
+    check_name = name or f"{_top(lines_field)}_multiply_out"
+    allowed = Decimal(repr(float(tolerance)))
+
+    def multiply_out(output: Any, state: State) -> CheckResult:
+        lines = _get(output, lines_field)
+        if not lines:
+            return CheckResult(passed=True, fields=_fields(lines_field))
+        wrong = []
+        for index, line in enumerate(lines, start=1):
+            label = f"line {index}"
+            qty = _number(_get(line, quantity), f"{label} `{quantity}`").value
+            price = _number(_get(line, unit_price), f"{label} `{unit_price}`").value
+            given = _number(_get(line, amount), f"{label} `{amount}`").value
+            if qty is None or price is None or given is None:
+                continue
+            if abs(qty * price - given) > allowed:
+                wrong.append(
+                    f"{label}: {_plain(qty)} x {_money(price)} = {_money(qty * price)}, "
+                    f"not {_money(given)}"
+                )
+        if wrong:
+            return CheckResult(
+                passed=False,
+                message=f"`{lines_field}` {'; '.join(wrong)}",
+                fields=_fields(lines_field),
+            )
+        return CheckResult(passed=True, fields=_fields(lines_field))
+
+    return _check(multiply_out, check_name, on_fail, cap)
+
+
+def in_range(
+    field: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    on_fail: OnFail = "review",
+    cap: float | None = DEFAULT_CAP,
+    name: str | None = None,
+) -> Check:
+    """The number in `field` lies within `min` and `max` (inclusive; either may be omitted)."""
+    if min is None and max is None:
+        raise ValueError(f"in_range({field!r}) needs min=, max= or both")
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"in_range({field!r}): min={min} is above max={max}")
+    low = None if min is None else Decimal(repr(float(min)))
+    high = None if max is None else Decimal(repr(float(max)))
+    check_name = name or f"{_top(field)}_in_range"
+
+    def within(output: Any, state: State) -> CheckResult:
+        value = _number(_get(output, field), f"`{field}`").value
+        fields = _fields(field)
+        if value is None:
+            return CheckResult(passed=True, fields=fields)
+        if low is not None and value < low:
+            return CheckResult(
+                passed=False,
+                message=f"`{field}` {_plain(value)} is below {_plain(low)}",
+                fields=fields,
+            )
+        if high is not None and value > high:
+            return CheckResult(
+                passed=False,
+                message=f"`{field}` {_plain(value)} is above {_plain(high)}",
+                fields=fields,
+            )
+        return CheckResult(passed=True, fields=fields)
+
+    return _check(within, check_name, on_fail, cap)
