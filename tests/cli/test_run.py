@@ -205,8 +205,9 @@ def test_the_model_comes_from_the_environment_unless_given(cli: Invoke, tickets:
     bad = cli("run", HAPPY, "tickets", env={"HANDRAIL_MODEL": "gpt-9"})
     assert bad.exit_code == 2
     assert bad.stderr == (
-        "error: unknown model 'gpt-9'; use one of: fake "
-        "(hosted and local models arrive with the litellm provider)\n"
+        "error: unknown model 'gpt-9': litellm cannot tell its provider; write it as provider/model, e.g. "
+        "openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.2, "
+        "local/gemma3-270m, or openai/NAME with api_base= for an OpenAI-compatible server\n"
     )
     assert bad.stdout == ""
     ok = cli("run", HAPPY, "tickets", "--json", "--model", "fake", env={"HANDRAIL_MODEL": "gpt-9"})
@@ -218,8 +219,9 @@ def test_unknown_model_option_is_a_usage_error(cli: Invoke, tickets: Path) -> No
     result = cli("run", HAPPY, "tickets", "-m", "nope")
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: unknown model 'nope'; use one of: fake "
-        "(hosted and local models arrive with the litellm provider)\n",
+        "error: unknown model 'nope': litellm cannot tell its provider; write it as provider/model, e.g. "
+        "openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.2, "
+        "local/gemma3-270m, or openai/NAME with api_base= for an OpenAI-compatible server\n",
     )
 
 

@@ -476,6 +476,7 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                             "duration_s": 0.0,
                             "usage": {"input_tokens": 30, "output_tokens": 1, "cost": 0.0},
                             "model": "fake",
+                            "warnings": [],
                         }
                     ],
                     "started_at": "2025-01-02T03:04:05Z",

@@ -319,6 +319,7 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             kind=node.kind,
             messages=tuple(messages),
             output_schema=schema,
+            output_type=getattr(node, "schema", None),
             labels=node.labels(),
             attempt=len(attempts) + 1,
             document_id=ctx.state.document.id,
@@ -333,6 +334,8 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             kind=kind,
             model=model.name,
         )
+        if response.warnings:
+            attempts[-1] = replace(attempts[-1], warnings=tuple(response.warnings))
         usage = total_usage(attempts)
         try:
             output = _validate(node, response.output)

@@ -32,6 +32,9 @@ class ModelRequest:
     messages: Sequence[Message]
     output_schema: Mapping[str, Any] | None = None
     """JSON schema of the expected output; None for free text."""
+    output_type: type[Any] | None = None
+    """The pydantic model behind `output_schema` (Extract, or a schema'd Summarize/Draft), for
+    adapters that build provider requests from the class (instructor)."""
     labels: Sequence[str] = ()
     """For `classify`: the allowed labels; the output is one of them."""
     attempt: int = 1
@@ -58,6 +61,9 @@ class ModelResponse:
     label_scores: Mapping[str, float] = field(default_factory=dict)
     """For classification: each label's normalised probability."""
     finish_reason: str | None = None
+    warnings: Sequence[str] = ()
+    """Declared degradations the step should record (e.g. the document was truncated to fit
+    the context window because the node asked for `on_overflow="truncate"`)."""
 
 
 @runtime_checkable

@@ -123,6 +123,9 @@ class Attempt:
     duration_s: float = 0.0
     usage: Usage = NO_USAGE
     model: str | None = None
+    warnings: tuple[str, ...] = ()
+    """Declared degradations of this call, e.g. a document truncated to fit the context
+    window (`on_overflow="truncate"`): never silent."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,0 +1,617 @@
+"""`LiteLLMModel`: any model litellm can reach, behind handrail's `Model` port.
+
+    LiteLLMModel("openai/gpt-4o-mini")
+    LiteLLMModel("ollama/llama3.2", confidence="agreement", samples=5)
+    LiteLLMModel("openai/my-model", api_base="http://127.0.0.1:8000/v1")
+    LiteLLMModel("local/gemma3-270m")            # the embedded model (handrail[local])
+
+One call of `generate` is one step attempt: litellm's own retries are off (the node's
+`RetryPolicy` owns retries), instructor turns the node's schema into the provider's structured
+output request (tools, or JSON mode with the schema in the prompt), and the raw output goes back
+to the runner, which validates it and re-asks with the errors. Every litellm exception is
+translated here into handrail's provider errors (`_errors.py`); nothing above this module sees a
+litellm type.
+
+Confidence (DESIGN §4), chosen by `confidence=`:
+- `"auto"` (default): the embedded model's label scores / token probabilities; token logprobs
+  where the provider returns them; else agreement over `samples` answers.
+- `"logprobs"`, `"agreement"`, `"self_reported"` (marked as such), `"none"` force one source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from handrail.core.model import ModelRequest, ModelResponse
+from handrail.core.records import Confidence, ConfidenceSource, Usage
+from handrail.exceptions import AuthenticationError, ContextWindowExceeded, InputError
+from handrail.providers._errors import translate
+from handrail.providers._litellm import litellm
+
+ConfidenceMethod = Literal["auto", "logprobs", "agreement", "self_reported", "none"]
+StructuredMode = Literal["auto", "tools", "json", "json_schema", "md_json"]
+Overflow = Literal["fail", "truncate"]
+_MAX_TRUNCATIONS = 4
+CONFIDENCE_METHODS: tuple[str, ...] = ("auto", "logprobs", "agreement", "self_reported", "none")
+
+_SELF_REPORT = (
+    "Also report how sure you are: `confidence` is the probability (0 to 1) that your answer "
+    "is right."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What instructor builds for one response model and mode, built once and reused."""
+
+    kwargs: Mapping[str, Any]
+    """Request parameters (`tools` + `tool_choice`, or `response_format`)."""
+    system_suffix: str
+    """Text instructor adds to the system message (JSON modes: the schema)."""
+    user_suffix: str
+    """Text instructor adds to the last user message (markdown JSON mode)."""
+    source: Literal["tool", "content", "markdown"]
+    """Where the structured output comes back."""
+
+
+class LiteLLMModel:
+    """A `Model` for any litellm model string (see module docs)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        confidence: ConfidenceMethod = "auto",
+        samples: int = 3,
+        sample_temperature: float = 0.7,
+        mode: StructuredMode = "auto",
+        timeout: float | None = None,
+        on_overflow: Overflow = "fail",
+        **params: Any,
+    ) -> None:
+        model = model.strip()
+        if confidence not in CONFIDENCE_METHODS:
+            raise ValueError(
+                f"LiteLLMModel(confidence={confidence!r}): use one of "
+                f"{', '.join(CONFIDENCE_METHODS)}"
+            )
+        if samples < 2 and confidence == "agreement":
+            raise ValueError("LiteLLMModel(samples=...) needs at least 2 answers to agree")
+        if on_overflow not in ("fail", "truncate"):
+            raise ValueError(f"LiteLLMModel(on_overflow={on_overflow!r}): use fail or truncate")
+        self.model = model
+        self.api_base = api_base
+        self.api_key = api_key
+        self.confidence = confidence
+        self.samples = samples
+        self.sample_temperature = sample_temperature
+        self.timeout = timeout
+        self.on_overflow = on_overflow
+        self.params = dict(params)
+        self.local = model.startswith("local/")
+        if self.local:
+            from handrail.providers import local
+
+            local.register()
+        self.provider = _provider(model, api_base)
+        self._mode = mode
+        self._prepared: dict[tuple[type[Any], str], _Prepared] = {}
+        self._self_report_types: dict[type[Any] | None, type[BaseModel]] = {}
+        self._env_checked = False
+        self._supported: frozenset[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def __repr__(self) -> str:
+        return f"LiteLLMModel({self.model!r}, confidence={self.confidence!r})"
+
+    # --- the call ------------------------------------------------------------------------------
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        if not self._env_checked:
+            self._check_environment(request)
+        if self.local:
+            return await self._generate_local(request)
+        method = self._method(request)
+        if method == "agreement":
+            return await self._generate_agreement(request)
+        if method == "self_reported":
+            return await self._generate_self_reported(request)
+        kwargs = self._kwargs(request, logprobs=method == "logprobs")
+        response = await self._complete(kwargs, request)
+        output, source = self._raw_output(response, kwargs)
+        confidence: Confidence | None = None
+        fields: dict[str, Confidence] = {}
+        if method == "logprobs":
+            confidence, fields = _logprob_confidence(response, request, output, source)
+        return ModelResponse(
+            output=output,
+            usage=self._usage(response),
+            model=self._response_model(response),
+            confidence=confidence,
+            field_confidence=fields,
+            finish_reason=_finish_reason(response),
+            warnings=tuple(kwargs.get("_handrail_warnings", ())),
+        )
+
+    async def _complete(self, kwargs: dict[str, Any], request: ModelRequest) -> Any:
+        """One litellm call; a context-window overflow is truncated only when declared."""
+        for tried in range(_MAX_TRUNCATIONS + 1):
+            call = {k: v for k, v in kwargs.items() if not k.startswith("_handrail")}
+            try:
+                return await litellm.acompletion(**call)
+            except Exception as e:
+                error = translate(e, self.model, request.node)
+                if error is None:
+                    raise
+                truncate = (
+                    isinstance(error, ContextWindowExceeded)
+                    and self.on_overflow == "truncate"
+                    and tried < _MAX_TRUNCATIONS
+                )
+                if not truncate:
+                    raise error from e
+                kwargs["messages"], note = _truncate(kwargs["messages"])
+                kwargs.setdefault("_handrail_warnings", []).append(note)
+        raise AssertionError("unreachable: the last try raises")
+
+    def _method(self, request: ModelRequest) -> str:
+        if self.confidence != "auto":
+            return self.confidence
+        if request.kind not in ("classify", "extract"):
+            return "none"  # summaries and drafts get their confidence from checks
+        if "logprobs" in self._supported_params():
+            return "logprobs"
+        return "agreement"
+
+    def _supported_params(self) -> frozenset[str]:
+        if self._supported is None:
+            try:
+                found = litellm.get_supported_openai_params(
+                    model=self.model, custom_llm_provider=self.provider
+                )
+            except Exception:
+                found = None
+            self._supported = frozenset(found or ())
+        return self._supported
+
+    def _check_environment(self, request: ModelRequest) -> None:
+        """A missing API key is a clear error before any call (litellm reports some as 500s)."""
+        if self.api_key or self.api_base or "mock_response" in self.params:
+            self._env_checked = True
+            return
+        if "mock_response" in request.params:
+            return
+        try:
+            found = litellm.validate_environment(model=self.model)
+        except Exception:
+            found = {}
+        missing = [k for k in found.get("missing_keys") or () if not os.environ.get(k)]
+        if missing and not found.get("keys_in_environment", False):
+            names = " and ".join(missing)
+            raise AuthenticationError(
+                f"`{request.node}`: model {self.model!r} needs {names} in the environment; "
+                f"export {missing[0]}=... or pass LiteLLMModel(..., api_key=...)"
+            )
+        self._env_checked = True
+
+    # --- request building ----------------------------------------------------------------------
+
+    def _kwargs(
+        self,
+        request: ModelRequest,
+        *,
+        logprobs: bool = False,
+        schema_type: type[Any] | None = None,
+    ) -> dict[str, Any]:
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_retries": 0,
+        }
+        if self.api_base is not None:
+            kwargs["api_base"] = self.api_base
+        if self.api_key is not None:
+            kwargs["api_key"] = self.api_key
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        kwargs.update(self.params)
+        kwargs.update(request.params)
+        output_type = schema_type or request.output_type
+        if output_type is not None:
+            mode = "json_schema" if logprobs else self._structured_mode()
+            prepared = self._prepare(output_type, mode)
+            kwargs.update(prepared.kwargs)
+            if "tools" in prepared.kwargs and _skip_mcp():
+                kwargs["_skip_mcp_handler"] = True
+            kwargs["_handrail_source"] = prepared.source
+            if prepared.system_suffix:
+                _append_system(messages, prepared.system_suffix)
+            if prepared.user_suffix:
+                _append_user(messages, prepared.user_suffix)
+        if logprobs:
+            kwargs["logprobs"] = True
+        return kwargs
+
+    def _structured_mode(self) -> str:
+        if self._mode != "auto":
+            return self._mode
+        self._mode = _structured_mode(self.model, self._supported_params())
+        return self._mode
+
+    def _prepare(self, output_type: type[Any], mode: str) -> _Prepared:
+        """instructor's request for `output_type` in `mode`, built once per pair."""
+        prepared = self._prepared.get((output_type, mode))
+        if prepared is None:
+            prepared = self._prepared[(output_type, mode)] = _prepare(output_type, mode)
+        return prepared
+
+    # --- responses -----------------------------------------------------------------------------
+
+    def _raw_output(self, response: Any, kwargs: Mapping[str, Any]) -> tuple[Any, str]:
+        message = response.choices[0].message
+        source = kwargs.get("_handrail_source", "text")
+        if source == "tool":
+            calls = getattr(message, "tool_calls", None) or []
+            if calls:
+                return calls[0].function.arguments, source
+            return message.content or "", "content"
+        text = message.content or ""
+        if source == "markdown":
+            found = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+            if found:
+                return found.group(1).strip(), source
+        return text, source
+
+    def _usage(self, response: Any) -> Usage:
+        usage = getattr(response, "usage", None)
+        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        if self.local:
+            return Usage(input_tokens=input_tokens, output_tokens=output_tokens, cost=0.0)
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        if cost is None:
+            try:
+                cost = litellm.completion_cost(completion_response=response)
+            except Exception:
+                cost = None  # not in litellm's price map: unknown, never free
+        return Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost=float(cost) if cost is not None else None,
+        )
+
+    def _response_model(self, response: Any) -> str:
+        answered = getattr(response, "model", None) or ""
+        if not answered or answered == self.model.split("/", 1)[-1]:
+            return self.model
+        return answered if "/" in answered else f"{self.provider}/{answered}"
+
+    # --- the embedded model --------------------------------------------------------------------
+
+    async def _generate_local(self, request: ModelRequest) -> ModelResponse:
+        kwargs = self._kwargs_local(request)
+        response = await self._complete(kwargs, request)
+        message = response.choices[0].message
+        extra = (getattr(message, "provider_specific_fields", None) or {}).get("handrail") or {}
+        source: ConfidenceSource = extra.get("source") or "logprobs"
+        value = extra.get("confidence")
+        return ModelResponse(
+            output=message.content or "",
+            usage=self._usage(response),
+            model=self.model,
+            confidence=Confidence(value=float(value), source=source) if value is not None else None,
+            field_confidence={
+                k: Confidence(value=float(v), source=source)
+                for k, v in (extra.get("field_confidence") or {}).items()
+            },
+            label_scores={k: float(v) for k, v in (extra.get("label_scores") or {}).items()},
+            finish_reason=_finish_reason(response),
+            warnings=tuple(kwargs.get("_handrail_warnings", ())),
+        )
+
+    def _kwargs_local(self, request: ModelRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "max_retries": 0,
+            "handrail": {
+                "task": request.kind,
+                "labels": list(request.labels),
+                "schema": dict(request.output_schema) if request.output_schema else None,
+            },
+        }
+        kwargs.update(self.params)
+        kwargs.update(request.params)
+        return kwargs
+
+    # --- agreement -----------------------------------------------------------------------------
+
+    async def _generate_agreement(self, request: ModelRequest) -> ModelResponse:
+        kwargs = self._kwargs(request)
+        kwargs.setdefault("temperature", self.sample_temperature)
+        responses: list[Any] = []
+        answers: list[Any] = []
+        if "n" in self._supported_params():
+            first = await self._complete({**kwargs, "n": self.samples}, request)
+            responses.append(first)
+            answers.extend(
+                self._raw_output(_Choice(c), kwargs)[0] for c in first.choices[: self.samples]
+            )
+        # A provider without `n` (or one that ignored it) answers once per call: never count
+        # fewer answers as agreement of the full sample.
+        missing = self.samples - len(answers)
+        if missing > 0:
+            more = await asyncio.gather(
+                *(self._complete(dict(kwargs), request) for _ in range(missing))
+            )
+            responses.extend(more)
+            answers.extend(self._raw_output(r, kwargs)[0] for r in more)
+        usage = sum((self._usage(r) for r in responses), Usage())
+        first = responses[0]
+        output, confidence, fields = _agree(request, answers)
+        return ModelResponse(
+            output=output,
+            usage=usage,
+            model=self._response_model(first),
+            confidence=confidence,
+            field_confidence=fields,
+            finish_reason=_finish_reason(first),
+        )
+
+    # --- self-reported -------------------------------------------------------------------------
+
+    async def _generate_self_reported(self, request: ModelRequest) -> ModelResponse:
+        wrapper = self._self_report_type(request)
+        kwargs = self._kwargs(request, schema_type=wrapper)
+        _append_system(kwargs["messages"], _SELF_REPORT)
+        response = await self._complete(kwargs, request)
+        raw, _ = self._raw_output(response, kwargs)
+        output: Any = raw
+        confidence = None
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else raw
+            output = data["answer"]
+            confidence = Confidence(value=float(data["confidence"]), source="self_reported")
+        except (ValueError, TypeError, KeyError):
+            pass  # the runner validates what came back and re-asks
+        if isinstance(output, dict | list) and request.output_type is not None:
+            output = json.dumps(output)
+        return ModelResponse(
+            output=output,
+            usage=self._usage(response),
+            model=self._response_model(response),
+            confidence=confidence,
+            finish_reason=_finish_reason(response),
+        )
+
+    def _self_report_type(self, request: ModelRequest) -> type[BaseModel]:
+        key = request.output_type
+        found = self._self_report_types.get(key)
+        if found is None:
+            answer: Any = request.output_type or str
+            found = create_model(
+                "AnswerWithConfidence",
+                answer=(answer, ...),
+                confidence=(float, Field(ge=0.0, le=1.0)),
+            )
+            self._self_report_types[key] = found
+        return found
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _provider(model: str, api_base: str | None) -> str:
+    """The litellm provider of `model`; an unknown model string is a clear `InputError`."""
+    if model.startswith("local/"):
+        return "local"
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model=model, api_base=api_base)
+    except Exception as e:
+        raise InputError(
+            f"unknown model {model!r}: litellm cannot tell its provider; write it as "
+            "provider/model, e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, "
+            "ollama/llama3.2, local/gemma3-270m, or openai/NAME with api_base= for an "
+            "OpenAI-compatible server"
+        ) from e
+    return str(provider)
+
+
+def _structured_mode(model: str, supported: frozenset[str]) -> str:
+    """Provider-enforced JSON schema where the provider has it, else tools, else JSON mode."""
+    try:
+        if litellm.supports_response_schema(model=model):
+            return "json_schema"
+    except Exception:
+        pass
+    try:
+        tools = bool(litellm.supports_function_calling(model=model))
+    except Exception:
+        tools = False
+    return "tools" if tools or "tools" in supported else "json"
+
+
+@functools.cache
+def _skip_mcp() -> bool:
+    """litellm 1.106 imports its optional `mcp` package for any call with `tools`; when that
+    package is absent, skip its MCP bridge (handrail's tools are never MCP tools), using the
+    flag that litellm version reads (checked in its source, so no unknown parameter is sent)."""
+    import importlib.util
+    import inspect
+
+    if importlib.util.find_spec("mcp") is not None:
+        return False
+    try:
+        return "_skip_mcp_handler" in inspect.getsource(litellm.main.completion)
+    except (OSError, TypeError, AttributeError):
+        return False
+
+
+def _prepare(output_type: type[Any], mode: str) -> _Prepared:
+    from instructor import Mode
+    from instructor.processing import handle_response_model
+
+    modes = {
+        "tools": Mode.TOOLS,
+        "json": Mode.JSON,
+        "json_schema": Mode.JSON_SCHEMA,
+        "md_json": Mode.MD_JSON,
+    }
+    marker = "\x00handrail\x00"
+    probe = [{"role": "system", "content": marker}, {"role": "user", "content": marker}]
+    _, kwargs = handle_response_model(output_type, mode=modes[mode], messages=probe)
+    messages = kwargs.pop("messages", probe)
+    system = next((m["content"] for m in messages if m["role"] == "system"), marker)
+    user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), marker)
+    source: Literal["tool", "content", "markdown"] = (
+        "tool" if mode == "tools" else "markdown" if mode == "md_json" else "content"
+    )
+    return _Prepared(
+        kwargs=kwargs,
+        system_suffix=str(system).replace(marker, "", 1),
+        user_suffix=str(user).replace(marker, "", 1),
+        source=source,
+    )
+
+
+def _append_system(messages: list[dict[str, Any]], text: str) -> None:
+    for message in messages:
+        if message["role"] == "system":
+            message["content"] = f"{message['content']}{text}"
+            return
+    messages.insert(0, {"role": "system", "content": text.strip()})
+
+
+def _append_user(messages: list[dict[str, Any]], text: str) -> None:
+    for message in reversed(messages):
+        if message["role"] == "user":
+            message["content"] = f"{message['content']}{text}"
+            return
+
+
+def _truncate(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Cut the longest user message to half its length (declared by on_overflow="truncate")."""
+    longest = max(
+        (i for i, m in enumerate(messages) if m["role"] == "user"),
+        key=lambda i: len(messages[i]["content"]),
+    )
+    text = messages[longest]["content"]
+    keep = len(text) // 2
+    cut = [dict(m) for m in messages]
+    cut[longest]["content"] = text[:keep] + "\n[... truncated to fit the context window]"
+    note = (
+        f"the document did not fit the context window; its prompt was truncated from "
+        f"{len(text)} to {keep} characters (on_overflow='truncate')"
+    )
+    return cut, note
+
+
+def _finish_reason(response: Any) -> str | None:
+    try:
+        reason = response.choices[0].finish_reason
+    except (AttributeError, IndexError):
+        return None
+    return str(reason) if reason is not None else None
+
+
+class _Choice:
+    def __init__(self, choice: Any) -> None:
+        self.choices = [choice]
+
+
+def _token_logprobs(response: Any) -> list[tuple[str, float]]:
+    logprobs = getattr(response.choices[0], "logprobs", None)
+    content = getattr(logprobs, "content", None)
+    if content is None and isinstance(logprobs, Mapping):
+        content = logprobs.get("content")
+    tokens: list[tuple[str, float]] = []
+    for item in content or ():
+        token = item.get("token") if isinstance(item, Mapping) else getattr(item, "token", None)
+        value = item.get("logprob") if isinstance(item, Mapping) else getattr(item, "logprob", None)
+        if token is not None and value is not None:
+            tokens.append((str(token), float(value)))
+    return tokens
+
+
+def _logprob_confidence(
+    response: Any, request: ModelRequest, output: Any, source: str
+) -> tuple[Confidence | None, dict[str, Confidence]]:
+    tokens = _token_logprobs(response)
+    if not tokens:
+        return None, {}
+    if request.output_type is not None and source == "content" and isinstance(output, str):
+        from handrail.providers.tokens import field_confidence_from_tokens
+
+        fields = field_confidence_from_tokens(tokens, output)
+        return None, {k: Confidence(value=v, source="logprobs") for k, v in fields.items()}
+    # A label or a short answer: the probability the model gave the whole answer it wrote.
+    meaningful = [lp for token, lp in tokens if token.strip(" \n\t\"'.")]
+    total = sum(meaningful or [lp for _, lp in tokens])
+    return Confidence(value=math.exp(total), source="logprobs"), {}
+
+
+def _normal(value: Any) -> str:
+    if isinstance(value, str):
+        return " ".join(value.strip().strip("\"'").lower().split())
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _agree(
+    request: ModelRequest, answers: Sequence[Any]
+) -> tuple[Any, Confidence | None, dict[str, Confidence]]:
+    """The answer most samples agree on, and the share agreeing (per field for extraction)."""
+    n = len(answers)
+    if request.output_type is None:
+        counts = Counter(_normal(a) for a in answers)
+        best, votes = counts.most_common(1)[0]
+        output = next(a for a in answers if _normal(a) == best)
+        return output, Confidence(value=votes / n, source="agreement"), {}
+    parsed: list[dict[str, Any] | None] = []
+    for answer in answers:
+        try:
+            data = json.loads(answer) if isinstance(answer, str | bytes) else answer
+        except ValueError:
+            data = None
+        parsed.append(data if isinstance(data, dict) else None)
+    valid = [p for p in parsed if p is not None]
+    if not valid:
+        return answers[0], None, {}
+    names = list(dict.fromkeys(k for p in valid for k in p))
+    majority = {
+        name: Counter(_normal(p.get(name)) for p in valid).most_common(1)[0][0] for name in names
+    }
+
+    def agreement(candidate: dict[str, Any]) -> int:
+        return sum(_normal(candidate.get(name)) == majority[name] for name in names)
+
+    chosen = max(valid, key=agreement)  # first of the best: deterministic
+    fields = {
+        name: Confidence(
+            value=sum(
+                1
+                for p in parsed
+                if p is not None and _normal(p.get(name)) == _normal(chosen.get(name))
+            )
+            / n,
+            source="agreement",
+        )
+        for name in names
+    }
+    return json.dumps(chosen), None, fields
