@@ -26,7 +26,8 @@ from handrail.exceptions import (
     RateLimited,
 )
 from handrail.providers import get_model
-from handrail.providers.litellm import LiteLLMModel, _agree
+from handrail.providers._confidence import agree as _agree
+from handrail.providers.litellm import LiteLLMModel
 
 FAST = RetryPolicy(attempts=3, initial=0, maximum=0, jitter=0)
 

@@ -21,14 +21,10 @@ Confidence (DESIGN §4), chosen by `confidence=`:
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import math
 import os
 import re
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
@@ -36,8 +32,18 @@ from pydantic import BaseModel, Field, create_model
 from handrail.core.model import ModelRequest, ModelResponse
 from handrail.core.records import Confidence, ConfidenceSource, Usage
 from handrail.exceptions import AuthenticationError, ContextWindowExceeded, InputError
+from handrail.providers._confidence import agree, logprob_confidence
 from handrail.providers._errors import translate
 from handrail.providers._litellm import litellm
+from handrail.providers._requests import (
+    Prepared,
+    append_system,
+    append_user,
+    prepare,
+    skip_mcp,
+    structured_mode,
+    truncate,
+)
 
 ConfidenceMethod = Literal["auto", "logprobs", "agreement", "self_reported", "none"]
 StructuredMode = Literal["auto", "tools", "json", "json_schema", "md_json"]
@@ -49,20 +55,6 @@ _SELF_REPORT = (
     "Also report how sure you are: `confidence` is the probability (0 to 1) that your answer "
     "is right."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """What instructor builds for one response model and mode, built once and reused."""
-
-    kwargs: Mapping[str, Any]
-    """Request parameters (`tools` + `tool_choice`, or `response_format`)."""
-    system_suffix: str
-    """Text instructor adds to the system message (JSON modes: the schema)."""
-    user_suffix: str
-    """Text instructor adds to the last user message (markdown JSON mode)."""
-    source: Literal["tool", "content", "markdown"]
-    """Where the structured output comes back."""
 
 
 class LiteLLMModel:
@@ -107,8 +99,8 @@ class LiteLLMModel:
 
             local.register()
         self.provider = _provider(model, api_base)
-        self._mode = mode
-        self._prepared: dict[tuple[type[Any], str], _Prepared] = {}
+        self._mode: str = mode
+        self._prepared: dict[tuple[type[Any], str], Prepared] = {}
         self._self_report_types: dict[type[Any] | None, type[BaseModel]] = {}
         self._env_checked = False
         self._supported: frozenset[str] | None = None
@@ -138,7 +130,7 @@ class LiteLLMModel:
         confidence: Confidence | None = None
         fields: dict[str, Confidence] = {}
         if method == "logprobs":
-            confidence, fields = _logprob_confidence(response, request, output, source)
+            confidence, fields = logprob_confidence(response, request, output, source)
         return ModelResponse(
             output=output,
             usage=self._usage(response),
@@ -159,14 +151,14 @@ class LiteLLMModel:
                 error = translate(e, self.model, request.node)
                 if error is None:
                     raise
-                truncate = (
+                declared = (
                     isinstance(error, ContextWindowExceeded)
                     and self.on_overflow == "truncate"
                     and tried < _MAX_TRUNCATIONS
                 )
-                if not truncate:
+                if not declared:
                     raise error from e
-                kwargs["messages"], note = _truncate(kwargs["messages"])
+                kwargs["messages"], note = truncate(kwargs["messages"])
                 kwargs.setdefault("_handrail_warnings", []).append(note)
         raise AssertionError("unreachable: the last try raises")
 
@@ -238,13 +230,13 @@ class LiteLLMModel:
             mode = "json_schema" if logprobs else self._structured_mode()
             prepared = self._prepare(output_type, mode)
             kwargs.update(prepared.kwargs)
-            if "tools" in prepared.kwargs and _skip_mcp():
+            if "tools" in prepared.kwargs and skip_mcp():
                 kwargs["_skip_mcp_handler"] = True
             kwargs["_handrail_source"] = prepared.source
             if prepared.system_suffix:
-                _append_system(messages, prepared.system_suffix)
+                append_system(messages, prepared.system_suffix)
             if prepared.user_suffix:
-                _append_user(messages, prepared.user_suffix)
+                append_user(messages, prepared.user_suffix)
         if logprobs:
             kwargs["logprobs"] = True
         return kwargs
@@ -252,14 +244,14 @@ class LiteLLMModel:
     def _structured_mode(self) -> str:
         if self._mode != "auto":
             return self._mode
-        self._mode = _structured_mode(self.model, self._supported_params())
+        self._mode = structured_mode(self.model, self._supported_params())
         return self._mode
 
-    def _prepare(self, output_type: type[Any], mode: str) -> _Prepared:
+    def _prepare(self, output_type: type[Any], mode: str) -> Prepared:
         """instructor's request for `output_type` in `mode`, built once per pair."""
         prepared = self._prepared.get((output_type, mode))
         if prepared is None:
-            prepared = self._prepared[(output_type, mode)] = _prepare(output_type, mode)
+            prepared = self._prepared[(output_type, mode)] = prepare(output_type, mode)
         return prepared
 
     # --- responses -----------------------------------------------------------------------------
@@ -365,7 +357,7 @@ class LiteLLMModel:
             answers.extend(self._raw_output(r, kwargs)[0] for r in more)
         usage = sum((self._usage(r) for r in responses), Usage())
         first = responses[0]
-        output, confidence, fields = _agree(request, answers)
+        output, confidence, fields = agree(request, answers)
         return ModelResponse(
             output=output,
             usage=usage,
@@ -380,7 +372,7 @@ class LiteLLMModel:
     async def _generate_self_reported(self, request: ModelRequest) -> ModelResponse:
         wrapper = self._self_report_type(request)
         kwargs = self._kwargs(request, schema_type=wrapper)
-        _append_system(kwargs["messages"], _SELF_REPORT)
+        append_system(kwargs["messages"], _SELF_REPORT)
         response = await self._complete(kwargs, request)
         raw, _ = self._raw_output(response, kwargs)
         output: Any = raw
@@ -434,95 +426,6 @@ def _provider(model: str, api_base: str | None) -> str:
     return str(provider)
 
 
-def _structured_mode(model: str, supported: frozenset[str]) -> str:
-    """Provider-enforced JSON schema where the provider has it, else tools, else JSON mode."""
-    try:
-        if litellm.supports_response_schema(model=model):
-            return "json_schema"
-    except Exception:
-        pass
-    try:
-        tools = bool(litellm.supports_function_calling(model=model))
-    except Exception:
-        tools = False
-    return "tools" if tools or "tools" in supported else "json"
-
-
-@functools.cache
-def _skip_mcp() -> bool:
-    """litellm 1.106 imports its optional `mcp` package for any call with `tools`; when that
-    package is absent, skip its MCP bridge (handrail's tools are never MCP tools), using the
-    flag that litellm version reads (checked in its source, so no unknown parameter is sent)."""
-    import importlib.util
-    import inspect
-
-    if importlib.util.find_spec("mcp") is not None:
-        return False
-    try:
-        return "_skip_mcp_handler" in inspect.getsource(litellm.main.completion)
-    except (OSError, TypeError, AttributeError):
-        return False
-
-
-def _prepare(output_type: type[Any], mode: str) -> _Prepared:
-    from instructor import Mode
-    from instructor.processing import handle_response_model
-
-    modes = {
-        "tools": Mode.TOOLS,
-        "json": Mode.JSON,
-        "json_schema": Mode.JSON_SCHEMA,
-        "md_json": Mode.MD_JSON,
-    }
-    marker = "\x00handrail\x00"
-    probe = [{"role": "system", "content": marker}, {"role": "user", "content": marker}]
-    _, kwargs = handle_response_model(output_type, mode=modes[mode], messages=probe)
-    messages = kwargs.pop("messages", probe)
-    system = next((m["content"] for m in messages if m["role"] == "system"), marker)
-    user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), marker)
-    source: Literal["tool", "content", "markdown"] = (
-        "tool" if mode == "tools" else "markdown" if mode == "md_json" else "content"
-    )
-    return _Prepared(
-        kwargs=kwargs,
-        system_suffix=str(system).replace(marker, "", 1),
-        user_suffix=str(user).replace(marker, "", 1),
-        source=source,
-    )
-
-
-def _append_system(messages: list[dict[str, Any]], text: str) -> None:
-    for message in messages:
-        if message["role"] == "system":
-            message["content"] = f"{message['content']}{text}"
-            return
-    messages.insert(0, {"role": "system", "content": text.strip()})
-
-
-def _append_user(messages: list[dict[str, Any]], text: str) -> None:
-    for message in reversed(messages):
-        if message["role"] == "user":
-            message["content"] = f"{message['content']}{text}"
-            return
-
-
-def _truncate(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """Cut the longest user message to half its length (declared by on_overflow="truncate")."""
-    longest = max(
-        (i for i, m in enumerate(messages) if m["role"] == "user"),
-        key=lambda i: len(messages[i]["content"]),
-    )
-    text = messages[longest]["content"]
-    keep = len(text) // 2
-    cut = [dict(m) for m in messages]
-    cut[longest]["content"] = text[:keep] + "\n[... truncated to fit the context window]"
-    note = (
-        f"the document did not fit the context window; its prompt was truncated from "
-        f"{len(text)} to {keep} characters (on_overflow='truncate')"
-    )
-    return cut, note
-
-
 def _finish_reason(response: Any) -> str | None:
     try:
         reason = response.choices[0].finish_reason
@@ -534,84 +437,3 @@ def _finish_reason(response: Any) -> str | None:
 class _Choice:
     def __init__(self, choice: Any) -> None:
         self.choices = [choice]
-
-
-def _token_logprobs(response: Any) -> list[tuple[str, float]]:
-    logprobs = getattr(response.choices[0], "logprobs", None)
-    content = getattr(logprobs, "content", None)
-    if content is None and isinstance(logprobs, Mapping):
-        content = logprobs.get("content")
-    tokens: list[tuple[str, float]] = []
-    for item in content or ():
-        token = item.get("token") if isinstance(item, Mapping) else getattr(item, "token", None)
-        value = item.get("logprob") if isinstance(item, Mapping) else getattr(item, "logprob", None)
-        if token is not None and value is not None:
-            tokens.append((str(token), float(value)))
-    return tokens
-
-
-def _logprob_confidence(
-    response: Any, request: ModelRequest, output: Any, source: str
-) -> tuple[Confidence | None, dict[str, Confidence]]:
-    tokens = _token_logprobs(response)
-    if not tokens:
-        return None, {}
-    if request.output_type is not None and source == "content" and isinstance(output, str):
-        from handrail.providers.tokens import field_confidence_from_tokens
-
-        fields = field_confidence_from_tokens(tokens, output)
-        return None, {k: Confidence(value=v, source="logprobs") for k, v in fields.items()}
-    # A label or a short answer: the probability the model gave the whole answer it wrote.
-    meaningful = [lp for token, lp in tokens if token.strip(" \n\t\"'.")]
-    total = sum(meaningful or [lp for _, lp in tokens])
-    return Confidence(value=math.exp(total), source="logprobs"), {}
-
-
-def _normal(value: Any) -> str:
-    if isinstance(value, str):
-        return " ".join(value.strip().strip("\"'").lower().split())
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def _agree(
-    request: ModelRequest, answers: Sequence[Any]
-) -> tuple[Any, Confidence | None, dict[str, Confidence]]:
-    """The answer most samples agree on, and the share agreeing (per field for extraction)."""
-    n = len(answers)
-    if request.output_type is None:
-        counts = Counter(_normal(a) for a in answers)
-        best, votes = counts.most_common(1)[0]
-        output = next(a for a in answers if _normal(a) == best)
-        return output, Confidence(value=votes / n, source="agreement"), {}
-    parsed: list[dict[str, Any] | None] = []
-    for answer in answers:
-        try:
-            data = json.loads(answer) if isinstance(answer, str | bytes) else answer
-        except ValueError:
-            data = None
-        parsed.append(data if isinstance(data, dict) else None)
-    valid = [p for p in parsed if p is not None]
-    if not valid:
-        return answers[0], None, {}
-    names = list(dict.fromkeys(k for p in valid for k in p))
-    majority = {
-        name: Counter(_normal(p.get(name)) for p in valid).most_common(1)[0][0] for name in names
-    }
-
-    def agreement(candidate: dict[str, Any]) -> int:
-        return sum(_normal(candidate.get(name)) == majority[name] for name in names)
-
-    chosen = max(valid, key=agreement)  # first of the best: deterministic
-    fields = {
-        name: Confidence(
-            value=sum(
-                1
-                for p in parsed
-                if p is not None and _normal(p.get(name)) == _normal(chosen.get(name))
-            )
-            / n,
-            source="agreement",
-        )
-        for name in names
-    }
-    return json.dumps(chosen), None, fields
