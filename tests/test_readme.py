@@ -29,3 +29,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     install = re.search(r'pip install (-e "[^"]+")', tests)
     assert install is not None
     assert install.group(1) in ci and "\npytest\n" in ci
+    # the main job: installs the embedded model and runs an example on it, as CI does
+    assert 'pip install -e ".[local]"' in main_job and "--model local" in main_job
+    run = main_job[main_job.index("handrail run") :]
+    assert f"\n{run}\n" in ci

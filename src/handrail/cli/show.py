@@ -166,6 +166,7 @@ def step_json(step: StepRecord) -> dict[str, Any]:
         "tokens": step.usage.total_tokens,
         "cost": step.usage.cost,
         "model": step.model,
+        "warnings": [w for attempt in step.attempts for w in attempt.warnings],
         "error": (
             {"type": step.error.type, "message": step.error.message}
             if step.error is not None
