@@ -278,11 +278,14 @@ class AmbiguousDate(ValueError):
 
     def __init__(self, text: str, readings: tuple[date, date]) -> None:
         first, second = readings
-        super().__init__(
-            f"{text!r} is ambiguous: {_long(first)} (day first) or {_long(second)} (month "
-            "first); pass dayfirst=True or dayfirst=False if every document uses one order"
-        )
+        self.text = text
         self.readings = readings
+        self.brief = (
+            f"{text!r} is ambiguous: {_long(first)} (day first) or {_long(second)} (month first)"
+        )
+        super().__init__(
+            f"{self.brief}; pass dayfirst=True or dayfirst=False if every document uses one order"
+        )
 
 
 _MONTH_NAMES = (
@@ -397,7 +400,9 @@ def date_parses(
             return CheckResult(passed=True, fields=_fields(field))
         found = _read_date(value, dayfirst, formats)
         if isinstance(found, ValueError):
-            return CheckResult(passed=False, message=f"`{field}` {found}", fields=_fields(field))
+            # A reviewer reads this: the readings, not the `dayfirst` advice for developers.
+            why = found.brief if isinstance(found, AmbiguousDate) else str(found)
+            return CheckResult(passed=False, message=f"`{field}` {why}", fields=_fields(field))
         return CheckResult(passed=True, details={"date": found.isoformat()}, fields=_fields(field))
 
     return _check(parses, check_name, on_fail, cap)
