@@ -35,6 +35,8 @@ def test_all_is_pinned_and_sorted() -> None:
         "Node",
         "Pipeline",
         "PipelineBuilder",
+        "RecordingModel",
+        "ReplayModel",
         "Reply",
         "RetryPolicy",
         "Review",

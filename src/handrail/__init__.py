@@ -59,6 +59,7 @@ from handrail.exceptions import (
     ReviewNotFound,
 )
 from handrail.providers.fake import Fail, FakeModel, Reply
+from handrail.providers.replay import RecordingModel, ReplayModel
 
 __all__ = [
     "Action",
@@ -91,6 +92,8 @@ __all__ = [
     "Node",
     "Pipeline",
     "PipelineBuilder",
+    "RecordingModel",
+    "ReplayModel",
     "Reply",
     "RetryPolicy",
     "Review",

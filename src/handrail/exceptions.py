@@ -22,7 +22,8 @@ HandrailError
 │   └── PermanentProviderError not worth retrying (bad request, unknown model)
 │       ├── AuthenticationError    credentials missing or refused
 │       ├── ModelNotFound          the provider does not know the model
-│       └── ContextWindowExceeded  the prompt does not fit the model's context window
+│       ├── ContextWindowExceeded  the prompt does not fit the model's context window
+│       └── ReplayMiss             a `ReplayModel` has no recording of the request
 ├── StoreError                 the run store cannot be used (bad URL, output with no JSON form)
 │   ├── StoreUnavailable       the database cannot be reached or opened
 │   └── StoreVersionError      the database was written by a newer handrail
@@ -179,6 +180,18 @@ class ContextWindowExceeded(PermanentProviderError):
     truncation."""
 
 
+class ReplayMiss(PermanentProviderError):
+    """A `ReplayModel` has no recording of the request and no fallback model to ask."""
+
+    def __init__(
+        self, message: str, *, node: str | None = None, key: str = "", directory: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.key = key
+        self.directory = directory
+
+
 class StoreError(HandrailError):
     """The run store cannot be used."""
 
@@ -226,6 +239,7 @@ __all__ = [
     "ProviderTimeout",
     "ProviderUnavailable",
     "RateLimited",
+    "ReplayMiss",
     "RetriesExhausted",
     "ReviewAlreadyDecided",
     "ReviewError",

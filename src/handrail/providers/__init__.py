@@ -5,6 +5,7 @@ from __future__ import annotations
 from handrail.core.model import Model
 from handrail.exceptions import InputError
 from handrail.providers.fake import Fail, FakeModel, Reply
+from handrail.providers.replay import RecordingModel, ReplayModel
 
 KNOWN = ("fake",)
 
@@ -20,4 +21,4 @@ def get_model(spec: str) -> Model:
     )
 
 
-__all__ = ["Fail", "FakeModel", "Reply", "get_model"]
+__all__ = ["Fail", "FakeModel", "RecordingModel", "ReplayModel", "Reply", "get_model"]
