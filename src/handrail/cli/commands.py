@@ -19,6 +19,7 @@ from handrail.core.state import Document
 from handrail.exceptions import InputError
 from handrail.inputs import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, load_documents
 from handrail.providers import get_model
+from handrail.providers.replay import RecordingModel, ReplayModel
 
 if TYPE_CHECKING:
     pass
@@ -135,18 +136,39 @@ class Batch:
             submitter.close()
 
 
+def choose_model(
+    model: str | None = None,
+    *,
+    record: str | os.PathLike[str] | None = None,
+    replay: str | os.PathLike[str] | None = None,
+) -> Model:
+    """The model `--model`, `--record` and `--replay` describe: `model` (default `fake`); with
+    `record`, writing its answers there; with `replay`, the recordings there instead (of
+    `model`, else of the one model recorded); with both, a cache: recordings where there are
+    some, `model` recorded where not. `InputError` for an unusable directory."""
+    if replay is None:
+        chosen = get_model(model or DEFAULT_MODEL)
+        return chosen if record is None else RecordingModel(chosen, record)
+    if record is None:
+        return ReplayModel(replay, model=model)
+    answering = RecordingModel(get_model(model or DEFAULT_MODEL), record)
+    return ReplayModel(replay, model=answering.name, fallback=answering)
+
+
 def prepare_run(
     target: str,
     inputs: Sequence[str | os.PathLike[str]],
     *,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
+    record: str | os.PathLike[str] | None = None,
+    replay: str | os.PathLike[str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     stdin: BinaryIO | None = None,
 ) -> Batch:
-    """Load the pipeline, the model and the documents; `InputError` for a mistake in the command
-    (bad target, unknown model, missing path, nothing to run)."""
+    """Load the pipeline, the model (see `choose_model`) and the documents; `InputError` for a
+    mistake in the command (bad target, unknown model, missing path, nothing to run)."""
     pipeline = load_pipeline(target)
-    chosen = get_model(model)
+    chosen = choose_model(model, record=record, replay=replay)
     items = load_documents(inputs, max_bytes=max_bytes, stdin=stdin)
     if not items:
         named = ", ".join(f"`{os.fspath(p)}`" for p in inputs) or "the command"
@@ -160,16 +182,19 @@ def prepare_run(
 def serve(
     target: str,
     *,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
+    record: str | os.PathLike[str] | None = None,
+    replay: str | os.PathLike[str] | None = None,
     db: str | None = None,
     concurrency: int = 8,
     executor_id: str | None = None,
     on_ready: Callable[[str, str, str], None] | None = None,
 ) -> None:
     """Work as a queue worker for the pipeline TARGET names until SIGTERM or SIGINT; `on_ready`
-    gets this worker's executor id, the pipeline's name and the database once it serves."""
+    gets this worker's executor id, the pipeline's name and the database once it serves; the
+    model as `choose_model` makes it."""
     pipeline = load_pipeline(target)
-    chosen = get_model(model)
+    chosen = choose_model(model, record=record, replay=replay)
     asyncio.run(
         _serve(target, pipeline, chosen, db, concurrency, executor_id, on_ready or _nothing)
     )
@@ -214,4 +239,13 @@ def draw(target: str, format: GraphFormat = "mermaid") -> str:
     return pipeline.to_dot() if format == "dot" else pipeline.to_mermaid()
 
 
-__all__ = ["DEFAULT_MODEL", "Batch", "GraphFormat", "Queued", "draw", "prepare_run", "serve"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Batch",
+    "GraphFormat",
+    "Queued",
+    "choose_model",
+    "draw",
+    "prepare_run",
+    "serve",
+]

@@ -1,11 +1,12 @@
 """`handrail ...`: argument parsing and printing only; each command is one library call.
 
-The model comes from `--model`, else the `HANDRAIL_MODEL` environment variable, else `fake`
-(the offline heuristic `FakeModel`). Runs are durable unless `--in-memory`: kept in `--db`, else
-`HANDRAIL_DATABASE_URL`, else the SQLite file `.handrail/handrail.db`. Exit codes: 0 when the
-command ran (a batch whose documents failed or wait for review still ran: see its summary), 1
-when it could not (the database unusable, a review unknown or already decided, an edit that
-does not fit), 2 for a mistake in the command.
+The model comes from `--model`, else the `HANDRAIL_MODEL` environment variable, else `fake` (the
+offline heuristic `FakeModel`); `--record DIR` writes its answers to DIR and `--replay DIR` answers
+from them instead (`HANDRAIL_RECORD_DIR`, `HANDRAIL_REPLAY_DIR`; both: a cache). Runs are durable
+unless `--in-memory`: kept in `--db`, else `HANDRAIL_DATABASE_URL`, else the SQLite file
+`.handrail/handrail.db`. Exit codes: 0 when the command ran (a batch whose documents failed or wait
+for review still ran: see its summary), 1 when it could not (the database unusable, a review
+unknown or already decided, an edit that does not fit), 2 for a mistake in the command.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.text import Text
 from handrail._version import __version__
 from handrail.cli import commands, output, review_cmd, runs_cmd, show
 from handrail.cli.logs import route_library_logs
-from handrail.cli.options import Db, ExecutorId, Model, Target, errors
+from handrail.cli.options import Db, ExecutorId, ModelChoice, Record, Replay, Target, errors
 from handrail.cli.progress import progress_bar, wants_progress
 from handrail.exceptions import InputError
 from handrail.inputs import DEFAULT_MAX_BYTES
@@ -71,7 +72,9 @@ def run(
             show_default=False,
         ),
     ],
-    model: Model = commands.DEFAULT_MODEL,
+    model: ModelChoice = None,
+    record: Record = None,
+    replay: Replay = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Documents run at the same time.")
     ] = 8,
@@ -125,8 +128,11 @@ def run(
             submit=submit,
             wait=wait,
             timeout=timeout,
+            recordings=record is not None or replay is not None,
         )
-        batch = commands.prepare_run(target, inputs, model=model, max_bytes=max_bytes)
+        batch = commands.prepare_run(
+            target, inputs, model=model, record=record, replay=replay, max_bytes=max_bytes
+        )
         if submit and not wait:
             _print_queued(batch.submit(db=db), json_output)
             return
@@ -156,7 +162,13 @@ def _check_run_options(
     submit: bool,
     wait: bool,
     timeout: float | None,
+    recordings: bool = False,
 ) -> None:
+    if submit and recordings:
+        raise InputError(
+            "--submit runs nothing here, so nothing to record or replay; give --record and "
+            "--replay to `handrail worker`"
+        )
     if in_memory and (db is not None or submit or executor_id is not None):
         raise InputError(
             "--in-memory runs without a database; leave out --db, --submit and --executor-id"
@@ -207,7 +219,9 @@ def worker(
         int, typer.Option("--concurrency", "-c", min=1, help="Runs this worker runs at a time.")
     ] = 8,
     executor_id: ExecutorId = None,
-    model: Model = commands.DEFAULT_MODEL,
+    model: ModelChoice = None,
+    record: Record = None,
+    replay: Replay = None,
 ) -> None:
     """Serve a pipeline's queue until SIGTERM or Ctrl-C.
 
@@ -224,6 +238,8 @@ def worker(
         commands.serve(
             target,
             model=model,
+            record=record,
+            replay=replay,
             db=db,
             concurrency=concurrency,
             executor_id=executor_id,

@@ -56,6 +56,39 @@ Model = Annotated[
     str,
     typer.Option("--model", "-m", envvar="HANDRAIL_MODEL", help="The model LLM nodes use: fake."),
 ]
+ModelChoice = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="HANDRAIL_MODEL",
+        help="The model LLM nodes use (default: fake). With --replay: which recorded model to "
+        "play back (default: the one DIR holds).",
+        show_default=False,
+    ),
+]
+"""`--model` where leaving it out means something: with `--replay`, the model recorded."""
+Record = Annotated[
+    str | None,
+    typer.Option(
+        "--record",
+        metavar="DIR",
+        envvar="HANDRAIL_RECORD_DIR",
+        help="Write every model answer to DIR (created if missing), to replay with --replay.",
+        show_default=False,
+    ),
+]
+Replay = Annotated[
+    str | None,
+    typer.Option(
+        "--replay",
+        metavar="DIR",
+        envvar="HANDRAIL_REPLAY_DIR",
+        help="Answer from the recordings in DIR, offline and free; a request not recorded fails "
+        "its document. With --record: a cache, --model answers what is not recorded.",
+        show_default=False,
+    ),
+]
 
 
 def _database(value: str | None) -> str | None:
@@ -96,6 +129,9 @@ __all__ = [
     "ExecutorId",
     "Json",
     "Model",
+    "ModelChoice",
+    "Record",
+    "Replay",
     "Target",
     "default_reviewer",
     "errors",
