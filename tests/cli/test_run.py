@@ -205,7 +205,8 @@ def test_the_model_comes_from_the_environment_unless_given(cli: Invoke, tickets:
     bad = cli("run", HAPPY, "tickets", env={"HANDRAIL_MODEL": "gpt-9"})
     assert bad.exit_code == 2
     assert bad.stderr == (
-        "error: unknown model 'gpt-9': litellm cannot tell its provider; write it as provider/model, e.g. "
+        "error: unknown model 'gpt-9': litellm cannot tell its provider; "
+        "write it as provider/model, e.g. "
         "openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.2, "
         "local/gemma3-270m, or openai/NAME with api_base= for an OpenAI-compatible server\n"
     )
@@ -219,7 +220,8 @@ def test_unknown_model_option_is_a_usage_error(cli: Invoke, tickets: Path) -> No
     result = cli("run", HAPPY, "tickets", "-m", "nope")
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: unknown model 'nope': litellm cannot tell its provider; write it as provider/model, e.g. "
+        "error: unknown model 'nope': litellm cannot tell its provider; "
+        "write it as provider/model, e.g. "
         "openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.2, "
         "local/gemma3-270m, or openai/NAME with api_base= for an OpenAI-compatible server\n",
     )

@@ -18,7 +18,7 @@ from handrail.core.runner import Runner
 from handrail.core.state import Document
 from handrail.exceptions import InputError
 from handrail.inputs import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, load_documents
-from handrail.providers import get_model
+from handrail.providers import get_model, model_name
 from handrail.providers.replay import RecordingModel, ReplayModel
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def choose_model(
         chosen = get_model(model or DEFAULT_MODEL)
         return chosen if record is None else RecordingModel(chosen, record)
     if record is None:
-        return ReplayModel(replay, model=model)
+        return ReplayModel(replay, model=model_name(model) if model else None)
     answering = RecordingModel(get_model(model or DEFAULT_MODEL), record)
     return ReplayModel(replay, model=answering.name, fallback=answering)
 
