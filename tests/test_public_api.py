@@ -28,6 +28,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "InMemoryStore",
         "InputError",
         "LLMNode",
+        "LiteLLMModel",
         "Message",
         "Model",
         "ModelRequest",
@@ -73,6 +74,15 @@ def test_every_exported_name_exists_and_is_public() -> None:
         value = getattr(handrail, name)
         if name != "__version__":
             assert value.__module__.startswith("handrail."), name
+
+
+def test_importing_handrail_does_not_import_litellm() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, handrail; print('litellm' in sys.modules, handrail.LiteLLMModel.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "LiteLLMModel"]
 
 
 def test_exceptions_module_lists_its_tree_under_one_root() -> None:

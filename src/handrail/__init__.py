@@ -4,6 +4,8 @@ review, durable runs and tracing.
     from handrail import PipelineBuilder, Classify, Extract, Rule, Runner, FakeModel
 """
 
+from typing import TYPE_CHECKING, Any
+
 from handrail._version import __version__
 from handrail.checks import (
     appears_in_document,
@@ -61,6 +63,19 @@ from handrail.exceptions import (
 from handrail.providers.fake import Fail, FakeModel, Reply
 from handrail.providers.replay import RecordingModel, ReplayModel
 
+if TYPE_CHECKING:
+    from handrail.providers.litellm import LiteLLMModel
+
+
+def __getattr__(name: str) -> Any:
+    # litellm takes about a second to import: only a program that uses it pays for it.
+    if name == "LiteLLMModel":
+        from handrail.providers.litellm import LiteLLMModel
+
+        return LiteLLMModel
+    raise AttributeError(f"module 'handrail' has no attribute {name!r}")
+
+
 __all__ = [
     "Action",
     "Attempt",
@@ -85,6 +100,7 @@ __all__ = [
     "InMemoryStore",
     "InputError",
     "LLMNode",
+    "LiteLLMModel",
     "Message",
     "Model",
     "ModelRequest",
