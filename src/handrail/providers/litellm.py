@@ -97,7 +97,10 @@ class LiteLLMModel:
         if self.local:
             from handrail.providers import local
 
-            local.register()
+            try:
+                local.register()
+            except ImportError as e:  # the `local` extra is not installed
+                raise InputError(str(e)) from e
         self.provider = _provider(model, api_base)
         self._mode: str = mode
         self._prepared: dict[tuple[type[Any], str], Prepared] = {}
