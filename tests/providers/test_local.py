@@ -183,3 +183,12 @@ def test_content_free_prompt_keeps_the_cue_without_the_document() -> None:
     assert content_free(messages, "something else")[-1]["content"] == "Label:"
     one_line = [{"role": "user", "content": "my card is lost"}]
     assert content_free(one_line, None) == [{"role": "user", "content": ""}]
+
+
+def test_a_generation_stuck_in_a_loop_is_detected() -> None:
+    from handrail.providers.local._engine import _looping
+
+    assert _looping('{"total": "' + "1558-TMN PUSAT KEPONG " * 4)
+    assert not _looping('{"total": "' + "1558-TMN PUSAT KEPONG " * 3)
+    assert not _looping("abcabcabcabc")  # too short to call it a loop
+    assert not _looping('{"company": "SUNRISE BAKERY SDN BHD", "total": "4.50"}')

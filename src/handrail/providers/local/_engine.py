@@ -237,6 +237,9 @@ class Engine:
                 if checker is not None and _complete_json(text, piece):
                     finish = "stop"
                     break
+                if len(out) % 8 == 0 and _looping(text):
+                    finish = "length"  # cut short, as max_tokens would have, only sooner
+                    break
                 hit = [text.index(s) for s in stop if s and s in text]
                 if hit:
                     text = text[: min(hit)]
@@ -310,6 +313,22 @@ def _choose(
         return int(top[0])
     weights = np.exp((logprobs[top] - logprobs[top[0]]) / temperature)
     return int(rng.choice(top, p=weights / weights.sum()))
+
+
+def _looping(text: str, *, times: int = 4, shortest: int = 40) -> bool:
+    """Whether `text` ends with the same piece `times` times over (at least `shortest`
+    characters in all): a small model stuck repeating itself, greedy decoding's usual failure,
+    which would otherwise run to max_tokens."""
+    for period in range(1, 101):
+        span = period * times
+        if span < shortest:
+            continue
+        if span > len(text):
+            break
+        tail = text[-span:]
+        if tail == tail[:period] * times:
+            return True
+    return False
 
 
 def _complete_json(text: str, piece: str) -> bool:

@@ -22,9 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from litellm.llms.custom_llm import CustomLLM
+# First: it makes litellm read its bundled price map instead of fetching one at import.
+from handrail.providers._litellm import litellm  # isort: skip
 
-from handrail.providers._litellm import litellm
+from litellm.llms.custom_llm import CustomLLM  # isort: skip
 from handrail.providers.local import _engine
 from handrail.providers.local._paths import ModelFileError, resolve_model_path
 from handrail.providers.tokens import field_confidence_from_tokens
