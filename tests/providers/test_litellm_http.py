@@ -177,3 +177,30 @@ async def test_declared_truncation_cuts_the_document_and_says_so(stub: OpenAIStu
     assert "truncated to fit the context window" in sent[1]
     (attempt,) = only_step(record).attempts
     assert any("truncated" in w for w in attempt.warnings)
+
+
+async def test_field_confidence_from_token_logprobs_in_json_schema_mode(stub: OpenAIStub) -> None:
+    tokens = [
+        ('{"', 0.0), ("vendor", 0.0), ('":', 0.0), (' "', 0.0), ("Lark", -0.3), ("spur", -0.2),
+        ('",', 0.0), (' "', 0.0), ("total", 0.0), ('":', 0.0), (" ", 0.0), ("12", -0.1),
+        (".5", -0.4), ("}", 0.0),
+    ]  # fmt: skip
+    stub.reply(StubReply(content="".join(t for t, _ in tokens), logprobs=tokens))
+    record = await Runner(extract(), model=model(stub)).run("Larkspur Home, total 12.50")
+    step = only_step(record)
+    assert record.status is RunStatus.COMPLETED
+    assert stub.requests[0]["logprobs"] is True
+    assert stub.requests[0]["response_format"]["type"] == "json_schema"
+    fields = {name: (c.value, c.source) for name, c in step.field_confidence.items()}
+    assert fields == {
+        "vendor": (pytest.approx(math.exp(-0.5)), "logprobs"),
+        "total": (pytest.approx(math.exp(-0.5)), "logprobs"),
+    }
+
+
+async def test_logprobs_that_do_not_spell_the_json_give_no_number(stub: OpenAIStub) -> None:
+    stub.reply(
+        StubReply(content='{"vendor": "A", "total": 1}', logprobs=[("something else", -0.1)])
+    )
+    record = await Runner(extract(), model=model(stub)).run("A, total 1")
+    assert only_step(record).field_confidence == {}

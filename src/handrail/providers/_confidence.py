@@ -36,7 +36,10 @@ def logprob_confidence(
     if request.output_type is not None and source == "content" and isinstance(output, str):
         from handrail.providers.tokens import field_confidence_from_tokens
 
-        fields = field_confidence_from_tokens(tokens, output)
+        try:
+            fields = field_confidence_from_tokens(tokens, output)
+        except ValueError:  # not a JSON object, or tokens that do not spell it: no number
+            return None, {}
         return None, {k: Confidence(value=v, source="logprobs") for k, v in fields.items()}
     # A label or a short answer: the probability the model gave the whole answer it wrote.
     meaningful = [lp for token, lp in tokens if token.strip(" \n\t\"'.")]
