@@ -221,3 +221,16 @@ async def test_gated_node_without_a_confidence_goes_to_review() -> None:
     )
     record = await Runner(pipeline, model=model).run("a message")
     assert record.status is RunStatus.NEEDS_REVIEW
+
+
+def test_local_model_without_the_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def without_llama(name: str, *args: object) -> object:
+        return None if name == "llama_cpp" else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_llama)
+    with pytest.raises(InputError, match=r"pip install 'handrail\[local\]'"):
+        get_model("local")
