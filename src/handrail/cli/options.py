@@ -62,8 +62,10 @@ ModelChoice = Annotated[
         "--model",
         "-m",
         envvar="HANDRAIL_MODEL",
-        help="The model LLM nodes use (default: fake). With --replay: which recorded model to "
-        "play back (default: the one DIR holds).",
+        help="The model LLM nodes use (default: fake): fake, local (the embedded model, "
+        "handrail[local]), local/PATH.gguf, or a litellm model string such as "
+        "openai/gpt-4o-mini. With --replay: which recorded model to play back (default: the "
+        "one DIR holds).",
         show_default=False,
     ),
 ]
