@@ -187,7 +187,7 @@ class LiteLLMModel:
 
     def _check_environment(self, request: ModelRequest) -> None:
         """A missing API key is a clear error before any call (litellm reports some as 500s)."""
-        if self.api_key or self.api_base or "mock_response" in self.params:
+        if self.local or self.api_key or self.api_base or "mock_response" in self.params:
             self._env_checked = True
             return
         if "mock_response" in request.params:
@@ -228,6 +228,13 @@ class LiteLLMModel:
             kwargs["timeout"] = self.timeout
         kwargs.update(self.params)
         kwargs.update(request.params)
+        if self.local:  # the `local` provider builds its own grammar and scores labels itself
+            kwargs["handrail"] = {
+                "task": request.kind,
+                "labels": list(request.labels),
+                "schema": dict(request.output_schema) if request.output_schema else None,
+            }
+            return kwargs
         output_type = schema_type or request.output_type
         if output_type is not None:
             mode = "json_schema" if logprobs else self._structured_mode()
@@ -301,7 +308,7 @@ class LiteLLMModel:
     # --- the embedded model --------------------------------------------------------------------
 
     async def _generate_local(self, request: ModelRequest) -> ModelResponse:
-        kwargs = self._kwargs_local(request)
+        kwargs = self._kwargs(request)
         response = await self._complete(kwargs, request)
         message = response.choices[0].message
         extra = (getattr(message, "provider_specific_fields", None) or {}).get("handrail") or {}
@@ -320,21 +327,6 @@ class LiteLLMModel:
             finish_reason=_finish_reason(response),
             warnings=tuple(kwargs.get("_handrail_warnings", ())),
         )
-
-    def _kwargs_local(self, request: ModelRequest) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "max_retries": 0,
-            "handrail": {
-                "task": request.kind,
-                "labels": list(request.labels),
-                "schema": dict(request.output_schema) if request.output_schema else None,
-            },
-        }
-        kwargs.update(self.params)
-        kwargs.update(request.params)
-        return kwargs
 
     # --- agreement -----------------------------------------------------------------------------
 
