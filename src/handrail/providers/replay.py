@@ -60,9 +60,11 @@ def keyed_request(model: str, request: ModelRequest) -> dict[str, Any]:
 
 def request_key(model: str, request: ModelRequest) -> str:
     """The hex SHA-256 key of a request to `model` (see the module docs for what is in it)."""
-    canonical = json.dumps(
-        keyed_request(model, request), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return _key(keyed_request(model, request))
+
+
+def _key(keyed: dict[str, Any]) -> str:
+    canonical = json.dumps(keyed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -94,7 +96,7 @@ class RecordingModel:
         """Write `response` as the answer to `request`; returns the file."""
         model = self.inner.name
         keyed = keyed_request(model, request)
-        key = request_key(model, request)
+        key = _key(keyed)
         try:
             entry = {
                 "recorded_at": now().isoformat(),

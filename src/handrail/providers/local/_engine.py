@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import json
 import os
 import threading
@@ -80,16 +81,20 @@ class Engine:
         opened), the messages' contents separated by blank lines for a base model."""
         if self.chat_template is None:
             return "\n\n".join(m["content"].strip() for m in messages)
+        chat: Any = [dict(m) for m in messages]
+        return str(self._formatter(messages=chat).prompt)
+
+    @functools.cached_property
+    def _formatter(self) -> Any:
+        """The chat template, compiled once (Jinja compiles it on construction)."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         vocab = self.llama._model
-        formatter = Jinja2ChatFormatter(
-            template=self.chat_template,
+        return Jinja2ChatFormatter(
+            template=str(self.chat_template),
             eos_token=vocab.token_get_text(vocab.token_eos()),
             bos_token=vocab.token_get_text(vocab.token_bos()),
         )
-        chat: Any = [dict(m) for m in messages]
-        return str(formatter(messages=chat).prompt)
 
     def tokenize(self, text: str, *, bos: bool) -> list[int]:
         return list(self.llama.tokenize(text.encode("utf-8"), add_bos=bos, special=True))

@@ -16,6 +16,8 @@ litellm passes through unchanged (anything else would reach the caller as a retr
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import math
 import weakref
 from collections.abc import Mapping, Sequence
@@ -26,13 +28,12 @@ from typing import Any
 from handrail.providers._litellm import litellm  # isort: skip
 
 from litellm.llms.custom_llm import CustomLLM  # isort: skip
-from handrail.providers.local import _engine
+from handrail.providers.local import INSTALL, _engine
 from handrail.providers.local._paths import ModelFileError, resolve_model_path
 from handrail.providers.tokens import field_confidence_from_tokens
 
 PROVIDER = "local"
 TASKS = ("classify", "extract", "summarize", "draft")
-INSTALL = "pip install 'handrail[local]'"
 _DEFAULT_MAX_TOKENS = {"classify": 16, "extract": 512, "summarize": 256, "draft": 384, None: 256}
 
 
@@ -55,7 +56,7 @@ def parse_task(optional_params: Mapping[str, Any], model: str) -> Task:
 
     def bad(problem: str) -> Exception:
         return litellm.exceptions.BadRequestError(
-            message=f"{problem}", model=model, llm_provider=PROVIDER
+            message=problem, model=model, llm_provider=PROVIDER
         )
 
     extra = optional_params.get("handrail") or {}
@@ -137,8 +138,9 @@ def run_task(engine: _engine.Engine, messages: Sequence[Mapping[str, str]], task
         seed=task.seed,
     )
     extra: dict[str, Any] = {"confidence": None, "source": "logprobs"}
-    text = generation.text.strip() if task.kind == "extract" else generation.text
+    text = generation.text
     if task.kind == "extract":
+        text = text.strip()
         try:
             fields = field_confidence_from_tokens(generation.tokens, text)
         except ValueError:
@@ -225,14 +227,17 @@ def _classify(
 
 
 def _grammar(schema: Mapping[str, Any] | None) -> str:
-    import json
+    return _gbnf(json.dumps(schema if schema is not None else {"type": "object"}))
 
+
+@functools.lru_cache(maxsize=64)
+def _gbnf(schema_json: str) -> str:
+    """The GBNF grammar of a JSON schema, built once per schema (a node sends the same one for
+    every document)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    if schema is None:
-        schema = {"type": "object"}
     try:
-        return str(json_schema_to_gbnf(json.dumps(schema)))
+        return str(json_schema_to_gbnf(schema_json))
     except Exception as e:
         raise _SchemaError(f"the JSON schema cannot be turned into a grammar: {e}") from e
 
