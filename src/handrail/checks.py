@@ -232,7 +232,7 @@ def appears_in_document(
     def in_document(output: Any, state: State) -> CheckResult:
         text = state.text
         plain = _normal_text(text) if normalize else text
-        numbers = _document_numbers(text) if normalize else set()
+        numbers = {abs(n) for n in _document_numbers(text)} if normalize else set()
         missing: dict[str, Any] = {}
         judged: list[str] = []
         for path in fields:
@@ -259,10 +259,11 @@ def appears_in_document(
 
 
 def _appears(value: Any, text: str, numbers: set[Decimal], normalize: bool) -> bool:
+    """`numbers`: the document's numbers without their sign."""
     if not normalize:
         return str(value) in text
     number = _as_decimal(value)
-    if number is not None and abs(number) in {abs(n) for n in numbers}:
+    if number is not None and abs(number) in numbers:
         return True
     if isinstance(value, str):
         wanted = _normal_text(value)
@@ -393,17 +394,18 @@ def date_parses(
     """The field is a real date: a `date`, or text `parse_date` reads (see the module docs for
     the forms, and for why an ambiguous 03/04/2025 fails unless `dayfirst` is given)."""
     check_name = name or f"{_top(field)}_parses"
+    fields = _fields(field)
 
     def parses(output: Any, state: State) -> CheckResult:
         value = _get(output, field)
         if value is None or value == "":
-            return CheckResult(passed=True, fields=_fields(field))
+            return CheckResult(passed=True, fields=fields)
         found = _read_date(value, dayfirst, formats)
         if isinstance(found, ValueError):
             # A reviewer reads this: the readings, not the `dayfirst` advice for developers.
             why = found.brief if isinstance(found, AmbiguousDate) else str(found)
-            return CheckResult(passed=False, message=f"`{field}` {why}", fields=_fields(field))
-        return CheckResult(passed=True, details={"date": found.isoformat()}, fields=_fields(field))
+            return CheckResult(passed=False, message=f"`{field}` {why}", fields=fields)
+        return CheckResult(passed=True, details={"date": found.isoformat()}, fields=fields)
 
     return _check(parses, check_name, on_fail, cap)
 
@@ -422,9 +424,9 @@ def not_before(
     invoice date). Passes when either is empty or does not parse: that is `date_parses`'s to
     report, once."""
     check_name = name or f"{_top(later)}_not_before_{_top(earlier)}"
+    fields = _fields(later, earlier)
 
     def in_order(output: Any, state: State) -> CheckResult:
-        fields = _fields(later, earlier)
         values = _get(output, later), _get(output, earlier)
         if any(v is None or v == "" for v in values):
             return CheckResult(passed=True, fields=fields)
@@ -494,9 +496,9 @@ def sums_to(
     extras = (plus,) if isinstance(plus, str) else tuple(plus)
     check_name = name or f"{_top(total_field)}_adds_up"
     allowed = Decimal(repr(float(tolerance)))
+    fields = _fields(total_field, lines_field, *extras)
 
     def adds_up(output: Any, state: State) -> CheckResult:
-        fields = _fields(total_field, lines_field, *extras)
         total = _number(_get(output, total_field), f"`{total_field}`").value
         lines = _get(output, lines_field)
         if total is None or lines is None:
@@ -546,11 +548,12 @@ def line_amounts(
     A line missing any of the three is not judged."""
     check_name = name or f"{_top(lines_field)}_multiply_out"
     allowed = Decimal(repr(float(tolerance)))
+    fields = _fields(lines_field)
 
     def multiply_out(output: Any, state: State) -> CheckResult:
         lines = _get(output, lines_field)
         if not lines:
-            return CheckResult(passed=True, fields=_fields(lines_field))
+            return CheckResult(passed=True, fields=fields)
         wrong = []
         for index, line in enumerate(lines, start=1):
             label = f"line {index}"
@@ -568,9 +571,9 @@ def line_amounts(
             return CheckResult(
                 passed=False,
                 message=f"`{lines_field}` {'; '.join(wrong)}",
-                fields=_fields(lines_field),
+                fields=fields,
             )
-        return CheckResult(passed=True, fields=_fields(lines_field))
+        return CheckResult(passed=True, fields=fields)
 
     return _check(multiply_out, check_name, on_fail, cap)
 
@@ -592,10 +595,10 @@ def in_range(
     low = None if min is None else Decimal(repr(float(min)))
     high = None if max is None else Decimal(repr(float(max)))
     check_name = name or f"{_top(field)}_in_range"
+    fields = _fields(field)
 
     def within(output: Any, state: State) -> CheckResult:
         value = _number(_get(output, field), f"`{field}`").value
-        fields = _fields(field)
         if value is None:
             return CheckResult(passed=True, fields=fields)
         if low is not None and value < low:

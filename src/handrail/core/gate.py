@@ -205,18 +205,18 @@ def _apply_caps(
     """
     if not verdict.failed:
         return confidence, field_confidence, {}
+    declared = {c.name: c.cap for c in node.checks if c.cap is not None}
     caps: dict[str, tuple[float, str]] = {}
-    by_name = {c.name: c for c in node.checks}
     for result in verdict.failed:
-        declared = by_name.get(result.name)
-        if declared is None or declared.cap is None:
+        cap = declared.get(result.name)
+        if cap is None:
             continue
         targets = [_NODE]
         if isinstance(node, Extract):
             targets += result.fields or list(field_confidence)
         for target in targets:
-            if target not in caps or declared.cap < caps[target][0]:
-                caps[target] = (declared.cap, result.name)
+            if target not in caps or cap < caps[target][0]:
+                caps[target] = (cap, result.name)
     if not caps:
         return confidence, field_confidence, {}
 

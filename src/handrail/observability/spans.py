@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -55,6 +55,9 @@ UNGATED_KINDS = frozenset({"rule", "action"})
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 GATE_EVALUATION = "handrail.gate"
 """`gen_ai.evaluation.name` of the gate decision event."""
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def provider_name(model: str) -> str:
@@ -113,15 +116,13 @@ class TracingHooks(Hooks):
         run_id = run.run_id
         with self._lock:
             span = self._runs.pop(run_id, None)
-            steps = [k for k in self._steps if k[0] == run_id]
-            open_steps = [self._steps.pop(k) for k in steps]
-            calls = [k for k in self._calls if k[0] == run_id]
-            open_calls = [self._calls.pop(k)[0] for k in calls]
-            awaiting = [self._awaiting.pop(k) for k in list(self._awaiting) if k[0] == run_id]
+            open_steps = _pop_run(self._steps, run_id)
+            open_calls = _pop_run(self._calls, run_id)
+            awaiting = _pop_run(self._awaiting, run_id)
         for paused, step_record, end_time in awaiting:
             _gate_event(paused, step_record, ())
             paused.end(end_time=end_time)
-        for call in open_calls:  # innermost first
+        for call, _start in open_calls:  # innermost first
             call.end()
         for step in open_steps:
             step.end()
@@ -135,9 +136,9 @@ class TracingHooks(Hooks):
             span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
             span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
         if run.status is RunStatus.FAILED:
-            error_type = run.error.type if run.error is not None else "Failed"
-            span.set_attribute("error.type", error_type)
-            span.set_status(Status(StatusCode.ERROR, run.error.message if run.error else None))
+            error = run.error
+            span.set_attribute("error.type", error.type if error is not None else "Failed")
+            span.set_status(Status(StatusCode.ERROR, error.message if error is not None else None))
         span.end()
 
     # --- steps ---------------------------------------------------------------------------------
@@ -271,6 +272,11 @@ class TracingHooks(Hooks):
             span.set_attribute("error.type", type(error).__name__)
             span.set_status(Status(StatusCode.ERROR, str(error)))
         span.end(end_time=start + _ns(duration_s))
+
+
+def _pop_run(spans: dict[tuple[str, _K], _V], run_id: str) -> list[_V]:
+    """Removes and returns the entries of `run_id` (keys are (run id, ...))."""
+    return [spans.pop(key) for key in [key for key in spans if key[0] == run_id]]
 
 
 def _ns(seconds: float) -> int:
