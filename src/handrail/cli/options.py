@@ -54,7 +54,12 @@ Target = Annotated[
 ]
 Model = Annotated[
     str,
-    typer.Option("--model", "-m", envvar="HANDRAIL_MODEL", help="The model LLM nodes use: fake."),
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="HANDRAIL_MODEL",
+        help="The model LLM nodes use: fake, local, local/PATH.gguf or a litellm model string.",
+    ),
 ]
 ModelChoice = Annotated[
     str | None,
