@@ -104,7 +104,7 @@ async def test_hooks_get_keyword_arguments_named_as_documented() -> None:
 
     assert recorder.kwargs == snapshot(
         {
-            "run_started": ["document", "pipeline", "resumed", "run_id"],
+            "run_started": ["document", "pipeline", "resumed", "run_id", "trace_context"],
             "step_started": ["kind", "node", "run_id", "visit"],
             "model_call_started": ["call_id", "model", "node", "request", "run_id"],
             "model_call_finished": [
@@ -119,7 +119,7 @@ async def test_hooks_get_keyword_arguments_named_as_documented() -> None:
             "step_finished": ["step"],
             "review_requested": ["request"],
             "run_finished": ["run"],
-            "review_decided": ["decision", "request"],
+            "review_decided": ["decision", "request", "trace_context"],
         }
     )
 

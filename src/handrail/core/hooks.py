@@ -18,9 +18,19 @@ class Hooks:
     """Base class with no-op callbacks."""
 
     def run_started(
-        self, *, run_id: str, pipeline: str, document: Document, resumed: bool, **_: Any
+        self,
+        *,
+        run_id: str,
+        pipeline: str,
+        document: Document,
+        resumed: bool,
+        trace_context: dict[str, str],
+        **_: Any,
     ) -> None:
-        """A run began (or resumed after a review decision)."""
+        """A run began (or resumed after a review decision).
+
+        `trace_context` is kept with the run: a tracing hook may write headers into it when a run
+        starts (e.g. W3C `traceparent`) and gets them back when it resumes, in any process."""
 
     def run_finished(self, *, run: RunRecord, **_: Any) -> None:
         """A run stopped: completed, failed, rejected, or paused for review."""
@@ -53,8 +63,16 @@ class Hooks:
     def review_requested(self, *, request: ReviewRequest, **_: Any) -> None:
         """A run paused for a person."""
 
-    def review_decided(self, *, request: ReviewRequest, decision: ReviewDecision, **_: Any) -> None:
-        """A decision was applied to a review."""
+    def review_decided(
+        self,
+        *,
+        request: ReviewRequest,
+        decision: ReviewDecision,
+        trace_context: dict[str, str],
+        **_: Any,
+    ) -> None:
+        """A decision was applied to a review (before the run resumes; `trace_context` as for
+        `run_started`)."""
 
 
 _EVENTS = (

@@ -330,6 +330,10 @@ class RunRecord:
     usage: Usage = NO_USAGE
     document: Document | None = None
     """The input `Document`, kept so a resumed run sees the same text."""
+    trace_context: Mapping[str, str] = field(default_factory=dict)
+    """Trace-context headers (W3C `traceparent`...) a tracing hook wrote when the run started,
+    opaque to the core: kept so the run resumed after a review, in any process, stays in the
+    same trace."""
 
     @property
     def review(self) -> ReviewRequest | None:

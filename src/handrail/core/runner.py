@@ -66,6 +66,7 @@ class _Run:
         "status",
         "steps",
         "t0",
+        "trace_context",
         "usage",
     )
 
@@ -84,6 +85,7 @@ class _Run:
         self.error: BaseException | ErrorInfo | None = None
         self.status = RunStatus.RUNNING
         self.call_ids = [0]
+        self.trace_context: dict[str, str] = {}
 
 
 class Runner:
@@ -192,6 +194,7 @@ class Runner:
                 pipeline=self.pipeline.name,
                 document=doc,
                 resumed=False,
+                trace_context=run.trace_context,
             )
         await self._drive_guarded(run)
         return self._finish(run)
@@ -263,6 +266,8 @@ class Runner:
             ended_at=now(),
         )
         self.store.save_run(record)
+        if self.hooks.run_finished:
+            self.hooks.emit(self.hooks.run_finished, run=record)
         return record
 
     def run_sync(self, document: DocumentLike, **kwargs: Any) -> RunRecord:
@@ -328,7 +333,12 @@ class Runner:
         run.decisions.append((request.review_id, decision))
         hooks = self.hooks
         if hooks.review_decided:
-            hooks.emit(hooks.review_decided, request=request, decision=decision)
+            hooks.emit(
+                hooks.review_decided,
+                request=request,
+                decision=decision,
+                trace_context=run.trace_context,
+            )
         if hooks.run_started:
             hooks.emit(
                 hooks.run_started,
@@ -336,6 +346,7 @@ class Runner:
                 pipeline=self.pipeline.name,
                 document=run.document,
                 resumed=True,
+                trace_context=run.trace_context,
             )
         self._apply_decision(run, node, request, decision, output, updates)
         if run.status is RunStatus.RUNNING:
@@ -643,6 +654,7 @@ class Runner:
             duration_s=run.elapsed + time.perf_counter() - run.t0,
             usage=run.usage,
             document=run.document,
+            trace_context=dict(run.trace_context),
         )
         self.store.save_run(record)
         if self.hooks.run_finished:
@@ -719,6 +731,7 @@ class Runner:
         run.usage = record.usage
         run.decisions = list(record.decisions)
         run.reviews = {r.review_id: r for r in record.reviews}
+        run.trace_context = dict(record.trace_context)
         state = run.state
         for step in record.steps:
             if step.status is StepStatus.SUPERSEDED:
