@@ -309,10 +309,40 @@ async def test_a_review_gate_is_a_guardrail_span(
     )
 
 
-def test_import_handrail_does_not_import_opentelemetry() -> None:
+def test_opentelemetry_is_imported_only_for_the_hooks() -> None:
     code = "import sys, handrail; print('opentelemetry' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     code = "import sys, handrail.observability; print('opentelemetry' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    code = (
+        "import sys; from handrail.observability import TracingHooks; "
+        "print('opentelemetry' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+async def test_a_review_gate_that_lets_the_run_through_is_accepted(
+    exporter: InMemorySpanExporter, hooks: TracingHooks
+) -> None:
+    record = await Runner(approval.pipeline, model=approval.model("bug"), hooks=[hooks]).run(
+        "the app crashes"
+    )
+    assert str(record.status) == "completed"
+
+    gate = one(by_name(exporter), "review approve_refund")
+    event = evaluations(gate)["handrail.gate"]
+    assert event["gen_ai.evaluation.score.label"] == "accepted"
+    assert "gen_ai.evaluation.score.value" not in event
+
+
+async def test_a_paused_steps_gate_event_lies_within_its_span(
+    exporter: InMemorySpanExporter, hooks: TracingHooks
+) -> None:
+    await Runner(low_confidence.pipeline, model=low_confidence.model(0.6), hooks=[hooks]).run("doc")
+    step = one(by_name(exporter), "classify category")
+    assert step.start_time is not None and step.end_time is not None
+    for event in step.events:
+        assert step.start_time <= event.timestamp <= step.end_time

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from handrail.cli.targets import absolute_target, load_pipeline
+from handrail.core.hooks import Hooks
 from handrail.core.model import Model
 from handrail.core.pipeline import Pipeline
 from handrail.core.records import RunRecord
@@ -67,17 +68,23 @@ class Batch:
         in_memory: bool = False,
         db: str | None = None,
         executor_id: str | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> list[RunRecord]:
         """Run every item here; records in input order. A broken document fails only its own
-        run. Durable (kept in `db`, see `database_url`) unless `in_memory`."""
+        run. Durable (kept in `db`, see `database_url`) unless `in_memory`. `hooks` observe the
+        runs (tracing)."""
         if in_memory:
-            runner = Runner(self.pipeline, model=self.model)
+            runner = Runner(self.pipeline, model=self.model, hooks=hooks)
             return asyncio.run(
                 runner.run_many(self.items, concurrency=concurrency, on_result=on_result)
             )
         return asyncio.run(
             self._run_durably(
-                concurrency=concurrency, on_result=on_result, db=db, executor_id=executor_id
+                concurrency=concurrency,
+                on_result=on_result,
+                db=db,
+                executor_id=executor_id,
+                hooks=hooks,
             )
         )
 
@@ -88,11 +95,12 @@ class Batch:
         on_result: Callable[[RunRecord], None] | None,
         db: str | None,
         executor_id: str | None,
+        hooks: Sequence[Hooks],
     ) -> list[RunRecord]:
         from handrail.durable import DurableRunner
 
         async with DurableRunner(
-            self.pipeline, model=self.model, db=db, executor_id=executor_id
+            self.pipeline, model=self.model, db=db, executor_id=executor_id, hooks=hooks
         ) as runner:
             runner.sql.save_pipeline(self.pipeline.name, absolute_target(self.target))
             return await runner.run_many(self.items, concurrency=concurrency, on_result=on_result)
@@ -189,14 +197,15 @@ def serve(
     concurrency: int = 8,
     executor_id: str | None = None,
     on_ready: Callable[[str, str, str], None] | None = None,
+    hooks: Sequence[Hooks] = (),
 ) -> None:
     """Work as a queue worker for the pipeline TARGET names until SIGTERM or SIGINT; `on_ready`
     gets this worker's executor id, the pipeline's name and the database once it serves; the
-    model as `choose_model` makes it."""
+    model as `choose_model` makes it; `hooks` observe the runs (tracing)."""
     pipeline = load_pipeline(target)
     chosen = choose_model(model, record=record, replay=replay)
     asyncio.run(
-        _serve(target, pipeline, chosen, db, concurrency, executor_id, on_ready or _nothing)
+        _serve(target, pipeline, chosen, db, concurrency, executor_id, on_ready or _nothing, hooks)
     )
 
 
@@ -208,6 +217,7 @@ async def _serve(
     concurrency: int,
     executor_id: str | None,
     on_ready: Callable[[str, str, str], None],
+    hooks: Sequence[Hooks],
 ) -> None:
     from handrail.durable import DurableRunner
 
@@ -218,7 +228,7 @@ async def _serve(
         loop.add_signal_handler(number, stop.set)
     try:
         async with DurableRunner(
-            pipeline, model=model, db=db, kind="worker", executor_id=executor_id
+            pipeline, model=model, db=db, kind="worker", executor_id=executor_id, hooks=hooks
         ) as runner:
             runner.sql.save_pipeline(pipeline.name, absolute_target(target))
             on_ready(runner.executor_id, pipeline.name, runner.sql.url)

@@ -19,10 +19,11 @@ import typer
 from rich.text import Text
 
 from handrail._version import __version__
-from handrail.cli import commands, output, review_cmd, runs_cmd, show
+from handrail.cli import commands, output, report_cmd, review_cmd, runs_cmd, show
 from handrail.cli.logs import route_library_logs
 from handrail.cli.options import Db, ExecutorId, ModelChoice, Record, Replay, Target, errors
 from handrail.cli.progress import progress_bar, wants_progress
+from handrail.cli.tracing import Trace, traced
 from handrail.exceptions import InputError
 from handrail.inputs import DEFAULT_MAX_BYTES
 
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 app.add_typer(runs_cmd.app)
 app.add_typer(review_cmd.app)
+app.command("report")(report_cmd.report)
 
 
 class GraphFormat(StrEnum):
@@ -110,6 +112,7 @@ def run(
             show_default=False,
         ),
     ] = None,
+    trace: Trace = None,
 ) -> None:
     """Run a pipeline on documents and show what happened to each.
 
@@ -140,13 +143,17 @@ def run(
             records = batch.submit_and_wait(db=db, timeout=timeout)
         else:
             show_bar = wants_progress(sys.stderr, json_output=json_output)
-            with progress_bar(len(batch.items), enabled=show_bar) as on_result:
+            with (
+                traced(trace) as hooks,
+                progress_bar(len(batch.items), enabled=show_bar) as on_result,
+            ):
                 records = batch.run(
                     concurrency=concurrency,
                     on_result=on_result,
                     in_memory=in_memory,
                     db=db,
                     executor_id=executor_id,
+                    hooks=hooks,
                 )
     if json_output:
         output.print_json_lines(batch.document_ids, records)
@@ -222,6 +229,7 @@ def worker(
     model: ModelChoice = None,
     record: Record = None,
     replay: Replay = None,
+    trace: Trace = None,
 ) -> None:
     """Serve a pipeline's queue until SIGTERM or Ctrl-C.
 
@@ -234,7 +242,7 @@ def worker(
         typer.echo(f"worker {executor} serving {pipeline} on {url} (concurrency {concurrency})")
         sys.stdout.flush()
 
-    with errors():
+    with errors(), traced(trace) as hooks:
         commands.serve(
             target,
             model=model,
@@ -244,6 +252,7 @@ def worker(
             concurrency=concurrency,
             executor_id=executor_id,
             on_ready=ready,
+            hooks=hooks,
         )
 
 

@@ -18,6 +18,7 @@ from handrail._utils import now
 from handrail.cli.commands import DEFAULT_MODEL
 from handrail.cli.output import jsonable
 from handrail.cli.targets import load_pipeline
+from handrail.core.hooks import Hooks
 from handrail.core.pipeline import Pipeline
 from handrail.core.records import ReviewDecision, ReviewRequest, RunRecord, RunStatus
 from handrail.exceptions import InputError, ReviewAlreadyDecided, ReviewNotFound
@@ -214,19 +215,25 @@ def decide(
     db: str | None = None,
     target: str | None = None,
     model: str = DEFAULT_MODEL,
+    hooks: Sequence[Hooks] = (),
 ) -> RunRecord:
     """Record `decision` on `review` (exactly once) and continue its run here, durably; returns
-    the run's record afterwards."""
+    the run's record afterwards. `hooks` observe the continuation (tracing)."""
     pipeline = _pipeline_for(review.pipeline, db, target)
-    return asyncio.run(_decide(pipeline, review.review_id, decision, db, get_model(model)))
+    return asyncio.run(_decide(pipeline, review.review_id, decision, db, get_model(model), hooks))
 
 
 async def _decide(
-    pipeline: Pipeline, review_id: str, decision: ReviewDecision, db: str | None, model: Any
+    pipeline: Pipeline,
+    review_id: str,
+    decision: ReviewDecision,
+    db: str | None,
+    model: Any,
+    hooks: Sequence[Hooks],
 ) -> RunRecord:
     from handrail.durable import DurableRunner
 
-    async with DurableRunner(pipeline, db=db, kind="cli", model=model) as runner:
+    async with DurableRunner(pipeline, db=db, kind="cli", model=model, hooks=hooks) as runner:
         return await runner.decide(review_id, decision)
 
 

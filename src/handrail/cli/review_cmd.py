@@ -9,6 +9,7 @@ from rich.text import Text
 
 from handrail.cli import commands, output, records, show
 from handrail.cli.options import Db, Json, Model, default_reviewer, errors
+from handrail.cli.tracing import traced
 from handrail.core.records import ReviewDecision, RunRecord, RunStatus
 
 app = typer.Typer(
@@ -227,7 +228,10 @@ def _decide(
     with errors():
         view = records.get_review(db, review_id)
         records.require_pending(view)
-        record = records.decide(view.request, decision, db=db, target=target, model=model)
+        with traced(None) as hooks:
+            record = records.decide(
+                view.request, decision, db=db, target=target, model=model, hooks=hooks
+            )
     if json_output:
         show.print_json(output.record_json(record))
         return

@@ -14,10 +14,14 @@ Span tree (names and attributes exactly as DESIGN §6):
 Check results and the confidence gate's decision are `gen_ai.evaluation.result` events on the
 step span.
 
-Not done yet (later parts of issue 5): prompts and completions are never recorded (content
-capture behind `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`); a run resumed after a
-review starts a new trace that is not yet linked to the first one, and the review decision has
-no span of its own; no metrics.
+A run paused for review and resumed later, in any process, stays one trace: the run span's
+W3C `traceparent` is written into the run's `trace_context` (kept in the store with the run), and
+the continuation starts `review_decision {node}` (from the review's creation to the decision:
+reviewer, decision, wait) and a new `invoke_workflow {pipeline}` segment, both children of the
+first run span.
+
+Prompts and completions are recorded only when `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`
+asks for it (`SPAN_ONLY`, `EVENT_ONLY`, `SPAN_AND_EVENT`; `NO_CONTENT` is the default).
 
 Steps of one run execute concurrently in asyncio tasks, so every span is started with an explicit
 parent context kept here (by run id, by (run id, node), by (run id, call id)); the ambient
@@ -26,19 +30,25 @@ context is never read or changed.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from handrail._version import __version__
 from handrail.core.hooks import Hooks
-from handrail.core.model import ModelRequest, ModelResponse
+from handrail.core.model import Message, ModelRequest, ModelResponse
 from handrail.core.records import (
     CheckResult,
+    ReviewDecision,
     ReviewReason,
     ReviewRequest,
     RunRecord,
@@ -56,6 +66,21 @@ EVALUATION_EVENT = "gen_ai.evaluation.result"
 GATE_EVALUATION = "handrail.gate"
 """`gen_ai.evaluation.name` of the gate decision event."""
 
+REVIEW_EVALUATION = "handrail.review"
+"""`gen_ai.evaluation.name` of a person's decision on a review."""
+CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+CaptureMode = Literal["NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT"]
+_CAPTURE_MODES: dict[str, CaptureMode] = {
+    "no_content": "NO_CONTENT",
+    "span_only": "SPAN_ONLY",
+    "event_only": "EVENT_ONLY",
+    "span_and_event": "SPAN_AND_EVENT",
+    "false": "NO_CONTENT",  # the boolean form older GenAI instrumentations read
+    "true": "SPAN_ONLY",
+}
+CONTENT_EVENT = "gen_ai.client.inference.operation.details"
+_PROPAGATOR = TraceContextTextMapPropagator()
+
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -65,39 +90,131 @@ def provider_name(model: str) -> str:
     return model.split("/", 1)[0] if model else "unknown"
 
 
+def capture_mode(value: str | None) -> tuple[CaptureMode, str | None]:
+    """The content-capture mode a value of `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`
+    names, and a warning when it names none (then `NO_CONTENT`)."""
+    raw = (value or "").strip()
+    if not raw:
+        return "NO_CONTENT", None
+    mode = _CAPTURE_MODES.get(raw.lower())
+    if mode is not None:
+        return mode, None
+    return "NO_CONTENT", (
+        f"{CAPTURE_ENV}={raw!r} is not a capture mode; use NO_CONTENT (the default), SPAN_ONLY, "
+        "EVENT_ONLY or SPAN_AND_EVENT; prompts and completions are not recorded"
+    )
+
+
 class TracingHooks(Hooks):
     """Writes each run as a trace: a run span, a span per step, a span per model call.
 
     `tracer_provider` defaults to the global one (`opentelemetry.trace.get_tracer_provider()`),
-    which is a no-op until an SDK is configured.
+    which is a no-op until an SDK is configured. `capture_content` (default: the
+    `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` variable, else `NO_CONTENT`) says
+    whether prompts and completions go on the `chat` spans (`gen_ai.input.messages`,
+    `gen_ai.output.messages`), in a `gen_ai.client.inference.operation.details` event, or both.
     """
 
-    def __init__(self, *, tracer_provider: TracerProvider | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        capture_content: CaptureMode | str | None = None,
+    ) -> None:
         self._tracer: Tracer = trace.get_tracer(
             "handrail", __version__, tracer_provider=tracer_provider
         )
+        if capture_content is None:
+            capture_content = os.environ.get(CAPTURE_ENV)
+        self.capture_content: CaptureMode = capture_mode(capture_content)[0]
+        self._content_on_span = self.capture_content in ("SPAN_ONLY", "SPAN_AND_EVENT")
+        self._content_event = self.capture_content in ("EVENT_ONLY", "SPAN_AND_EVENT")
         self._lock = threading.Lock()
+        """Held to sweep a finished run's entries; single dict operations are atomic as is."""
         self._runs: dict[str, Span] = {}
         self._steps: dict[tuple[str, str], Span] = {}
-        self._calls: dict[tuple[str, int], tuple[Span, int]] = {}
+        self._calls: dict[tuple[str, int], tuple[Span, int, str | None]] = {}
         self._awaiting: dict[tuple[str, str], tuple[Span, StepRecord, int]] = {}
         """Steps that paused for review, ended once `review_requested` gives the reasons."""
 
     # --- runs ----------------------------------------------------------------------------------
 
     def run_started(
-        self, *, run_id: str, pipeline: str, document: Document, resumed: bool, **_: Any
+        self,
+        *,
+        run_id: str,
+        pipeline: str,
+        document: Document,
+        resumed: bool,
+        trace_context: dict[str, str] | None = None,
+        **_: Any,
     ) -> None:
-        span = self._start_run(run_id, pipeline, document.id)
+        carrier = {} if trace_context is None else trace_context
+        # A resumed run continues the trace its first span started (a child of that span).
+        parent = _PROPAGATOR.extract(carrier, Context()) if resumed and carrier else Context()
+        span = self._start_run(run_id, pipeline, document.id, context=parent)
         if resumed:
             span.set_attribute("handrail.run.resumed", True)
+        if not carrier:
+            _PROPAGATOR.inject(carrier, trace.set_span_in_context(span, Context()))
+
+    def review_decided(
+        self,
+        *,
+        request: ReviewRequest,
+        decision: ReviewDecision,
+        trace_context: dict[str, str] | None = None,
+        **_: Any,
+    ) -> None:
+        """`review_decision {node}`: from the review's creation to the decision, a child of the
+        run's first span (or the root of the run's trace when the run started untraced)."""
+        carrier = {} if trace_context is None else trace_context
+        parent = _PROPAGATOR.extract(carrier, Context()) if carrier else Context()
+        created = request.created_at
+        decided = decision.decided_at or created
+        wait_s = max((decided - created).total_seconds(), 0.0)
+        attributes: dict[str, Any] = {
+            "handrail.run.id": request.run_id,
+            "handrail.node.name": request.node,
+            "handrail.review.id": request.review_id,
+            "handrail.review.decision": decision.action,
+            "handrail.review.wait_s": wait_s,
+            "handrail.review.queue": request.queue,
+            "openinference.span.kind": "GUARDRAIL",
+        }
+        if decision.reviewer:
+            attributes["handrail.review.reviewer"] = decision.reviewer
+        if decision.reason:
+            attributes["handrail.review.reason"] = decision.reason
+        span = self._tracer.start_span(
+            f"review_decision {request.node}",
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            start_time=_ns_at(created),
+            attributes=attributes,
+        )
+        evaluation: dict[str, Any] = {
+            "gen_ai.evaluation.name": REVIEW_EVALUATION,
+            "gen_ai.evaluation.score.label": decision.action,
+        }
+        if decision.reason:
+            evaluation["gen_ai.evaluation.explanation"] = decision.reason
+        span.add_event(EVALUATION_EVENT, evaluation, timestamp=_ns_at(decided))
+        if not carrier:
+            _PROPAGATOR.inject(carrier, trace.set_span_in_context(span, Context()))
+        span.end(end_time=_ns_at(decided))
 
     def _start_run(
-        self, run_id: str, pipeline: str, document_id: str, start_time: int | None = None
+        self,
+        run_id: str,
+        pipeline: str,
+        document_id: str,
+        start_time: int | None = None,
+        context: Context | None = None,
     ) -> Span:
         span = self._tracer.start_span(
             f"invoke_workflow {pipeline}",
-            context=Context(),  # a root: never the ambient context
+            context=context or Context(),  # a root unless resuming: never the ambient context
             kind=SpanKind.INTERNAL,
             start_time=start_time,
             attributes={
@@ -108,8 +225,7 @@ class TracingHooks(Hooks):
                 "openinference.span.kind": "CHAIN",
             },
         )
-        with self._lock:
-            self._runs[run_id] = span
+        self._runs[run_id] = span
         return span
 
     def run_finished(self, *, run: RunRecord, **_: Any) -> None:
@@ -120,16 +236,15 @@ class TracingHooks(Hooks):
             open_calls = _pop_run(self._calls, run_id)
             awaiting = _pop_run(self._awaiting, run_id)
         for paused, step_record, end_time in awaiting:
-            _gate_event(paused, step_record, ())
+            _gate_event(paused, step_record, (), end_time)
             paused.end(end_time=end_time)
-        for call, _start in open_calls:  # innermost first
+        for call, _start, _prompt in open_calls:  # innermost first
             call.end()
         for step in open_steps:
             step.end()
         if span is None:  # the run ended before it started (an empty document)
             span = self._start_run(run_id, run.pipeline, run.document_id)
-            with self._lock:
-                self._runs.pop(run_id, None)
+            self._runs.pop(run_id, None)
         span.set_attribute("handrail.run.status", str(run.status))
         usage = run.usage
         if usage.total_tokens:
@@ -144,75 +259,89 @@ class TracingHooks(Hooks):
     # --- steps ---------------------------------------------------------------------------------
 
     def step_started(self, *, run_id: str, node: str, kind: str, visit: int, **_: Any) -> None:
+        if kind in UNGATED_KINDS:
+            # Rules and actions make no model calls, so nothing needs their span while they
+            # run: it is written whole when they finish (one SDK call instead of three).
+            return
         self._start_step(run_id, node, kind, visit)
 
     def _start_step(
-        self, run_id: str, node: str, kind: str, visit: int, start_time: int | None = None
+        self,
+        run_id: str,
+        node: str,
+        kind: str,
+        visit: int,
+        start_time: int | None = None,
+        result: dict[str, Any] | None = None,
     ) -> Span:
-        with self._lock:
-            parent = self._runs.get(run_id)
+        """Starts a step's span; with `result` (the attributes of a finished step), the span
+        is the whole step, not kept for model calls."""
+        parent = self._runs.get(run_id)
         context = trace.set_span_in_context(parent, Context()) if parent else Context()
+        attributes: dict[str, Any] = {
+            "handrail.run.id": run_id,
+            "handrail.node.name": node,
+            "handrail.node.kind": kind,
+            "handrail.node.visit": visit,
+            "openinference.span.kind": "GUARDRAIL" if kind in GUARDRAIL_KINDS else "CHAIN",
+        }
+        if result is not None:
+            attributes.update(result)
         span = self._tracer.start_span(
             f"{kind} {node}",
             context=context,
             kind=SpanKind.INTERNAL,
             start_time=start_time,
-            attributes={
-                "handrail.run.id": run_id,
-                "handrail.node.name": node,
-                "handrail.node.kind": kind,
-                "handrail.node.visit": visit,
-                "openinference.span.kind": "GUARDRAIL" if kind in GUARDRAIL_KINDS else "CHAIN",
-            },
+            attributes=attributes,
         )
-        with self._lock:
+        if result is None:
             self._steps[(run_id, node)] = span
         return span
 
     def review_requested(self, *, request: ReviewRequest, **_: Any) -> None:
         # The runner reports the paused step first, then the review with its reasons.
-        with self._lock:
-            entry = self._awaiting.pop((request.run_id, request.node), None)
+        entry = self._awaiting.pop((request.run_id, request.node), None)
         if entry is not None:
             span, step, end_time = entry
-            _gate_event(span, step, request.reasons)
+            _gate_event(span, step, request.reasons, end_time)
             span.end(end_time=end_time)
 
     def step_finished(self, *, step: StepRecord, **_: Any) -> None:
         key = (step.run_id, step.node)
-        with self._lock:
-            span = self._steps.pop(key, None)
-        end_time: int | None = None
-        if span is None:  # settled without a step_started (e.g. a review decision on resume)
-            start = _ns(step.started_at.timestamp()) if step.started_at else time.time_ns()
-            span = self._start_step(step.run_id, step.node, step.kind, step.visit, start)
-            with self._lock:
-                self._steps.pop(key, None)
-            end_time = start + _ns(step.duration_s)
-        span.set_attribute("handrail.step.status", str(step.status))
-        span.set_attribute("handrail.attempts", len(step.attempts))
+        span = self._steps.pop(key, None)
+        attributes: dict[str, Any] = {
+            "handrail.step.status": step.status.value,
+            "handrail.attempts": len(step.attempts),
+        }
         if step.confidence is not None:
-            span.set_attribute("handrail.confidence", step.confidence.value)
-            span.set_attribute("handrail.confidence.source", step.confidence.source)
+            attributes["handrail.confidence"] = step.confidence.value
+            attributes["handrail.confidence.source"] = step.confidence.source
         if step.route is not None:
-            span.set_attribute("handrail.route", step.route)
+            attributes["handrail.route"] = step.route
         if step.model is not None:
-            span.set_attribute("gen_ai.request.model", step.model)
+            attributes["gen_ai.request.model"] = step.model
         if step.review_id is not None:
-            span.set_attribute("handrail.review.id", step.review_id)
+            attributes["handrail.review.id"] = step.review_id
         if step.checks:
-            failed = [c.name for c in step.checks if not c.passed]
-            span.set_attribute("handrail.check.count", len(step.checks))
-            span.set_attribute("handrail.check.failed", failed)
-            for check in step.checks:
-                _check_event(span, check)
+            attributes["handrail.check.count"] = len(step.checks)
+            attributes["handrail.check.failed"] = [c.name for c in step.checks if not c.passed]
         if step.error is not None:
-            span.set_attribute("error.type", step.error.type)
-            if step.status is StepStatus.FAILED:
-                span.set_status(Status(StatusCode.ERROR, step.error.message))
+            attributes["error.type"] = step.error.type
+        end_time: int | None = None
+        if span is None:  # a rule or action, or settled by a review decision on resume
+            start = _ns(step.started_at.timestamp()) if step.started_at else time.time_ns()
+            span = self._start_step(
+                step.run_id, step.node, step.kind, step.visit, start, result=attributes
+            )
+            end_time = start + _ns(step.duration_s)
+        else:
+            span.set_attributes(attributes)  # one call: the SDK takes its lock once
+        for check in step.checks:
+            _check_event(span, check)
+        if step.error is not None and step.status is StepStatus.FAILED:
+            span.set_status(Status(StatusCode.ERROR, step.error.message))
         if step.status is StepStatus.NEEDS_REVIEW:
-            with self._lock:
-                self._awaiting[key] = (span, step, end_time or time.time_ns())
+            self._awaiting[key] = (span, step, end_time or time.time_ns())
             return
         if step.kind not in UNGATED_KINDS:
             _gate_event(span, step, ())
@@ -223,8 +352,7 @@ class TracingHooks(Hooks):
     def model_call_started(
         self, *, run_id: str, node: str, call_id: int, model: str, request: ModelRequest, **_: Any
     ) -> None:
-        with self._lock:
-            parent = self._steps.get((run_id, node)) or self._runs.get(run_id)
+        parent = self._steps.get((run_id, node)) or self._runs.get(run_id)
         context = trace.set_span_in_context(parent, Context()) if parent else Context()
         start = time.time_ns()
         span = self._tracer.start_span(
@@ -242,8 +370,12 @@ class TracingHooks(Hooks):
                 "openinference.span.kind": "LLM",
             },
         )
-        with self._lock:
-            self._calls[(run_id, call_id)] = (span, start)
+        prompt: str | None = None
+        if self._content_on_span or self._content_event:
+            prompt = _input_messages(request.messages)
+            if self._content_on_span:
+                span.set_attribute("gen_ai.input.messages", prompt)
+        self._calls[(run_id, call_id)] = (span, start, prompt)
 
     def model_call_finished(
         self,
@@ -257,17 +389,25 @@ class TracingHooks(Hooks):
         duration_s: float,
         **_: Any,
     ) -> None:
-        with self._lock:
-            entry = self._calls.pop((run_id, call_id), None)
+        entry = self._calls.pop((run_id, call_id), None)
         if entry is None:
             return
-        span, start = entry
+        span, start, prompt = entry
         if response is not None:
             span.set_attribute("gen_ai.response.model", response.model or model)
             span.set_attribute("gen_ai.usage.input_tokens", response.usage.input_tokens)
             span.set_attribute("gen_ai.usage.output_tokens", response.usage.output_tokens)
             if response.finish_reason is not None:
                 span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
+            if prompt is not None:
+                completion = _output_messages(response)
+                if self._content_on_span:
+                    span.set_attribute("gen_ai.output.messages", completion)
+                if self._content_event:
+                    span.add_event(
+                        CONTENT_EVENT,
+                        {"gen_ai.input.messages": prompt, "gen_ai.output.messages": completion},
+                    )
         if error is not None:
             span.set_attribute("error.type", type(error).__name__)
             span.set_status(Status(StatusCode.ERROR, str(error)))
@@ -276,11 +416,35 @@ class TracingHooks(Hooks):
 
 def _pop_run(spans: dict[tuple[str, _K], _V], run_id: str) -> list[_V]:
     """Removes and returns the entries of `run_id` (keys are (run id, ...))."""
-    return [spans.pop(key) for key in [key for key in spans if key[0] == run_id]]
+    return [spans.pop(key) for key in list(spans) if key[0] == run_id]  # list(): a snapshot
 
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
+
+
+def _ns_at(moment: datetime) -> int:
+    return _ns(moment.timestamp())
+
+
+def _input_messages(messages: Sequence[Message]) -> str:
+    """The prompt as the GenAI conventions' `gen_ai.input.messages` JSON."""
+    return json.dumps(
+        [{"role": m.role, "parts": [{"type": "text", "content": m.content}]} for m in messages],
+        ensure_ascii=False,
+    )
+
+
+def _output_messages(response: ModelResponse) -> str:
+    output = response.output
+    text = output if isinstance(output, str) else json.dumps(output, default=str)
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": text}],
+    }
+    if response.finish_reason is not None:
+        message["finish_reason"] = response.finish_reason
+    return json.dumps([message], ensure_ascii=False)
 
 
 def _check_event(span: Span, check: CheckResult) -> None:
@@ -295,13 +459,21 @@ def _check_event(span: Span, check: CheckResult) -> None:
     )
 
 
-def _gate_event(span: Span, step: StepRecord, reasons: tuple[ReviewReason, ...]) -> None:
-    """The gate's decision: `accepted`, `review` or `rejected`, scored by the confidence."""
+def _gate_event(
+    span: Span,
+    step: StepRecord,
+    reasons: tuple[ReviewReason, ...],
+    timestamp: int | None = None,
+) -> None:
+    """The gate's decision: `accepted`, `review` or `rejected`, scored by the confidence (a
+    review gate that lets the run through has none: it is `accepted` without a score)."""
     if step.status is StepStatus.NEEDS_REVIEW:
         label = "review"
     elif step.status is StepStatus.REJECTED or step.route == "rejected":
         label = "rejected"
-    elif step.status is StepStatus.COMPLETED and step.confidence is not None:
+    elif step.status is StepStatus.COMPLETED and (
+        step.confidence is not None or step.kind in GUARDRAIL_KINDS
+    ):
         label = "accepted"
     else:  # failed, fell back or superseded, or no gate: nothing was decided
         return
@@ -316,4 +488,4 @@ def _gate_event(span: Span, step: StepRecord, reasons: tuple[ReviewReason, ...])
         explanation = step.error.message
     if explanation:
         attributes["gen_ai.evaluation.explanation"] = explanation
-    span.add_event(EVALUATION_EVENT, attributes)
+    span.add_event(EVALUATION_EVENT, attributes, timestamp=timestamp)

@@ -1,0 +1,472 @@
+"""One call that turns tracing and metrics on from the standard `OTEL_*` environment variables.
+
+```python
+telemetry = configure()                       # reads OTEL_* (OTLP over HTTP by default)
+runner = Runner(pipeline, model=..., hooks=telemetry.hooks)
+...
+telemetry.shutdown()                          # sends what is left, at most a few seconds
+```
+
+What it reads (everything else, e.g. headers, certificates, compression, the sampler, is read by
+the OpenTelemetry SDK and exporters themselves):
+
+- `OTEL_SDK_DISABLED=true`: nothing is set up.
+- `OTEL_TRACES_EXPORTER`: `otlp` (default), `console` (span JSON on stderr), `none`; a comma list
+  for several. `OTEL_METRICS_EXPORTER` likewise, but its default is `otlp` only when an OTLP
+  endpoint is set (a console look at traces should not try to reach localhost:4318 for metrics).
+- `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT`,
+  `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf`; the others are not bundled: a warning, and
+  HTTP is used), `OTEL_SERVICE_NAME` (default `handrail`), `OTEL_RESOURCE_ATTRIBUTES`.
+- `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
+  `OTEL_BSP_EXPORT_TIMEOUT` (also the most `shutdown()` waits, default 5 s here),
+  `OTEL_METRIC_EXPORT_INTERVAL`.
+- `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` (read by `TracingHooks`).
+
+A malformed value never stops a run: it becomes a warning (`Telemetry.warnings`, also logged on
+the `handrail.observability` logger) naming the variable, what was wrong and what to write, and
+the default is used.
+
+Export never slows a run: spans go to a bounded queue (`BatchSpanProcessor`) that a background
+thread sends; when the collector is down or slow the queue fills and spans are dropped, counted
+(`Telemetry.stats()`), not raised. The global OpenTelemetry providers are left alone unless
+`set_global=True`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+
+from handrail.core.hooks import Hooks
+from handrail.observability.env import ENDPOINTS as _ENDPOINTS
+from handrail.observability.env import tracing_requested, truthy
+from handrail.observability.spans import CAPTURE_ENV, TracingHooks, capture_mode
+
+log = logging.getLogger("handrail.observability")
+
+DEFAULT_SERVICE_NAME = "handrail"
+DEFAULT_FLUSH_TIMEOUT_MS = 5000
+"""The most `shutdown()` waits for the last spans and metrics (unless OTEL_BSP_EXPORT_TIMEOUT)."""
+DEFAULT_OTLP_ENDPOINT = "http://localhost:4318"
+
+_EXPORTERS = ("otlp", "console", "none")
+_PROTOCOL = "http/protobuf"
+_POSITIVE_INTS = {
+    # variable: (default, what it is)
+    "OTEL_BSP_SCHEDULE_DELAY": (5000, "milliseconds between exports"),
+    "OTEL_BSP_MAX_QUEUE_SIZE": (2048, "spans kept waiting for export"),
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": (512, "spans per export"),
+    "OTEL_BSP_EXPORT_TIMEOUT": (DEFAULT_FLUSH_TIMEOUT_MS, "milliseconds"),
+    "OTEL_METRIC_EXPORT_INTERVAL": (60000, "milliseconds between metric exports"),
+}
+_POSITIVE_FLOATS = ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+_KEY_VALUE_LISTS = (
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportStats:
+    """What became of the spans for one exporter."""
+
+    exporter: str
+    """`otlp http://host:4318/v1/traces` or `console`."""
+    ended: int
+    """Spans finished and handed to the exporter's queue."""
+    exported: int
+    """Spans the exporter reported as sent."""
+
+    @property
+    def dropped(self) -> int:
+        """Spans never sent: a collector down or slow, the queue full, or time up at exit."""
+        return max(self.ended - self.exported, 0)
+
+
+@dataclass(slots=True)
+class Telemetry:
+    """What `configure` set up: the hooks to give runners, and how to stop."""
+
+    hooks: tuple[Hooks, ...] = ()
+    warnings: tuple[str, ...] = ()
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    flush_timeout_ms: int = DEFAULT_FLUSH_TIMEOUT_MS
+    _counters: list[tuple[_CountingBatchProcessor, _CountingExporter]] = field(default_factory=list)
+    _stopped: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.hooks)
+
+    def stats(self) -> list[ExportStats]:
+        """Spans ended / sent per exporter so far (exact once `shutdown` returned)."""
+        return [
+            ExportStats(exporter.label, processor.ended, exporter.exported)
+            for processor, exporter in self._counters
+        ]
+
+    def shutdown(self) -> list[ExportStats]:
+        """Send what is queued, waiting at most `flush_timeout_ms` in all, then stop; what was
+        not sent by then is counted as dropped. Safe to call twice."""
+        if self._stopped:
+            return self.stats()
+        self._stopped = True
+        deadline = time.monotonic() + self.flush_timeout_ms / 1000
+        for processor, exporter in self._counters:
+            if exporter.failing:
+                # The collector already refused: stop its retries now rather than wait them out.
+                exporter.shutdown()
+            _shutdown_within(processor, _remaining_ms(deadline))
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown(timeout_millis=max(_remaining_ms(deadline), 1))
+        return self.stats()
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    span_exporters: Sequence[SpanExporter] | None = None,
+    metric_readers: Sequence[MetricReader] | None = None,
+    capture_content: str | None = None,
+    set_global: bool = False,
+) -> Telemetry:
+    """Set up the OpenTelemetry SDK from the `OTEL_*` environment variables (see the module).
+
+    `span_exporters` / `metric_readers` replace the ones the environment names (tests, or a
+    backend of your own); `capture_content` overrides
+    `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`. Returns a `Telemetry` whose `hooks`
+    go to `Runner(..., hooks=...)`; call its `shutdown()` before the process ends.
+    """
+    env = os.environ
+    problems = check_environment(env)
+    for problem in problems:
+        log.warning("%s", problem)
+    if truthy(env.get("OTEL_SDK_DISABLED")):
+        return Telemetry(warnings=tuple(problems))
+    if capture_content is None:
+        capture_content = env.get(CAPTURE_ENV)
+    mode, capture_problem = capture_mode(capture_content)
+    if capture_problem and capture_problem not in problems:
+        problems.append(capture_problem)
+
+    attributes: dict[str, Any] = {}
+    if service_name is not None or not env.get("OTEL_SERVICE_NAME", "").strip():
+        attributes["service.name"] = service_name or DEFAULT_SERVICE_NAME
+    resource = Resource.create(attributes)
+    settings = {name: _positive_int(env, name)[0] for name in _POSITIVE_INTS}
+    flush_ms = (
+        settings["OTEL_BSP_EXPORT_TIMEOUT"]
+        if env.get("OTEL_BSP_EXPORT_TIMEOUT", "").strip()
+        else DEFAULT_FLUSH_TIMEOUT_MS
+    )
+
+    tracer_provider = TracerProvider(resource=resource)
+    telemetry = Telemetry(
+        warnings=tuple(problems), tracer_provider=tracer_provider, flush_timeout_ms=flush_ms
+    )
+    exporters = (
+        [(_label(e), e) for e in span_exporters]
+        if span_exporters is not None
+        else _span_exporters(env)
+    )
+    for label, exporter in exporters:
+        counting = _CountingExporter(exporter, label)
+        processor = _CountingBatchProcessor(
+            counting,
+            max_queue_size=settings["OTEL_BSP_MAX_QUEUE_SIZE"],
+            schedule_delay_millis=settings["OTEL_BSP_SCHEDULE_DELAY"],
+            max_export_batch_size=min(
+                settings["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"], settings["OTEL_BSP_MAX_QUEUE_SIZE"]
+            ),
+            export_timeout_millis=settings["OTEL_BSP_EXPORT_TIMEOUT"],
+        )
+        tracer_provider.add_span_processor(processor)
+        telemetry._counters.append((processor, counting))
+
+    readers = (
+        list(metric_readers)
+        if metric_readers is not None
+        else _metric_readers(env, settings["OTEL_METRIC_EXPORT_INTERVAL"])
+    )
+    hooks: list[Hooks] = [TracingHooks(tracer_provider=tracer_provider, capture_content=mode)]
+    if readers:
+        from handrail.observability.metrics import MetricsHooks
+
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        telemetry.meter_provider = meter_provider
+        hooks.append(MetricsHooks(meter_provider=meter_provider))
+    telemetry.hooks = tuple(hooks)
+    if set_global:
+        trace.set_tracer_provider(tracer_provider)
+        if telemetry.meter_provider is not None:
+            metrics.set_meter_provider(telemetry.meter_provider)
+    return telemetry
+
+
+def check_environment(environ: Mapping[str, str]) -> list[str]:
+    """One message per malformed `OTEL_*` value handrail relies on: what is wrong and the fix."""
+    problems: list[str] = []
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"):
+        for value in _names(environ.get(name, "")):
+            if value not in _EXPORTERS:
+                problems.append(
+                    f"{name}={environ[name]!r}: `{value}` is not an exporter handrail bundles; "
+                    f"use {', '.join(_EXPORTERS)} (comma-separated); ignored"
+                )
+    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        value = environ.get(name, "").strip()
+        if value and value != _PROTOCOL:
+            problems.append(
+                f"{name}={value!r}: handrail bundles the OTLP exporter for {_PROTOCOL} only; "
+                f"set {name}={_PROTOCOL} and point the endpoint at the collector's HTTP port "
+                "(usually 4318); using HTTP"
+            )
+    for name in _ENDPOINTS:
+        value = environ.get(name, "").strip()
+        if value and not _is_url(value):
+            problems.append(
+                f"{name}={value!r} is not a URL; write it like http://localhost:4318 "
+                "(scheme, host and port); nothing is exported to it"
+            )
+    for name in _POSITIVE_INTS:
+        problem = _positive_int(environ, name)[1]
+        if problem:
+            problems.append(problem)
+    for name in _POSITIVE_FLOATS:
+        value = environ.get(name, "").strip()
+        if value and not _positive_number(value):
+            problems.append(
+                f"{name}={value!r} is not a number of seconds above 0; the default (10) is used"
+            )
+    for name in _KEY_VALUE_LISTS:
+        value = environ.get(name, "").strip()
+        bad = [item for item in value.split(",") if item.strip() and "=" not in item]
+        if bad:
+            problems.append(
+                f"{name}: `{bad[0].strip()}` is not key=value; write "
+                f"{name}=key1=value1,key2=value2; that item is ignored"
+            )
+    capture_problem = capture_mode(environ.get(CAPTURE_ENV))[1]
+    if capture_problem:
+        problems.append(capture_problem)
+    return problems
+
+
+# --- exporters -------------------------------------------------------------------------------
+
+
+def _span_exporters(env: Mapping[str, str]) -> list[tuple[str, SpanExporter]]:
+    chosen = _chosen(env, "OTEL_TRACES_EXPORTER", default=("otlp",))
+    found: list[tuple[str, SpanExporter]] = []
+    if "otlp" in chosen:
+        endpoint = _endpoint(env, "TRACES", "v1/traces")
+        if endpoint is not None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            found.append((f"otlp {endpoint}", OTLPSpanExporter(endpoint=endpoint)))
+    if "console" in chosen:
+        found.append(("console", ConsoleSpanExporter(out=_Stderr())))  # type: ignore[arg-type]
+    return found
+
+
+def _metric_readers(env: Mapping[str, str], interval_ms: int) -> list[MetricReader]:
+    has_endpoint = any(env.get(name, "").strip() for name in (_ENDPOINTS[0], _ENDPOINTS[2]))
+    chosen = _chosen(env, "OTEL_METRICS_EXPORTER", default=("otlp",) if has_endpoint else ())
+    exporters: list[MetricExporter] = []
+    if "otlp" in chosen:
+        endpoint = _endpoint(env, "METRICS", "v1/metrics")
+        if endpoint is not None:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter,
+            )
+
+            exporters.append(OTLPMetricExporter(endpoint=endpoint))
+    if "console" in chosen:
+        exporters.append(ConsoleMetricExporter(out=_Stderr()))  # type: ignore[arg-type]
+    return [
+        PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms)
+        for exporter in exporters
+    ]
+
+
+def _chosen(env: Mapping[str, str], name: str, *, default: tuple[str, ...]) -> tuple[str, ...]:
+    names = _names(env.get(name, ""))
+    if not names:
+        return default
+    return tuple(n for n in names if n in _EXPORTERS and n != "none")
+
+
+def _endpoint(env: Mapping[str, str], signal: str, path: str) -> str | None:
+    """The signal's full URL (its own variable as is, else the base + `/v1/...`); None when the
+    variable is malformed (already warned)."""
+    own = env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "").strip()
+    if own:
+        return own if _is_url(own) else None
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or DEFAULT_OTLP_ENDPOINT
+    if not _is_url(base):
+        return None
+    return base.rstrip("/") + "/" + path
+
+
+class _Stderr:
+    """A file-like object writing to the `sys.stderr` of the moment (tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+class _CountingBatchProcessor(BatchSpanProcessor):
+    """The SDK's batch processor, counting the sampled spans handed to it (what its exporter
+    should eventually send; the queue drops silently when full)."""
+
+    def __init__(self, exporter: SpanExporter, **options: Any) -> None:
+        super().__init__(exporter, **options)
+        self._ended = itertools.count()  # `next` is atomic: no lock on the hot path
+        self._reads = 0
+        self._read_lock = threading.Lock()
+
+    @property
+    def ended(self) -> int:
+        with self._read_lock:  # reading a count advances it once: subtract the reads
+            value = next(self._ended) - self._reads
+            self._reads += 1
+        return value
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is not None and context.trace_flags.sampled:
+            next(self._ended)
+        super().on_end(span)
+
+
+class _CountingExporter(SpanExporter):
+    """Passes batches on and counts the spans the exporter reports as sent."""
+
+    def __init__(self, inner: SpanExporter, label: str) -> None:
+        self.inner = inner
+        self.label = label
+        self.exported = 0
+        self.failing = False
+        self._down = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._down:
+            return SpanExportResult.FAILURE
+        try:
+            result = self.inner.export(spans)
+        except Exception:  # an exporter bug must not reach the run
+            log.exception("span exporter %s raised", self.label)
+            result = SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            self.exported += len(spans)
+            self.failing = False
+        else:
+            self.failing = True
+        return result
+
+    def shutdown(self) -> None:
+        if not self._down:
+            self._down = True
+            self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(n.strip().lower() for n in value.split(",") if n.strip())
+
+
+def _is_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _positive_number(value: str) -> bool:
+    try:
+        return float(value) > 0
+    except ValueError:
+        return False
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> tuple[int, str | None]:
+    default, what = _POSITIVE_INTS[name]
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default, None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value > 0:
+        return value, None
+    return default, (
+        f"{name}={raw!r} is not a whole number above 0 ({what}); the default ({default}) is used"
+    )
+
+
+def _label(exporter: SpanExporter) -> str:
+    return type(exporter).__name__
+
+
+def _shutdown_within(processor: BatchSpanProcessor, timeout_ms: int) -> None:
+    """`BatchSpanProcessor.shutdown()` takes no timeout (it waits up to 30 s for a stuck export);
+    the batch worker inside it does."""
+    worker = getattr(processor, "_batch_processor", None)
+    if worker is not None and hasattr(worker, "shutdown"):
+        worker.shutdown(timeout_millis=timeout_ms)
+    else:  # pragma: no cover - another SDK layout
+        processor.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _remaining_ms(deadline: float) -> int:
+    return max(int((deadline - time.monotonic()) * 1000), 0)
+
+
+__all__ = [
+    "DEFAULT_FLUSH_TIMEOUT_MS",
+    "ExportStats",
+    "Telemetry",
+    "check_environment",
+    "configure",
+    "tracing_requested",
+]
