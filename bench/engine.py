@@ -66,12 +66,14 @@ METRICS = (
     "w2_us_per_run",
     "w3_wall_over_ideal",
     "import_rss_mb",
+    "tracing_added_us_per_step",
 )
 TARGETS: dict[str, float] = {
     "w1_cpu_us_per_node": 10.0,
     "w1_async_cpu_us_per_node": 10.0,
     "w3_wall_over_ideal": 1.05,
     "import_rss_mb": 50.0,
+    "tracing_added_us_per_step": 30.0,
 }
 LABELS = {
     "w1_cpu_us_per_node": ("W1 CPU per node, sync nodes", "µs"),
@@ -79,6 +81,7 @@ LABELS = {
     "w2_us_per_run": ("W2 CPU per run, route + join", "µs"),
     "w3_wall_over_ideal": ("W3 wall / ideal, 1000 docs @100", "×"),
     "import_rss_mb": ("peak RSS after import", "MB"),
+    "tracing_added_us_per_step": ("W1 CPU added per node by tracing", "µs"),
 }
 IMPORTS = {
     "handrail": "import handrail",
@@ -200,13 +203,37 @@ class HandrailEngine:
             .build()
         )
 
-    def _runner(self, pipeline: Any, model: Any = None) -> Any:
+    def _runner(self, pipeline: Any, model: Any = None, hooks: Any = ()) -> Any:
         from handrail import Runner
 
-        return Runner(pipeline, model=model)
+        return Runner(pipeline, model=model, hooks=hooks)
 
-    def w1(self, runs: int, *, use_async: bool) -> float:
-        runner = self._runner(self.w1_async if use_async else self.w1_sync)
+    def tracing_added(self, runs: int, *, metrics: bool = False) -> float:
+        """CPU µs per node that tracing adds to W1 (sync nodes): the run, step and evaluation
+        spans through the SDK's BatchSpanProcessor (its export thread included: process time
+        counts every thread) to an exporter that drops them; with `metrics`, the
+        MetricsHooks' instruments too. Measured against W1 with no hooks, back to back."""
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+        from handrail.observability import configure
+
+        class Discard(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        telemetry = configure(
+            span_exporters=[Discard()], metric_readers=[InMemoryMetricReader()] if metrics else []
+        )
+        try:
+            traced = self.w1(runs, use_async=False, hooks=telemetry.hooks)
+            plain = self.w1(runs, use_async=False)
+        finally:
+            telemetry.shutdown()
+        return traced - plain
+
+    def w1(self, runs: int, *, use_async: bool, hooks: Any = ()) -> float:
+        runner = self._runner(self.w1_async if use_async else self.w1_sync, hooks=hooks)
         docs = _doc_texts("w1", runs)
 
         async def go() -> tuple[float, Any]:
@@ -696,6 +723,7 @@ def run_bench(cfg: Config, names: list[str]) -> Results:
     info: dict[str, dict[str, float]] = {n: {} for n in names}
     w3_extra: dict[str, list[tuple[float, int, float]]] = {n: [] for n in names}
     floor: list[float] = []
+    tracing_and_metrics: list[float] = []
     meter = GcMeter()
     try:
         _note(f"[engine] import footprint: {cfg.import_reps} fresh interpreters per framework")
@@ -757,6 +785,11 @@ def run_bench(cfg: Config, names: list[str]) -> Results:
                 w3_extra[n].append((cpu, full1 - full0, paused1 - paused0))
             gc.collect()
             floor.append(loop.run_until_complete(asyncio_floor(cfg)) / cfg.w3_ideal_s)
+            gc.collect()
+            samples["handrail"]["tracing_added_us_per_step"].append(
+                engines["handrail"].tracing_added(cfg.w1_runs)
+            )
+            tracing_and_metrics.append(engines["handrail"].tracing_added(cfg.w1_runs, metrics=True))
             _note(
                 f"[engine] round {r + 1}/{cfg.rounds} done in {time.perf_counter() - started:.1f}s"
             )
@@ -766,6 +799,9 @@ def run_bench(cfg: Config, names: list[str]) -> Results:
             info[n]["w3_gc_full_collections"] = statistics.median(x[1] for x in w3_extra[n])
             info[n]["w3_gc_pause_ms"] = statistics.median(x[2] * 1000 for x in w3_extra[n])
         info["handrail"]["w3_asyncio_floor"] = statistics.median(floor)
+        info["handrail"]["tracing_and_metrics_added_us_per_step"] = statistics.median(
+            tracing_and_metrics
+        )
         if "burr" in engines:
             gc.collect()
             info["burr"]["app_build_us"] = statistics.median(
@@ -871,6 +907,11 @@ def to_json(results: Results, cfg: Config, names: list[str]) -> dict[str, Any]:
         "bench": "engine",
         "figures": figures("handrail"),
         "anchors": {a: (figures(a) if a in names else None) for a in ANCHORS},
+        "informational": {
+            "tracing_and_metrics_added_us_per_step": _round(
+                results.info.get("handrail", {}).get("tracing_and_metrics_added_us_per_step")
+            )
+        },
         "machine": machine(cfg, names),
     }
 
@@ -977,6 +1018,11 @@ def print_table(results: Results, cfg: Config, names: list[str], verbose: bool) 
         print(
             f"  {'asyncio':<10} W3 with no framework (bare workers + sleeps): "
             f"{hr['w3_asyncio_floor']:.3f} x ideal: the floor on this machine"
+        )
+    if "tracing_and_metrics_added_us_per_step" in hr:
+        print(
+            f"  {'telemetry':<10} tracing and metrics (MetricsHooks) together add "
+            f"{hr['tracing_and_metrics_added_us_per_step']:.1f} µs CPU per W1 node"
         )
     if "python_baseline_rss_mb" in hr:
         print(
