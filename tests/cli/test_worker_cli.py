@@ -4,6 +4,7 @@ SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import sqlite3
@@ -150,3 +151,37 @@ def test_submitting_a_failed_document_again_waits_for_its_retry(
     retried = [w for w in dbos_statuses(db).items() if w[0] != first["run_id"]]
     assert [status for _, status in retried] == ["SUCCESS"], "the retry ran to its end"
     assert worker.err.read_text() == ""
+
+
+def test_a_traced_worker_sends_every_run_it_serves_before_it_exits(
+    cli: Invoke, db: str, tmp_path: Path
+) -> None:
+    worker = start_worker(
+        tmp_path, TARGET, "--db", db, "--trace", env={"OTEL_TRACES_EXPORTER": "console"}
+    )
+    try:
+        worker.first_line()
+        lines = cli("run", TARGET, DOCUMENTS, "--db", db, "--submit", "--json").json_lines()
+    finally:
+        code = worker.stop(signal.SIGTERM)
+    assert code == 0, worker.output()
+    stderr = worker.err.read_text()
+    decoder = json.JSONDecoder()
+    spans = []
+    at = stderr.find("{\n")
+    while at != -1:
+        span, end = decoder.raw_decode(stderr, at)
+        spans.append(span)
+        at = stderr.find("{\n", end)
+    run_spans = {
+        s["attributes"]["handrail.run.id"]: s
+        for s in spans
+        if s["name"] == "invoke_workflow support_triage"
+    }
+    # every document the worker ran (the blank upload fails before it reaches the queue)
+    served = {line["run_id"] for line in lines if line["steps"]}
+    assert served and served <= set(run_spans)
+    for run_id in served:
+        status = next(line["status"] for line in lines if line["run_id"] == run_id)
+        assert run_spans[run_id]["attributes"]["handrail.run.status"] == status
+    assert f"tracing: {len(spans)} spans sent to console" in stderr

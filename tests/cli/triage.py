@@ -75,9 +75,12 @@ class Worker:
             raise AssertionError(f"the worker ignored signal {signum}:\n{self.output()}") from None
 
 
-def start_worker(folder: Path, *args: str) -> Worker:
-    """`handrail worker ARGS...` run from `folder` (no model or database from the environment)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDRAIL_")}
+def start_worker(folder: Path, *args: str, env: dict[str, str] | None = None) -> Worker:
+    """`handrail worker ARGS...` run from `folder` (no model, database or tracing from the
+    environment; `env` adds variables)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HANDRAIL_", "OTEL_"))} | (
+        env or {}
+    )
     out, err = folder / "worker.out", folder / "worker.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         popen = subprocess.Popen(
