@@ -238,10 +238,11 @@ async def _decide(
 
 
 def escalate(
-    db: str | None = None, *, model: str = DEFAULT_MODEL
+    db: str | None = None, *, model: str = DEFAULT_MODEL, hooks: Sequence[Hooks] = ()
 ) -> tuple[list[Escalated], list[str]]:
     """Apply the escalation of every pending review past its deadline, pipeline by pipeline:
-    (what was done, one problem per pipeline whose code cannot be found)."""
+    (what was done, one problem per pipeline whose code cannot be found); `hooks` observe the
+    runs that continue (tracing)."""
     with open_store(db) as store:
         due = store.due_reviews(now()) if store is not None else []
     chosen = get_model(model)
@@ -253,14 +254,16 @@ def escalate(
         except InputError as e:
             problems.append(str(e))
             continue
-        done += asyncio.run(_escalate(pipeline, db, chosen))
+        done += asyncio.run(_escalate(pipeline, db, chosen, hooks))
     return done, problems
 
 
-async def _escalate(pipeline: Pipeline, db: str | None, model: Any) -> list[Escalated]:
+async def _escalate(
+    pipeline: Pipeline, db: str | None, model: Any, hooks: Sequence[Hooks]
+) -> list[Escalated]:
     from handrail.durable import DurableRunner
 
-    async with DurableRunner(pipeline, db=db, kind="cli", model=model) as runner:
+    async with DurableRunner(pipeline, db=db, kind="cli", model=model, hooks=hooks) as runner:
         return await runner.escalate_due()
 
 

@@ -187,8 +187,8 @@ def escalate(
     With --json: JSON Lines, one object per escalated review.
     Exit code 1 when a pipeline's code cannot be found (the others are still escalated).
     """
-    with errors():
-        done, problems = records.escalate(db, model=model)
+    with errors(), traced(None) as hooks:
+        done, problems = records.escalate(db, model=model, hooks=hooks)
     for item in done:
         if json_output:
             show.print_json(
