@@ -7,12 +7,15 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tests.pipelines import happy, low_confidence
+from typer.testing import CliRunner
 
 from handrail import Runner
+from handrail.cli.main import app
 from handrail.observability.env import tracing_requested
 from handrail.observability.setup import check_environment, configure
 
@@ -24,6 +27,9 @@ def _clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
+
+
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 
 
 def free_port() -> int:
@@ -250,3 +256,49 @@ async def test_a_hanging_collector_never_holds_up_a_run(
     assert spans.ended >= 3 * 3
     assert spans.exported < spans.ended
     assert spans.dropped == spans.ended - spans.exported
+
+
+class _TracesOnly(BaseHTTPRequestHandler):
+    """A collector like Arize Phoenix: takes traces, answers 405 to metrics."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200 if self.path == "/v1/traces" else 405)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def traces_only_collector() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TracesOnly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_collector_refusing_metrics_is_reported_once_spans_still_sent(
+    monkeypatch: pytest.MonkeyPatch, traces_only_collector: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", traces_only_collector)
+    telemetry = configure()
+    Runner(happy.pipeline, model=happy.model(), hooks=telemetry.hooks).run_sync("refund 42")
+    (spans,) = telemetry.shutdown()
+    assert spans.ended == spans.exported > 0
+    assert telemetry.metric_failures() == {f"otlp {traces_only_collector}/v1/metrics": 1}
+
+    document = tmp_path / "ticket.txt"
+    document.write_text("Refund order 42 please, it arrived broken.")
+    result = CliRunner().invoke(
+        app, ["run", f"{PIPELINES}/happy.py:pipeline", str(document), "--in-memory"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"spans sent to otlp {traces_only_collector}/v1/traces" in result.stderr
+    assert "metrics could not be sent" in result.stderr
+    assert "OTEL_METRICS_EXPORTER=none" in result.stderr

@@ -63,6 +63,13 @@ def traced(trace: bool | None) -> Iterator[tuple[Hooks, ...]]:
                 )
             else:
                 typer.echo(f"tracing: {stat.exported} spans sent to {stat.exporter}", err=True)
+        for where, failed in telemetry.metric_failures().items():
+            typer.echo(
+                f"warning: tracing: metrics could not be sent to {where} ({failed} failed "
+                "exports); if the collector takes no metrics (Arize Phoenix does not), set "
+                "OTEL_METRICS_EXPORTER=none",
+                err=True,
+            )
 
 
 __all__ = ["Trace", "traced"]

@@ -50,6 +50,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
+    MetricExportResult,
     MetricReader,
     PeriodicExportingMetricReader,
 )
@@ -119,6 +120,7 @@ class Telemetry:
     meter_provider: MeterProvider | None = None
     flush_timeout_ms: int = DEFAULT_FLUSH_TIMEOUT_MS
     _counters: list[tuple[_CountingBatchProcessor, _CountingExporter]] = field(default_factory=list)
+    _metric_failures: list[tuple[str, list[int]]] = field(default_factory=list)
     _stopped: bool = False
 
     @property
@@ -131,6 +133,10 @@ class Telemetry:
             ExportStats(exporter.label, processor.ended, exporter.exported)
             for processor, exporter in self._counters
         ]
+
+    def metric_failures(self) -> dict[str, int]:
+        """Failed metric exports per OTLP endpoint (e.g. a collector that takes no metrics)."""
+        return {label: count[0] for label, count in self._metric_failures if count[0]}
 
     def shutdown(self) -> list[ExportStats]:
         """Send what is queued, waiting at most `flush_timeout_ms` in all, then stop; what was
@@ -215,7 +221,9 @@ def configure(
     readers = (
         list(metric_readers)
         if metric_readers is not None
-        else _metric_readers(env, settings["OTEL_METRIC_EXPORT_INTERVAL"])
+        else _metric_readers(
+            env, settings["OTEL_METRIC_EXPORT_INTERVAL"], telemetry._metric_failures
+        )
     )
     hooks: list[Hooks] = [TracingHooks(tracer_provider=tracer_provider, capture_content=mode)]
     if readers:
@@ -298,7 +306,11 @@ def _span_exporters(env: Mapping[str, str]) -> list[tuple[str, SpanExporter]]:
     return found
 
 
-def _metric_readers(env: Mapping[str, str], interval_ms: int) -> list[MetricReader]:
+def _metric_readers(
+    env: Mapping[str, str], interval_ms: int, failures: list[tuple[str, list[int]]]
+) -> list[MetricReader]:
+    """The readers the environment names; each OTLP exporter's failed exports are counted in
+    `failures` as (its label, [count])."""
     has_endpoint = any(env.get(name, "").strip() for name in (_ENDPOINTS[0], _ENDPOINTS[2]))
     chosen = _chosen(env, "OTEL_METRICS_EXPORTER", default=("otlp",) if has_endpoint else ())
     exporters: list[MetricExporter] = []
@@ -309,7 +321,17 @@ def _metric_readers(env: Mapping[str, str], interval_ms: int) -> list[MetricRead
                 OTLPMetricExporter,
             )
 
-            exporters.append(OTLPMetricExporter(endpoint=endpoint))
+            failed = [0]
+            failures.append((f"otlp {endpoint}", failed))
+
+            class _Counted(OTLPMetricExporter):
+                def export(self, metrics_data: Any, *args: Any, **kwargs: Any) -> Any:
+                    result = super().export(metrics_data, *args, **kwargs)
+                    if result is not MetricExportResult.SUCCESS:
+                        failed[0] += 1
+                    return result
+
+            exporters.append(_Counted(endpoint=endpoint))
     if "console" in chosen:
         exporters.append(ConsoleMetricExporter(out=_Stderr()))  # type: ignore[arg-type]
     return [
