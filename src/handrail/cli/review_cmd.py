@@ -251,4 +251,82 @@ def _now(record: RunRecord) -> str:
     return f"is {record.status.value}" + (f": {brief}" if brief else "")
 
 
+@app.command("export")
+def export(
+    suite: Annotated[
+        str,
+        typer.Option(
+            "--suite",
+            metavar="DIR",
+            help="The eval suite folder the cases go to (created with a suite.yaml if missing).",
+            show_default=False,
+        ),
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Only reviews decided at or after WHEN: an ISO date or date and time (UTC "
+            "unless it says otherwise), or a time back from now: 30m, 24h, 7d.",
+            show_default=False,
+        ),
+    ] = None,
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            "--pipeline",
+            "-p",
+            metavar="NAME",
+            help="Whose reviews (default: the pipeline of earlier exports, else the only one).",
+            show_default=False,
+        ),
+    ] = None,
+    target: TargetOption = None,
+    db: Db = None,
+    json_output: Json = False,
+) -> None:
+    """Turn decided reviews into eval cases in DIR/cases.jsonl, documents in DIR/documents/:
+    an edit's output and an approved output become the expected output of the reviewed node, a
+    rejection becomes route "reject". Reviews exported before are skipped.
+
+    With --json: one object (`added`, `skipped`, `created_suite`, ...).
+    Exit code 2 for a malformed suite or --since.
+    """
+    from handrail._utils import now
+    from handrail.evals.export import decided_reviews, export_cases
+    from handrail.observability.report import parse_since
+
+    with errors():
+        start = parse_since(since, now=now()) if since is not None else None
+        with records.open_store(db) as store:
+            decided = decided_reviews(store, since=start) if store is not None else []
+            names = {d.request.pipeline for d in decided}
+            targets = {n: target or (store.pipeline_target(n) if store else None) for n in names}
+        result = export_cases(suite, decided, pipeline=pipeline, targets=targets)
+    if json_output:
+        show.print_json(result.to_dict())
+        return
+    counts = [
+        f"{sum(c.decision == action for c in result.added)} {done}"
+        for action, done in _DONE.items()
+        if any(c.decision == action for c in result.added)
+    ]
+    typer.echo(
+        f"added {len(result.added)} cases to {result.cases_file.as_posix()}"
+        + (f" ({', '.join(counts)})" if counts else "")
+        + f"; skipped {len(result.skipped)} already exported"
+    )
+    if result.no_document:
+        typer.echo(f"skipped {len(result.no_document)} whose run kept no document text")
+    if result.created_suite:
+        scored = ", ".join(f"{n} ({kind})" for n, kind in (result.scoring or {}).items())
+        typer.echo(
+            f"created {(result.folder / 'suite.yaml').as_posix()} for pipeline "
+            f"`{result.pipeline}`" + (f"; scoring {scored}" if scored else "")
+        )
+    for node in result.unscored:
+        typer.echo(f"note: suite.yaml does not score `{node}`; add it under `scoring:`")
+
+
 __all__ = ["app"]
