@@ -19,7 +19,7 @@ import typer
 from rich.text import Text
 
 from handrail._version import __version__
-from handrail.cli import commands, output, report_cmd, review_cmd, runs_cmd, show
+from handrail.cli import commands, eval_cmd, output, report_cmd, review_cmd, runs_cmd, show
 from handrail.cli.logs import route_library_logs
 from handrail.cli.options import Db, ExecutorId, ModelChoice, Record, Replay, Target, errors
 from handrail.cli.progress import progress_bar, wants_progress
@@ -37,6 +37,7 @@ app = typer.Typer(
 app.add_typer(runs_cmd.app)
 app.add_typer(review_cmd.app)
 app.command("report")(report_cmd.report)
+app.command("eval")(eval_cmd.eval_)
 
 
 class GraphFormat(StrEnum):

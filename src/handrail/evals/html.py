@@ -506,7 +506,7 @@ def _classification(scores: Mapping[str, Any], node: str) -> tuple[str, str]:
 
 
 def _extraction(scores: Mapping[str, Any], match: object) -> str:
-    fields = _m(scores.get("fields"))
+    fields = _m(scores.get("per_field") or scores.get("fields"))
     micro = _m(scores.get("micro"))
     if not fields and not micro:
         return ""

@@ -1,0 +1,322 @@
+"""`handrail eval SUITE`: run a suite's cases, score them, print the report, gate on a baseline.
+
+Exit codes: 0 when the eval ran (and passed its baseline, if given), 1 when it regressed beyond
+the suite's tolerances, 2 for a mistake in the command or a malformed suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from handrail.cli.commands import DEFAULT_MODEL, choose_model
+from handrail.cli.options import errors
+from handrail.cli.progress import progress_bar, wants_progress
+from handrail.cli.targets import load_pipeline
+from handrail.core.model import Model
+from handrail.evals.compare import compare, load_baseline, save_baseline
+from handrail.evals.html import render_html
+from handrail.evals.report import build_report
+from handrail.evals.run import run_cases
+from handrail.evals.suite import Suite, load_suite
+
+REGRESSED = 1
+
+
+def eval_(
+    suite: Annotated[
+        str,
+        typer.Argument(metavar="SUITE", help="The suite folder (evals/NAME) or its suite.yaml."),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The model (default: the suite's `model`, else fake). Answers come from the "
+            "suite's recordings where it has them.",
+            show_default=False,
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            metavar="FILE",
+            help="Compare with this saved report; exit 1 on a regression beyond the suite's "
+            "tolerances.",
+            show_default=False,
+        ),
+    ] = None,
+    save_to: Annotated[
+        str | None,
+        typer.Option(
+            "--save-baseline",
+            metavar="FILE",
+            help="Save this report as the baseline.",
+            show_default=False,
+        ),
+    ] = None,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Write the report as one self-contained HTML page.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = (
+        False
+    ),
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, help="Cases run at the same time."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N cases.")
+    ] = None,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            "--target-accuracy",
+            min=0.0,
+            max=1.0,
+            help="Report the confidence threshold that reaches this accuracy on what is "
+            "accepted (default: the suite's target_accuracy).",
+            show_default=False,
+        ),
+    ] = None,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Answer only from the suite's recordings: a case not recorded fails.",
+        ),
+    ] = False,
+) -> None:
+    """Run an eval suite: every case through the pipeline, scored against its expected outputs.
+
+    Prints per-node scores (labels, fields, routing, calibration, the review-rate curve and the
+    threshold that reaches the target accuracy), cost and latency per document. Exit code 1 when
+    --baseline shows a regression beyond the suite's tolerances, 2 for a malformed suite.
+    """
+    with errors():
+        loaded = load_suite(suite, load=load_pipeline)
+        pipeline = loaded.pipeline or load_pipeline(loaded.pipeline_target)
+        chosen = _model(loaded, model, offline=offline)
+        cases = loaded.cases[:limit] if limit else loaded.cases
+        show_bar = wants_progress(sys.stderr, json_output=json_output)
+        with progress_bar(len(cases), enabled=show_bar) as on_result:
+            ran = asyncio.run(
+                run_cases(
+                    pipeline,
+                    cases,
+                    model=chosen,
+                    concurrency=concurrency or loaded.concurrency,
+                    on_result=on_result,
+                )
+            )
+        report = build_report(loaded, ran, model=chosen.name, target_accuracy=target_accuracy)
+        if baseline is not None:
+            report["comparison"] = compare(
+                report,
+                load_baseline(baseline),
+                tolerances=loaded.tolerances,
+                baseline_path=baseline,
+            )
+    if save_to is not None:
+        save_baseline(report, save_to)
+    if html is not None:
+        Path(html).parent.mkdir(parents=True, exist_ok=True)
+        Path(html).write_text(render_html(report), encoding="utf-8")
+    if json_output:
+        typer.echo(json.dumps(report, indent=1, default=str))
+    else:
+        print_report(report, Console(width=max(100, Console().width)))
+        if save_to is not None:
+            typer.echo(f"baseline saved to {save_to}")
+        if html is not None:
+            typer.echo(f"HTML report written to {html}")
+    comparison = report.get("comparison")
+    if comparison is not None and not comparison["passed"]:
+        raise typer.Exit(REGRESSED)
+
+
+def _model(suite: Suite, model: str | None, *, offline: bool) -> Model:
+    """The model with the suite's recordings: replayed where recorded, recorded where not (only
+    replayed with `offline`)."""
+    name = model or suite.model or DEFAULT_MODEL
+    recordings = suite.recordings
+    if recordings is None:
+        return choose_model(name)
+    if offline:
+        return choose_model(name, replay=recordings)
+    if not recordings.exists() or not any(recordings.iterdir()):
+        return choose_model(name, record=recordings)
+    return choose_model(name, record=recordings, replay=recordings)
+
+
+# --- the terminal report -----------------------------------------------------------------------
+
+
+def print_report(report: Mapping[str, Any], console: Console) -> None:
+    statuses = ", ".join(
+        f"{n} {s.replace('_', ' ')}" for s, n in report["runs"]["by_status"].items()
+    )
+    console.print(
+        f"[bold]eval {report['suite']}[/bold]: pipeline {report['pipeline']}, model "
+        f"{report['model']}, {report['cases']} cases ({statuses})"
+    )
+    nodes = report.get("nodes", {})
+    if nodes:
+        console.print(_node_table(nodes))
+    for node, section in nodes.items():
+        if section.get("type") == "extraction":
+            console.print(_field_table(node, section))
+        elif section.get("type") == "text" and section.get("checks"):
+            console.print(_checks_table(node, section))
+    routing = report.get("routing")
+    if routing:
+        console.print(
+            f"routing: {_pct(routing.get('accuracy'))} right; "
+            f"{routing.get('missed_reviews', 0)} should have gone to a person but did not, "
+            f"{routing.get('unneeded_reviews', 0)} went to a person needlessly"
+        )
+    console.print(_usage_table(report.get("usage", {})))
+    comparison = report.get("comparison")
+    if comparison is not None:
+        console.print(_comparison_table(comparison))
+        changed = comparison.get("changed_cases", [])
+        for change in changed[:20]:
+            console.print(
+                f"  {change['id']}: {change['node']} {change['before']} -> {change['after']}"
+            )
+        if len(changed) > 20:
+            console.print(f"  ... and {len(changed) - 20} more changed cases")
+        verdict = "[green]passed[/green]" if comparison["passed"] else "[red]REGRESSED[/red]"
+        console.print(f"baseline {comparison.get('baseline')}: {verdict}")
+    timing = report.get("timing")
+    if timing:
+        console.print(
+            f"[dim]runs {timing['run_s']:.2f} s, scoring {timing['scoring_s']:.3f} s[/dim]"
+        )
+
+
+def _node_table(nodes: Mapping[str, Any]) -> Table:
+    table = Table(title="nodes", title_justify="left")
+    for column in ("node", "type", "score", "ECE", "threshold at target"):
+        table.add_column(column, overflow="fold")
+    for node, section in nodes.items():
+        kind = section.get("type", "")
+        scores = section.get("scores") or {}
+        if kind == "classification":
+            score = (
+                f"accuracy {_pct(scores.get('accuracy'))}, macro-F1 "
+                f"{_num(scores.get('macro_f1'))} (n={scores.get('n')})"
+            )
+        elif kind == "extraction":
+            match = section.get("match", "normalised")
+            micro = (scores.get("micro") or {}).get(match) or {}
+            right = (scores.get("all_fields_right") or {}).get(match)
+            score = f"F1 {_num(micro.get('f1'))} ({match}), all fields right {_pct(right)}"
+        else:
+            checks = section.get("checks") or {}
+            passed = sum(c.get("passed", 0) for c in checks.values())
+            total = passed + sum(c.get("failed", 0) for c in checks.values())
+            score = f"checks {passed}/{total} passed" if total else "no checks"
+        ece = (section.get("calibration") or {}).get("ece")
+        table.add_row(node, kind, score, _num(ece), _threshold(section))
+    return table
+
+
+def _threshold(section: Mapping[str, Any]) -> str:
+    target = section.get("target_accuracy")
+    if target is None or "review_curve" not in section:
+        return "—"
+    point = section.get("threshold")
+    if point is None:
+        return f"{_pct(target)} not reachable"
+    return (
+        f"≥ {point['threshold']:.2f}: {_pct(point.get('accepted_accuracy'))} right, "
+        f"{_pct(point.get('review_rate'))} to review"
+    )
+
+
+def _field_table(node: str, section: Mapping[str, Any]) -> Table:
+    table = Table(title=f"{node}: fields (F1; accuracy)", title_justify="left")
+    for column in ("field", "exact", "normalised", "fuzzy"):
+        table.add_column(column)
+    fields = (section.get("scores") or {}).get("per_field") or {}
+    for name, modes in fields.items():
+        table.add_row(
+            name,
+            *(_f1_and_accuracy(modes.get(m) or {}) for m in ("exact", "normalised", "fuzzy")),
+        )
+    return table
+
+
+def _f1_and_accuracy(counts: Mapping[str, Any]) -> str:
+    return f"{_num(counts.get('f1'))}; {_pct(counts.get('accuracy'))}"
+
+
+def _checks_table(node: str, section: Mapping[str, Any]) -> Table:
+    table = Table(title=f"{node}: text checks", title_justify="left")
+    for column in ("check", "passed", "failed"):
+        table.add_column(column)
+    for name, counts in section["checks"].items():
+        table.add_row(name, str(counts.get("passed", 0)), str(counts.get("failed", 0)))
+    return table
+
+
+def _usage_table(usage: Mapping[str, Any]) -> Table:
+    table = Table(title="per document", title_justify="left")
+    for column in ("", "median", "p90", "mean"):
+        table.add_column(column)
+    for name, label in (("tokens", "tokens"), ("cost", "cost (USD)"), ("latency_s", "latency s")):
+        dist = usage.get(name) or {}
+        table.add_row(label, *(_num(dist.get(k)) for k in ("median", "p90", "mean")))
+    return table
+
+
+def _comparison_table(comparison: Mapping[str, Any]) -> Table:
+    table = Table(title="against the baseline", title_justify="left")
+    for column in ("metric", "baseline", "now", "change", "tolerance", "p", "verdict"):
+        table.add_column(column)
+    for row in comparison.get("metrics", []):
+        verdict = (
+            "[red]regressed[/red]" if row["regressed"] else ("noise" if row.get("noise") else "ok")
+        )
+        table.add_row(
+            row["name"],
+            _num(row["baseline"]),
+            _num(row["current"]),
+            f"{row['delta']:+.3f}",
+            f"{row['tolerance']:.3f}",
+            _num(row.get("p_value")),
+            verdict,
+        )
+    return table
+
+
+def _pct(value: Any) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return f"{int(value):,}"
+    return f"{value:.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+__all__ = ["eval_", "print_report"]

@@ -1,0 +1,256 @@
+"""The baseline gate: is this eval worse than the stored one, beyond noise and tolerance?
+
+A baseline is a report saved with `handrail eval --save-baseline FILE` (the same JSON as
+`--json`). For each headline metric both reports have, the drop (`current - baseline`) is
+compared with the suite's tolerance for it (`tolerances: {"<node>.<metric>": 0.05, default:
+0.02}`). A drop beyond the tolerance is a regression unless a paired test over the cases both
+runs share says it could be chance:
+
+- accuracy-like metrics built from one right/wrong verdict per case (a label's accuracy, an
+  extraction's all-fields-right rate, text checks, routing accuracy): an exact one-sided sign
+  test (McNemar's test) on the cases that flipped: p = P(X >= worse), X ~ Binomial(worse +
+  better, 1/2);
+- an extraction's field F1: the same test on the cases whose number of right fields went down
+  vs up.
+
+With `p >= alpha` (0.05) the drop is reported as noise, not a regression: three cases of thirty
+flipping the wrong way (p = 0.125) pass; ten (p < 0.001) fail. A metric with no paired verdicts
+(macro-F1) is gated on the tolerance alone. The report lists every case whose verdict changed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from handrail.exceptions import InputError
+
+ALPHA = 0.05
+DEFAULT_TOLERANCE = 0.0
+
+Verdicts = Callable[[Mapping[str, Any]], dict[str, float]]
+"""Per-case values (case id -> number, larger is better) of a metric, from a report."""
+
+
+def save_baseline(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write `report` as the baseline at `path` (folders created)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    body = {k: v for k, v in report.items() if k not in ("comparison", "timing")}
+    target.write_text(json.dumps(body, indent=1, sort_keys=True, default=str) + "\n")
+    return target
+
+
+def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A saved baseline; `InputError` naming the file and the fix when it is missing or not one."""
+    source = Path(path)
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"baseline `{source}` does not exist; write one with "
+            f"`handrail eval SUITE --save-baseline {source}`"
+        ) from None
+    except (OSError, ValueError) as e:
+        raise InputError(
+            f"baseline `{source}` is not a saved eval report ({e}); write it again with "
+            "--save-baseline"
+        ) from None
+    if not isinstance(data, dict) or "nodes" not in data or "cases_detail" not in data:
+        raise InputError(
+            f"baseline `{source}` is not a saved eval report (no `nodes`/`cases_detail`); "
+            "write it again with --save-baseline"
+        )
+    return data
+
+
+def compare(
+    report: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    *,
+    tolerances: Mapping[str, float] | None = None,
+    alpha: float = ALPHA,
+    baseline_path: str | None = None,
+) -> dict[str, Any]:
+    """The `comparison` section: every headline metric both reports have, whether each
+    regressed, whether the eval passes, and the cases whose verdict changed."""
+    tolerances = dict(tolerances or {})
+    default = tolerances.get("default", DEFAULT_TOLERANCE)
+    rows: list[dict[str, Any]] = []
+    for name, (get, verdicts) in _metrics(report).items():
+        current = get(report)
+        before = get(baseline)
+        if current is None or before is None:
+            continue
+        tolerance = tolerances.get(name, default)
+        delta = current - before
+        p_value: float | None = None
+        test: str | None = None
+        if verdicts is not None:
+            worse, better = _flips(verdicts(baseline), verdicts(report))
+            p_value = sign_test(worse, better)
+            test = "sign"
+        beyond = delta < -tolerance - 1e-12
+        regressed = beyond and (p_value is None or p_value < alpha)
+        rows.append(
+            {
+                "name": name,
+                "baseline": before,
+                "current": current,
+                "delta": delta,
+                "tolerance": tolerance,
+                "p_value": p_value,
+                "test": test,
+                "regressed": regressed,
+                "noise": beyond and not regressed,
+            }
+        )
+    return {
+        "baseline": baseline_path,
+        "passed": not any(row["regressed"] for row in rows),
+        "alpha": alpha,
+        "metrics": rows,
+        "changed_cases": changed_cases(baseline, report),
+    }
+
+
+def sign_test(worse: int, better: int) -> float:
+    """One-sided exact sign test: the chance of at least `worse` of `worse + better` flips going
+    the wrong way if each way were equally likely. 1.0 when nothing flipped."""
+    n = worse + better
+    if n == 0:
+        return 1.0
+    tail: int = sum(math.comb(n, k) for k in range(worse, n + 1))
+    return tail / float(2**n)
+
+
+def changed_cases(baseline: Mapping[str, Any], report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Cases present in both whose verdict for a node (or the route) changed."""
+    before = {c["id"]: c for c in baseline.get("cases_detail", [])}
+    changes: list[dict[str, Any]] = []
+    for case in report.get("cases_detail", []):
+        old = before.get(case["id"])
+        if old is None:
+            continue
+        pairs = [
+            (node, old.get("nodes", {}).get(node, {}).get("correct"), now.get("correct"))
+            for node, now in case.get("nodes", {}).items()
+        ]
+        pairs.append(("route", old.get("route_correct"), case.get("route_correct")))
+        for node, was, now in pairs:
+            if was is None or now is None or was == now:
+                continue
+            changes.append(
+                {
+                    "id": case["id"],
+                    "node": node,
+                    "before": "right" if was else "wrong",
+                    "after": "right" if now else "wrong",
+                }
+            )
+    return changes
+
+
+# --- the headline metrics ------------------------------------------------------------------------
+
+
+def _metrics(report: Mapping[str, Any]) -> dict[str, tuple[Callable[..., Any], Verdicts | None]]:
+    metrics: dict[str, tuple[Callable[..., Any], Verdicts | None]] = {}
+    for node, section in report.get("nodes", {}).items():
+        kind = section.get("type")
+        if kind == "classification":
+            metrics[f"{node}.accuracy"] = (
+                _get(node, "scores", "accuracy"),
+                _verdicts(node, "correct"),
+            )
+            metrics[f"{node}.macro_f1"] = (_get(node, "scores", "macro_f1"), None)
+        elif kind == "extraction":
+            match = section.get("match", "normalised")
+            metrics[f"{node}.all_fields_right"] = (
+                _get(node, "scores", "all_fields_right", match),
+                _verdicts(node, "correct"),
+            )
+            metrics[f"{node}.f1"] = (
+                _get(node, "scores", "micro", match, "f1"),
+                _verdicts(node, "fields_right"),
+            )
+        elif kind == "text":
+            metrics[f"{node}.checks_passed"] = (_text_rate(node), _verdicts(node, "correct"))
+    if report.get("routing"):
+        metrics["routing.accuracy"] = (_routing_accuracy, _route_verdicts)
+    return metrics
+
+
+def _get(*path: str) -> Callable[[Mapping[str, Any]], float | None]:
+    def get(report: Mapping[str, Any]) -> float | None:
+        value: Any = report.get("nodes", {})
+        for key in path:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    return get
+
+
+def _text_rate(node: str) -> Callable[[Mapping[str, Any]], float | None]:
+    def get(report: Mapping[str, Any]) -> float | None:
+        checks = report.get("nodes", {}).get(node, {}).get("checks") or {}
+        passed = sum(c.get("passed", 0) for c in checks.values())
+        total = passed + sum(c.get("failed", 0) for c in checks.values())
+        return passed / total if total else None
+
+    return get
+
+
+def _routing_accuracy(report: Mapping[str, Any]) -> float | None:
+    value = (report.get("routing") or {}).get("accuracy")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _verdicts(node: str, key: str) -> Verdicts:
+    def per_case(report: Mapping[str, Any]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for case in report.get("cases_detail", []):
+            value = case.get("nodes", {}).get(node, {}).get(key)
+            if value is not None:
+                found[case["id"]] = float(value)
+        return found
+
+    return per_case
+
+
+def _route_verdicts(report: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        c["id"]: float(c["route_correct"])
+        for c in report.get("cases_detail", [])
+        if c.get("route_correct") is not None
+    }
+
+
+def _flips(before: Mapping[str, float], after: Mapping[str, float]) -> tuple[int, int]:
+    """(cases that got worse, cases that got better) among those both runs scored."""
+    worse = better = 0
+    for case_id, old in before.items():
+        new = after.get(case_id)
+        if new is None or new == old:
+            continue
+        if new < old:
+            worse += 1
+        else:
+            better += 1
+    return worse, better
+
+
+__all__ = [
+    "ALPHA",
+    "changed_cases",
+    "compare",
+    "load_baseline",
+    "save_baseline",
+    "sign_test",
+]
