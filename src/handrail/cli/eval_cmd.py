@@ -24,6 +24,7 @@ from handrail.cli.targets import load_pipeline
 from handrail.core.model import Model
 from handrail.evals.compare import compare, load_baseline, save_baseline
 from handrail.evals.html import render_html
+from handrail.evals.judge import judge_run
 from handrail.evals.report import build_report
 from handrail.evals.run import run_cases
 from handrail.evals.suite import Suite, load_suite
@@ -125,7 +126,20 @@ def eval_(
                     on_result=on_result,
                 )
             )
-        report = build_report(loaded, ran, model=chosen.name, target_accuracy=target_accuracy)
+        # the LLM judge of text nodes that ask for one: the judge's model, else the eval's
+        judged = asyncio.run(
+            judge_run(
+                loaded,
+                ran,
+                model_for=lambda name: (
+                    chosen if name is None else _model(loaded, name, offline=offline)
+                ),
+                concurrency=concurrency or loaded.concurrency,
+            )
+        )
+        report = build_report(
+            loaded, ran, model=chosen.name, target_accuracy=target_accuracy, judged=judged
+        )
         if baseline is not None:
             report["comparison"] = compare(
                 report,

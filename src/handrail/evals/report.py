@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -38,6 +38,9 @@ from handrail.evals.scorers import (
     summarise,
 )
 from handrail.evals.suite import Suite
+
+if TYPE_CHECKING:  # judge.py imports `model_step` from here
+    from handrail.evals.judge import JudgeScores
 
 ROUTES: Mapping[RunStatus, str] = {
     RunStatus.COMPLETED: "accept",
@@ -67,8 +70,10 @@ def build_report(
     model: str,
     target_accuracy: float | None = None,
     now: datetime | None = None,
+    judged: Mapping[str, JudgeScores] | None = None,
 ) -> dict[str, Any]:
-    """Score `run` (the suite's cases, run) into the report dict."""
+    """Score `run` (the suite's cases, run) into the report dict. `judged`: the LLM judge's
+    scores per text node (`handrail.evals.judge.judge_run`), run beforehand: this is sync."""
     scoring_started = time.perf_counter()
     target = target_accuracy if target_accuracy is not None else suite.target_accuracy
     results = run.results
@@ -85,7 +90,7 @@ def build_report(
         elif kind == "extraction":
             nodes[node] = _extraction(node, scoring, results, details, target)
         else:
-            nodes[node] = _text(node, scoring, results, details)
+            nodes[node] = _text(node, scoring, results, details, (judged or {}).get(node))
     routed = [
         (r.case.route, scored_route(r.case.route, route_of(r)))
         for r in results
@@ -234,7 +239,11 @@ def _extraction(
 
 
 def _text(
-    node: str, scoring: Any, results: Sequence[CaseResult], details: list[dict[str, Any]]
+    node: str,
+    scoring: Any,
+    results: Sequence[CaseResult],
+    details: list[dict[str, Any]],
+    judged: JudgeScores | None = None,
 ) -> dict[str, Any]:
     contains = [s.casefold() for s in getattr(scoring, "contains", None) or ()]
     not_contains = [s.casefold() for s in getattr(scoring, "not_contains", None) or ()]
@@ -267,7 +276,10 @@ def _text(
             "got": text,
             "confidence": _confidence(step),
         }
-    return {"type": "text", "checks": checks, "judge": None}
+        if judged is not None and result.case.id in judged.verdicts:
+            verdict = judged.verdicts[result.case.id]
+            detail["nodes"][node]["judge"] = None if verdict is None else verdict.to_dict()
+    return {"type": "text", "checks": checks, "judge": judged.to_dict() if judged else None}
 
 
 def _confidence_section(
