@@ -145,3 +145,28 @@ def test_baselines_round_trip_and_bad_files_say_what_to_do(tmp_path: Path) -> No
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
     with pytest.raises(InputError, match="no `nodes`/`cases_detail`"):
         load_baseline(tmp_path / "other.json")
+
+
+def test_the_judges_pass_rate_is_gated_on_its_verdicts() -> None:
+    def judged(passes: list[bool]) -> dict[str, Any]:
+        return {
+            "nodes": {
+                "reply": {
+                    "type": "text",
+                    "checks": {},
+                    "judge": {"pass_rate": sum(passes) / len(passes)},
+                }
+            },
+            "cases_detail": [
+                {"id": f"r{i}", "nodes": {"reply": {"judge": {"passed": ok, "confidence": 0.9}}}}
+                for i, ok in enumerate(passes)
+            ],
+        }
+
+    before = judged([True] * 20)
+    slip = compare(judged([False] * 2 + [True] * 18), before, tolerances={"default": 0.02})
+    drop = compare(judged([False] * 8 + [True] * 12), before, tolerances={"default": 0.02})
+    (row,) = [r for r in slip["metrics"] if r["name"] == "reply.judge_pass_rate"]
+    assert row["p_value"] == pytest.approx(1 / 4) and row["noise"] is True
+    assert slip["passed"] is True
+    assert drop["passed"] is False

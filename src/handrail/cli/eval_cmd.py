@@ -247,6 +247,12 @@ def _node_table(nodes: Mapping[str, Any]) -> Table:
             passed = sum(c.get("passed", 0) for c in checks.values())
             total = passed + sum(c.get("failed", 0) for c in checks.values())
             score = f"checks {passed}/{total} passed" if total else "no checks"
+            judge = section.get("judge")
+            if judge:
+                score += (
+                    f"; judge ({judge.get('model')}): {_pct(judge.get('pass_rate'))} pass "
+                    f"({judge.get('judged', 0)} judged, {judge.get('unjudged', 0)} not)"
+                )
         ece = (section.get("calibration") or {}).get("ece")
         table.add_row(node, kind, score, _num(ece), _threshold(section))
     return table
@@ -297,7 +303,7 @@ def _usage_table(usage: Mapping[str, Any]) -> Table:
         table.add_column(column)
     for name, label in (("tokens", "tokens"), ("cost", "cost (USD)"), ("latency_s", "latency s")):
         dist = usage.get(name) or {}
-        table.add_row(label, *(_num(dist.get(k)) for k in ("median", "p90", "mean")))
+        table.add_row(label, *(_amount(dist.get(k)) for k in ("median", "p90", "mean")))
     return table
 
 
@@ -328,9 +334,16 @@ def _pct(value: Any) -> str:
 def _num(value: Any) -> str:
     if value is None:
         return "—"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return f"{int(value):,}"
+    if isinstance(value, int):
+        return f"{value:,}"
     return f"{value:.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _amount(value: Any) -> str:
+    """A count or an amount: whole numbers without decimals (token counts are medians)."""
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    return _num(value)
 
 
 __all__ = ["eval_", "print_report"]

@@ -11,7 +11,8 @@ runs share says it could be chance:
   test (McNemar's test) on the cases that flipped: p = P(X >= worse), X ~ Binomial(worse +
   better, 1/2);
 - an extraction's field F1: the same test on the cases whose number of right fields went down
-  vs up.
+  vs up;
+- the LLM judge's pass rate of a text node: the same test on the judge's per-case verdicts.
 
 With `p >= alpha` (0.05) the drop is reported as noise, not a regression: three cases of thirty
 flipping the wrong way (p = 0.125) pass; ten (p < 0.001) fail. A metric with no paired verdicts
@@ -180,6 +181,10 @@ def _metrics(report: Mapping[str, Any]) -> dict[str, tuple[Callable[..., Any], V
             )
         elif kind == "text":
             metrics[f"{node}.checks_passed"] = (_text_rate(node), _verdicts(node, "correct"))
+            metrics[f"{node}.judge_pass_rate"] = (
+                _get(node, "judge", "pass_rate"),
+                _judge_verdicts(node),
+            )
     if report.get("routing"):
         metrics["routing.accuracy"] = (_routing_accuracy, _route_verdicts)
     return metrics
@@ -219,6 +224,18 @@ def _verdicts(node: str, key: str) -> Verdicts:
             value = case.get("nodes", {}).get(node, {}).get(key)
             if value is not None:
                 found[case["id"]] = float(value)
+        return found
+
+    return per_case
+
+
+def _judge_verdicts(node: str) -> Verdicts:
+    def per_case(report: Mapping[str, Any]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for case in report.get("cases_detail", []):
+            verdict = case.get("nodes", {}).get(node, {}).get("judge")
+            if isinstance(verdict, Mapping) and verdict.get("passed") is not None:
+                found[case["id"]] = float(verdict["passed"])
         return found
 
     return per_case
