@@ -5,4 +5,7 @@
   calibration, the review-rate curve, distributions).
 - `run`, `report`, `compare`, `html`: running a suite, the report, the baseline gate and the HTML
   page.
+- `judge`: the opt-in LLM judge for free text; `export`: reviewers' decisions as new cases.
+
+`handrail eval SUITE` (docs/evals.md) puts them together.
 """
