@@ -150,3 +150,21 @@ async def test_two_cases_with_the_same_text_are_two_runs(tmp_path: Path) -> None
     ran = await run_cases(suite.pipeline, suite.cases, model=orders.model())
     run_ids = [r.record.run_id for r in ran.results]
     assert len(set(run_ids)) == len(run_ids) == 7
+
+
+async def test_the_most_accurate_threshold_within_a_review_budget(suite: Suite) -> None:
+    from tests.evals.fixtures import orders
+
+    assert suite.pipeline is not None
+    ran = await run_cases(suite.pipeline, suite.cases, model=orders.model())
+    report = build_report(suite, ran, model="fake", target_review_rate=0.34)
+    category = report["nodes"]["category"]
+    # at most 34% to review: >= 0.5 (0% review, 4/6 right), >= 0.6 (1/6, 4/5 right),
+    # >= 0.85 (2/6, 3/4 right); the most accurate is 0.6
+    assert category["target_review_rate"] == 0.34
+    assert category["threshold_at_review_rate"] == {
+        "threshold": 0.6,
+        "accepted": 5,
+        "review_rate": pytest.approx(1 / 6),
+        "accepted_accuracy": 0.8,
+    }

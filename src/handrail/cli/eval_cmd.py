@@ -96,6 +96,17 @@ def eval_(
             show_default=False,
         ),
     ] = None,
+    target_review_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--target-review-rate",
+            min=0.0,
+            max=1.0,
+            help="Also report the most accurate threshold that sends at most this share of "
+            "answers to review.",
+            show_default=False,
+        ),
+    ] = None,
     offline: Annotated[
         bool,
         typer.Option(
@@ -138,7 +149,12 @@ def eval_(
             )
         )
         report = build_report(
-            loaded, ran, model=chosen.name, target_accuracy=target_accuracy, judged=judged
+            loaded,
+            ran,
+            model=chosen.name,
+            target_accuracy=target_accuracy,
+            target_review_rate=target_review_rate,
+            judged=judged,
         )
         if baseline is not None:
             report["comparison"] = compare(
@@ -227,7 +243,11 @@ def print_report(report: Mapping[str, Any], console: Console) -> None:
 
 def _node_table(nodes: Mapping[str, Any]) -> Table:
     table = Table(title="nodes", title_justify="left")
-    for column in ("node", "type", "score", "ECE", "threshold at target"):
+    budget = any("target_review_rate" in section for section in nodes.values())
+    columns = ["node", "type", "score", "ECE", "threshold at target"]
+    if budget:
+        columns.append("threshold within review budget")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for node, section in nodes.items():
         kind = section.get("type", "")
@@ -254,7 +274,10 @@ def _node_table(nodes: Mapping[str, Any]) -> Table:
                     f"({judge.get('judged', 0)} judged, {judge.get('unjudged', 0)} not)"
                 )
         ece = (section.get("calibration") or {}).get("ece")
-        table.add_row(node, kind, score, _num(ece), _threshold(section))
+        row = [node, kind, score, _num(ece), _threshold(section)]
+        if budget:
+            row.append(_budget(section))
+        table.add_row(*row)
     return table
 
 
@@ -268,6 +291,19 @@ def _threshold(section: Mapping[str, Any]) -> str:
     return (
         f"≥ {point['threshold']:.2f}: {_pct(point.get('accepted_accuracy'))} right, "
         f"{_pct(point.get('review_rate'))} to review"
+    )
+
+
+def _budget(section: Mapping[str, Any]) -> str:
+    rate = section.get("target_review_rate")
+    if rate is None:
+        return "—"
+    point = section.get("threshold_at_review_rate")
+    if point is None:
+        return "—"
+    return (
+        f"≥ {point['threshold']:.2f}: {_pct(point.get('accepted_accuracy'))} right, "
+        f"{_pct(point.get('review_rate'))} to review (budget {_pct(rate)})"
     )
 
 

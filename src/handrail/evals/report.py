@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from handrail.core.records import RunRecord, RunStatus, StepRecord, StepStatus
 from handrail.evals.calibration import (
+    CurvePoint,
     expected_calibration_error,
     reliability_table,
     review_curve,
@@ -69,6 +70,7 @@ def build_report(
     *,
     model: str,
     target_accuracy: float | None = None,
+    target_review_rate: float | None = None,
     now: datetime | None = None,
     judged: Mapping[str, JudgeScores] | None = None,
 ) -> dict[str, Any]:
@@ -87,8 +89,10 @@ def build_report(
         kind = scoring.type
         if kind == "classification":
             nodes[node] = _classification(node, scoring, results, details, target)
+            _review_budget(nodes[node], target_review_rate)
         elif kind == "extraction":
             nodes[node] = _extraction(node, scoring, results, details, target)
+            _review_budget(nodes[node], target_review_rate)
         else:
             nodes[node] = _text(node, scoring, results, details, (judged or {}).get(node))
     routed = [
@@ -280,6 +284,18 @@ def _text(
             verdict = judged.verdicts[result.case.id]
             detail["nodes"][node]["judge"] = None if verdict is None else verdict.to_dict()
     return {"type": "text", "checks": checks, "judge": judged.to_dict() if judged else None}
+
+
+def _review_budget(section: dict[str, Any], rate: float | None) -> None:
+    """`threshold_at_review_rate`: the most accurate threshold that sends at most `rate` of the
+    answers to review (`--target-review-rate`)."""
+    if rate is None:
+        return
+    curve = [CurvePoint(**point) for point in section.get("review_curve", [])]
+    section["target_review_rate"] = rate
+    section["threshold_at_review_rate"] = (
+        _point(threshold_for(curve, target_review_rate=rate)) if curve else None
+    )
 
 
 def _confidence_section(
