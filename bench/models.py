@@ -44,7 +44,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from handrail import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -166,18 +171,41 @@ def classify_prompt(shots: list[tuple[str, str]]) -> str:
     )
 
 
-async def run_classify(model: Any, cfg: Config) -> dict[str, float]:
-    from handrail import Classify, PipelineBuilder, Runner
-    from handrail.core.records import RunStatus
+def classify_pipeline(intents: list[str], shots: list[tuple[str, str]]) -> Pipeline:
+    """One `Classify("intent")` node over `intents`, its prompt showing `shots`."""
+    from handrail import Classify, PipelineBuilder
 
-    intents, docs, shots = banking77(cfg)
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "intent.md").write_text(classify_prompt(shots))
-        pipeline = (
+        return (
             PipelineBuilder("bench_classify", prompts=Path(folder))
             .add(Classify("intent", labels=intents, prompt="intent.md"))
             .build()
         )
+
+
+# SROIE's four gold fields, as text. No docstring: pydantic would put it in the JSON schema the
+# model is shown, and change what it answers.
+class Receipt(BaseModel):
+    company: str | None
+    date: str | None
+    address: str | None
+    total: str | None
+
+
+def extract_pipeline() -> Pipeline:
+    """One `Extract("receipt", Receipt)` node with the default prompt and gate."""
+    from handrail import Extract, PipelineBuilder
+
+    return PipelineBuilder("bench_extract").add(Extract("receipt", Receipt)).build()
+
+
+async def run_classify(model: Any, cfg: Config) -> dict[str, float]:
+    from handrail import Runner
+    from handrail.core.records import RunStatus
+
+    intents, docs, shots = banking77(cfg)
+    pipeline = classify_pipeline(intents, shots)
     runner = Runner(pipeline, model=model)
     await runner.run("warm-up: load the model and evaluate the shared prompt", rerun=True)
     pairs: list[tuple[bool, float]] = []
@@ -204,19 +232,10 @@ async def run_classify(model: Any, cfg: Config) -> dict[str, float]:
 
 
 async def run_extract(model: Any, cfg: Config) -> dict[str, float]:
-    from pydantic import BaseModel
-
-    from handrail import Extract, PipelineBuilder, Runner
+    from handrail import Runner
     from handrail.core.records import RunStatus
 
-    class Receipt(BaseModel):
-        company: str | None
-        date: str | None
-        address: str | None
-        total: str | None
-
-    pipeline = PipelineBuilder("bench_extract").add(Extract("receipt", Receipt)).build()
-    runner = Runner(pipeline, model=model)
+    runner = Runner(extract_pipeline(), model=model)
     receipts = sroie(cfg)
     right: list[bool] = []
     accepted: list[bool] = []
@@ -322,6 +341,25 @@ async def measure(model_name: str, cfg: Config) -> dict[str, float]:
     return figures
 
 
+def has_data() -> bool:
+    return (DATA / "banking77").is_dir() and (DATA / "sroie").is_dir()
+
+
+def embedded_model_problem(model: str) -> str | None:
+    """Why the embedded model `model` (`local/NAME`) cannot run here (the `local` extra or its
+    weights missing), or None when it can; registers the `local` provider with litellm."""
+    try:
+        from handrail.providers.local import resolve_model_path
+
+        resolve_model_path(model.removeprefix("local/"))
+        from handrail.providers import local
+
+        local.register()
+    except Exception as e:
+        return str(e)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -331,18 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="local/gemma3-270m", help="an embedded model string")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
-    if not (DATA / "banking77").is_dir() or not (DATA / "sroie").is_dir():
+    if not has_data():
         _note(f"[models] skipped: {DATA} (BANKING77, SROIE) is not on this machine")
         return 0
-    try:
-        from handrail.providers.local import resolve_model_path
-
-        resolve_model_path(args.model.removeprefix("local/"))
-        from handrail.providers import local
-
-        local.register()
-    except Exception as e:
-        _note(f"[models] skipped: the embedded model is not usable here ({e})")
+    problem = embedded_model_problem(args.model)
+    if problem is not None:
+        _note(f"[models] skipped: the embedded model is not usable here ({problem})")
         return 0
     started = time.perf_counter()
     figures = asyncio.run(measure(args.model, cfg))
