@@ -205,3 +205,24 @@ def test_lowest_threshold_is_threshold_for_on_the_whole_curve() -> None:
         target = rng.choice([0.5, 0.8, 0.9, 1.0])
         whole = threshold_for(review_curve(confidences, correct), target_accuracy=target)
         assert lowest_threshold(confidences, correct, target) == whole
+
+
+def test_a_thinned_curve_keeps_its_ends_the_kept_thresholds_and_whole_curve_values() -> None:
+    import itertools
+    import random
+
+    rng = random.Random(5)
+    confidences = [rng.random() for _ in range(3000)]
+    correct = [rng.random() < c for c in confidences]
+    whole = review_curve(confidences, correct)
+    chosen = whole[1234]
+    thin = review_curve(confidences, correct, every=0.01, keep={chosen.threshold})
+
+    assert len(whole) == 3001
+    assert 100 <= len(thin) <= 103
+    assert thin[0] == whole[0] and thin[-1] == whole[-1]
+    assert chosen in thin
+    by_threshold = {p.threshold: p for p in whole}
+    assert all(by_threshold[p.threshold] == p for p in thin)
+    rates = [p.review_rate for p in thin]
+    assert all(b - a <= 0.01 + 1 / 3000 for a, b in itertools.pairwise(rates))

@@ -122,15 +122,23 @@ def test_decided_reviews_become_cases_once(
         original = load_document(EXAMPLE / "documents" / name)
         assert not isinstance(original, Exception)
         assert (folder / line["path"]).read_text() == original.text
-    assert (folder / "suite.yaml").read_text() == (
+    text = (folder / "suite.yaml").read_text()
+    pipeline_line = next(line for line in text.splitlines() if line.startswith("pipeline: "))
+    assert text.replace(pipeline_line, "pipeline: TARGET") == (
         "# An eval suite for pipeline `support_triage`, started by `handrail review export` "
         "from reviewers'\n"
         "# decisions. The schema: docs/evals.md, Suite files.\n"
-        f"pipeline: {json.dumps(TARGET)}\n"
+        "pipeline: TARGET\n"
         "scoring:\n"
         "  category: {type: classification}\n"
         "  details: {type: extraction}\n"
-    ), "the target stays absolute: the suite and the example share no folder but the root"
+    )
+    # the target names the example's file, relative to the suite where they share a folder
+    # below the root, else absolute
+    written, _, attribute = json.loads(pipeline_line.removeprefix("pipeline: ")).rpartition(":")
+    expected_path, _, expected_attribute = TARGET.rpartition(":")
+    assert attribute == expected_attribute
+    assert (folder / written).resolve() == Path(expected_path).resolve()
 
     before = (folder / "cases.jsonl").read_text()
     again = cli("review", "export", "--suite", "evals/triage", "--db", db)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from handrail.evals.scorers import _Record, _same_length
@@ -22,10 +22,12 @@ __all__ = [
     "CurvePoint",
     "ReliabilityBin",
     "expected_calibration_error",
+    "ConfidenceSummary",
     "calibration_error",
     "lowest_threshold",
     "reliability_table",
     "review_curve",
+    "summarise_confidence",
     "threshold_for",
 ]
 
@@ -71,9 +73,13 @@ def reliability_table(
     in the last bin. A well-calibrated node has accuracy close to mean_confidence in each bin."""
     if bins < 1:
         raise ValueError(f"bins={bins}: need at least one bin")
+    return _table(_checked(confidences, correct), bins)
+
+
+def _table(pairs: Sequence[tuple[float, bool]], bins: int) -> list[ReliabilityBin]:
     edges = [i / bins for i in range(bins)]
     members: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
-    for confidence, right in _checked(confidences, correct):
+    for confidence, right in pairs:
         members[bisect_right(edges, confidence) - 1].append((confidence, right))
     table = []
     for i, cases in enumerate(members):
@@ -129,30 +135,50 @@ class CurvePoint(_Record):
     """The share of the accepted cases that were right; None when nothing is accepted."""
 
 
-def review_curve(confidences: Sequence[float], correct: Sequence[bool]) -> list[CurvePoint]:
+def review_curve(
+    confidences: Sequence[float],
+    correct: Sequence[bool],
+    *,
+    every: float | None = None,
+    keep: Collection[float] = (),
+) -> list[CurvePoint]:
     """One point per distinct confidence used as the threshold, sorted by threshold ascending:
     the first (the lowest confidence) accepts everything; a last point, at the smallest number
     above every confidence, accepts nothing (review rate 1, accepted_accuracy None). Empty
-    without cases. Thresholds between two points behave like the higher one."""
-    pairs = sorted(_checked(confidences, correct))
+    without cases. Thresholds between two points behave like the higher one.
+
+    With `every` (e.g. 0.01), only the first point at or past each multiple of `every` in review
+    rate is kept, with the first and last points and the thresholds in `keep`: a curve of about
+    1 / `every` points for a plot or a report, however many cases (`threshold_for` wants the
+    whole curve)."""
+    return _curve(sorted(_checked(confidences, correct)), every, keep)
+
+
+def _curve(
+    pairs: Sequence[tuple[float, bool]], every: float | None, keep: Collection[float]
+) -> list[CurvePoint]:
     n = len(pairs)
     if not n:
         return []
-    right_from = [0] * (n + 1)  # right_from[i]: cases right among pairs[i:]
-    for i in range(n - 1, -1, -1):
-        right_from[i] = right_from[i + 1] + pairs[i][1]
+    right = sum(r for _, r in pairs)  # cases right among pairs[i:]
     points = []
-    for i, (confidence, _) in enumerate(pairs):
-        if i and pairs[i - 1][0] == confidence:
-            continue
-        points.append(
-            CurvePoint(
-                threshold=confidence,
-                accepted=n - i,
-                review_rate=i / n,
-                accepted_accuracy=right_from[i] / (n - i),
-            )
-        )
+    step = 0
+    for i, (confidence, ok) in enumerate(pairs):
+        if not (i and pairs[i - 1][0] == confidence):
+            rate = i / n
+            if every is None or rate >= step * every or confidence in keep:
+                points.append(
+                    CurvePoint(
+                        threshold=confidence,
+                        accepted=n - i,
+                        review_rate=rate,
+                        accepted_accuracy=right / (n - i),
+                    )
+                )
+                if every is not None:
+                    while step * every <= rate:
+                        step += 1
+        right -= ok
     points.append(
         CurvePoint(
             threshold=math.nextafter(pairs[-1][0], math.inf),
@@ -170,7 +196,10 @@ def lowest_threshold(
     """`threshold_for(review_curve(confidences, correct), target_accuracy=...)` in one pass,
     without building the curve (per-field thresholds of large suites)."""
     _check_target("target_accuracy", target_accuracy)
-    pairs = sorted(_checked(confidences, correct))
+    return _lowest(sorted(_checked(confidences, correct)), target_accuracy)
+
+
+def _lowest(pairs: Sequence[tuple[float, bool]], target_accuracy: float) -> CurvePoint | None:
     n = len(pairs)
     right = sum(r for _, r in pairs)  # right among pairs[i:]
     for i, (confidence, ok) in enumerate(pairs):
@@ -183,6 +212,52 @@ def lowest_threshold(
             )
         right -= ok
     return None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConfidenceSummary:
+    """What an eval report says about one node's confidence (see `summarise_confidence`)."""
+
+    table: list[ReliabilityBin]
+    ece: float | None
+    curve: list[CurvePoint]
+    """Thinned to one point per `every` of review rate, with the chosen thresholds kept."""
+    at_accuracy: CurvePoint | None
+    """`threshold_for(..., target_accuracy=...)` on the whole curve; None without a target."""
+    at_review_rate: CurvePoint | None
+    """`threshold_for(..., target_review_rate=...)` on the whole curve; None without one."""
+
+
+def summarise_confidence(
+    confidences: Sequence[float],
+    correct: Sequence[bool],
+    *,
+    target_accuracy: float | None = None,
+    target_review_rate: float | None = None,
+    every: float = 0.01,
+    bins: int = 10,
+) -> ConfidenceSummary:
+    """The reliability table, ECE, a thinned review curve and the thresholds for the targets,
+    checking and sorting the cases once (an eval scores thousands of confidences per node)."""
+    pairs = sorted(_checked(confidences, correct))
+    at_accuracy = None
+    if target_accuracy is not None:
+        _check_target("target_accuracy", target_accuracy)
+        at_accuracy = _lowest(pairs, target_accuracy)
+    at_review_rate = None
+    if target_review_rate is not None and pairs:
+        at_review_rate = threshold_for(
+            _curve(pairs, None, ()), target_review_rate=target_review_rate
+        )
+    keep = {p.threshold for p in (at_accuracy, at_review_rate) if p is not None}
+    table = _table(pairs, bins) if bins >= 1 else []
+    return ConfidenceSummary(
+        table=table,
+        ece=calibration_error(table) if pairs else None,
+        curve=_curve(pairs, every, keep),
+        at_accuracy=at_accuracy,
+        at_review_rate=at_review_rate,
+    )
 
 
 def threshold_for(

@@ -23,12 +23,8 @@ from pydantic import BaseModel
 
 from handrail.core.records import RunRecord, RunStatus, StepRecord, StepStatus
 from handrail.evals.calibration import (
-    CurvePoint,
-    calibration_error,
     lowest_threshold,
-    reliability_table,
-    review_curve,
-    threshold_for,
+    summarise_confidence,
 )
 from handrail.evals.run import CaseResult, EvalRun
 from handrail.evals.scorers import (
@@ -285,8 +281,9 @@ def _text(
     return {"type": "text", "checks": checks, "judge": judged.to_dict() if judged else None}
 
 
-CURVE_POINTS = 100
-"""The report keeps the review curve at about one point per percent of review rate."""
+CURVE_STEP = 0.01
+"""The report keeps the review curve at one point per percent of review rate (`review_curve`'s
+`every`); thresholds are always found on the whole data."""
 
 
 def _confidence_section(
@@ -295,38 +292,21 @@ def _confidence_section(
     target: float | None,
     rate: float | None = None,
 ) -> dict[str, Any]:
-    curve = review_curve(confidences, correct) if confidences else []
-    chosen = threshold_for(curve, target_accuracy=target) if target is not None and curve else None
+    summary = summarise_confidence(
+        confidences, correct, target_accuracy=target, target_review_rate=rate, every=CURVE_STEP
+    )
     budget: dict[str, Any] = {}
     if rate is not None:
-        within = threshold_for(curve, target_review_rate=rate) if curve else None
-        budget = {"target_review_rate": rate, "threshold_at_review_rate": _point(within)}
-    table = reliability_table(confidences, correct)
+        budget = {
+            "target_review_rate": rate,
+            "threshold_at_review_rate": _point(summary.at_review_rate),
+        }
     return budget | {
-        "calibration": {
-            "ece": calibration_error(table) if confidences else None,
-            "bins": [b.to_dict() for b in table],
-        },
-        "review_curve": [p.to_dict() for p in thin(curve, keep=chosen)],
-        "threshold": _point(chosen),
+        "calibration": {"ece": summary.ece, "bins": [b.to_dict() for b in summary.table]},
+        "review_curve": [p.to_dict() for p in summary.curve],
+        "threshold": _point(summary.at_accuracy),
         "target_accuracy": target,
     }
-
-
-def thin(curve: list[CurvePoint], *, keep: CurvePoint | None = None) -> list[CurvePoint]:
-    """At most about `CURVE_POINTS` + 2 points of `curve`: the first point at or past each
-    percent of review rate, the last point, and `keep` (the chosen threshold). The threshold is
-    always found on the whole curve; this only bounds the report's size for large suites."""
-    if len(curve) <= CURVE_POINTS + 2:
-        return curve
-    kept: list[CurvePoint] = []
-    step = 0
-    for point in curve:
-        if point.review_rate >= step / CURVE_POINTS or point is keep or point is curve[-1]:
-            kept.append(point)
-            while step / CURVE_POINTS <= point.review_rate:
-                step += 1
-    return kept
 
 
 # --- helpers -----------------------------------------------------------------------------------

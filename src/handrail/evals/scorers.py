@@ -555,6 +555,7 @@ class FieldScores(_Record):
 
 
 _OUTCOMES = ("tp", "tn", "wrong", "missed", "spurious")
+_RIGHT = frozenset({"tp", "tn"})
 
 
 def _outcome(a: Any, b: Any, tree_a: Any, tree_b: Any, mode: MatchMode, threshold: float) -> str:
@@ -645,15 +646,16 @@ def tally_fields(
     names = list(fields)
     tally = {name: {mode: dict.fromkeys(_OUTCOMES, 0) for mode in MODES} for name in names}
     documents_right = dict.fromkeys(MODES, 0)
+    cells = [(name, mode, tally[name][mode]) for name in names for mode in MODES]
     for outcomes in documents:
-        right = dict.fromkeys(MODES, True)
-        for name in names:
-            for mode in MODES:
-                outcome = outcomes[name][mode]
-                tally[name][mode][outcome] += 1
-                right[mode] = right[mode] and outcome in ("tp", "tn")
+        wrong: set[str] = set()
+        for name, mode, counts in cells:
+            outcome = outcomes[name][mode]
+            counts[outcome] += 1
+            if outcome not in _RIGHT:
+                wrong.add(mode)
         for mode in MODES:
-            documents_right[mode] += right[mode]
+            documents_right[mode] += mode not in wrong
     per_field = {
         name: {mode: FieldCounts(**counts) for mode, counts in modes.items()}
         for name, modes in tally.items()
