@@ -40,6 +40,9 @@ from handrail.evals.suite import Suite
 if TYPE_CHECKING:  # judge.py imports `model_step` from here
     from handrail.evals.judge import JudgeScores
 
+_RIGHT = frozenset({"tp", "tn"})
+"""Field outcomes that count as right (see `scorers.score_fields`)."""
+
 ROUTES: Mapping[RunStatus, str] = {
     RunStatus.COMPLETED: "accept",
     RunStatus.NEEDS_REVIEW: "review",
@@ -201,20 +204,23 @@ def _extraction(
     names = list(wanted_fields or dict.fromkeys(k for want, *_ in scored for k in want))
     pooled_conf: list[float] = []
     pooled_right: list[bool] = []
-    per_field: dict[str, tuple[list[float], list[bool]]] = {}
+    per_field: dict[str, tuple[list[float], list[bool]]] = {name: ([], []) for name in names}
     documents = []
     for want, got, step, detail in scored:
         outcomes = field_outcomes(want, got, names, threshold=threshold)
         documents.append(outcomes)
         right_fields = 0
+        by_field = step.field_confidence if step is not None else {}
+        overall = _confidence(step)
         for name in names:
-            right = outcomes[name][match] in ("tp", "tn")
+            right = outcomes[name][match] in _RIGHT
             right_fields += right
-            confidence = _field_confidence(step, name)
+            field = by_field.get(name)
+            confidence = field.value if field is not None else overall
             if confidence is not None:
                 pooled_conf.append(confidence)
                 pooled_right.append(right)
-                conf, ok = per_field.setdefault(name, ([], []))
+                conf, ok = per_field[name]
                 conf.append(confidence)
                 ok.append(right)
         detail["nodes"][node] = {
@@ -233,6 +239,7 @@ def _extraction(
     section["field_thresholds"] = {
         name: _point(lowest_threshold(conf, ok, target)) if target is not None else None
         for name, (conf, ok) in per_field.items()
+        if conf
     }
     return section
 
@@ -340,15 +347,6 @@ def _confidence(step: StepRecord | None) -> float | None:
     if step is None or step.confidence is None:
         return None
     return step.confidence.value
-
-
-def _field_confidence(step: StepRecord | None, name: str) -> float | None:
-    if step is None:
-        return None
-    field = step.field_confidence.get(name)
-    if field is not None:
-        return field.value
-    return _confidence(step)
 
 
 def _label(output: Any) -> str | None:
