@@ -226,3 +226,24 @@ def test_a_thinned_curve_keeps_its_ends_the_kept_thresholds_and_whole_curve_valu
     assert all(by_threshold[p.threshold] == p for p in thin)
     rates = [p.review_rate for p in thin]
     assert all(b - a <= 0.01 + 1 / 3000 for a, b in itertools.pairwise(rates))
+
+
+def test_reliability_bins_hold_exactly_the_cases_between_their_edges() -> None:
+    import random
+
+    rng = random.Random(9)
+    confidences = [
+        rng.choice([0.0, 0.1, 0.2, 0.3, 0.7, 0.9, 1.0, rng.random()]) for _ in range(500)
+    ]
+    correct = [rng.random() < 0.6 for _ in confidences]
+    table = reliability_table(confidences, correct)
+    for index, row in enumerate(table):
+        inside = [
+            (c, r)
+            for c, r in zip(confidences, correct, strict=True)
+            if row.lo <= c < row.hi or (index == len(table) - 1 and c == 1.0)
+        ]
+        assert row.count == len(inside)
+        if inside:
+            assert row.accuracy == pytest.approx(sum(r for _, r in inside) / len(inside))
+            assert row.mean_confidence == pytest.approx(sum(c for c, _ in inside) / len(inside))

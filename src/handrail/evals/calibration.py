@@ -12,7 +12,7 @@ pure, like the scorers in `handrail.evals.scorers`.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -77,20 +77,22 @@ def reliability_table(
 
 
 def _table(pairs: Sequence[tuple[float, bool]], bins: int) -> list[ReliabilityBin]:
+    ordered = sorted(pairs)  # then each bin is a slice: no per-case Python loop
+    confidences = [c for c, _ in ordered]
+    rights = [r for _, r in ordered]
     edges = [i / bins for i in range(bins)]
-    members: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
-    for confidence, right in pairs:
-        members[bisect_right(edges, confidence) - 1].append((confidence, right))
+    starts = [bisect_left(confidences, edge) for edge in edges] + [len(ordered)]
     table = []
-    for i, cases in enumerate(members):
-        count = len(cases)
+    for i in range(bins):
+        a, b = starts[i], starts[i + 1]
+        count = b - a
         table.append(
             ReliabilityBin(
                 lo=edges[i],
                 hi=(i + 1) / bins,
                 count=count,
-                mean_confidence=math.fsum(c for c, _ in cases) / count if count else None,
-                accuracy=sum(r for _, r in cases) / count if count else None,
+                mean_confidence=math.fsum(confidences[a:b]) / count if count else None,
+                accuracy=sum(rights[a:b]) / count if count else None,
             )
         )
     return table
