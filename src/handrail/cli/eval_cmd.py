@@ -221,7 +221,7 @@ def print_report(report: Mapping[str, Any], console: Console) -> None:
             f"{routing.get('missed_reviews', 0)} should have gone to a person but did not, "
             f"{routing.get('unneeded_reviews', 0)} went to a person needlessly"
         )
-    console.print(_usage_table(report.get("usage", {})))
+    console.print(_usage_line(report.get("usage", {})), highlight=False)
     comparison = report.get("comparison")
     if comparison is not None:
         console.print(_comparison_table(comparison))
@@ -333,14 +333,15 @@ def _checks_table(node: str, section: Mapping[str, Any]) -> Table:
     return table
 
 
-def _usage_table(usage: Mapping[str, Any]) -> Table:
-    table = Table(title="per document", title_justify="left")
-    for column in ("", "median", "p90", "mean"):
-        table.add_column(column)
-    for name, label in (("tokens", "tokens"), ("cost", "cost (USD)"), ("latency_s", "latency s")):
+def _usage_line(usage: Mapping[str, Any]) -> str:
+    """Per document, median / p90 / mean of tokens, cost and latency, on one line."""
+    parts = []
+    for name, label in (("tokens", "tokens"), ("cost", "cost USD"), ("latency_s", "latency s")):
         dist = usage.get(name) or {}
-        table.add_row(label, *(_amount(dist.get(k)) for k in ("median", "p90", "mean")))
-    return table
+        parts.append(
+            f"{label} {' / '.join(_amount(dist.get(k)) for k in ('median', 'p90', 'mean'))}"
+        )
+    return "per document (median / p90 / mean): " + "; ".join(parts)
 
 
 def _comparison_table(comparison: Mapping[str, Any]) -> Table:
