@@ -36,8 +36,6 @@ app = typer.Typer(
 )
 app.add_typer(runs_cmd.app)
 app.add_typer(review_cmd.app)
-app.command("report")(report_cmd.report)
-app.command("eval")(eval_cmd.eval_)
 
 
 class GraphFormat(StrEnum):
@@ -255,6 +253,10 @@ def worker(
             on_ready=ready,
             hooks=hooks,
         )
+
+
+app.command("eval")(eval_cmd.eval_)
+app.command("report")(report_cmd.report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,9 +41,10 @@ def report(
     db: Db = None,
     json_output: Json = False,
 ) -> None:
-    """The workflow's health from the stored runs: documents by status, cycle and processing
-    time, straight-through and review rates, review waits, exceptions, retries, the bottleneck
-    node, tokens and cost per document.
+    """The workflow's health from the stored runs.
+
+    Documents by status, cycle and processing time, straight-through and review rates, review
+    waits, exceptions, retries, the bottleneck node, tokens and cost per document.
 
     With --json: one object (keys in docs/report.md). Exit code 2 for a malformed --since.
     """
