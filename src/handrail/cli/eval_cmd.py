@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,12 +22,12 @@ from handrail.cli.options import errors
 from handrail.cli.progress import progress_bar, wants_progress
 from handrail.cli.targets import load_pipeline
 from handrail.core.model import Model
-from handrail.evals.compare import compare, load_baseline, save_baseline
-from handrail.evals.html import render_html
-from handrail.evals.judge import judge_run
-from handrail.evals.report import build_report
-from handrail.evals.run import run_cases
-from handrail.evals.suite import Suite, load_suite
+
+if TYPE_CHECKING:
+    from handrail.evals.suite import Suite
+
+# `handrail.evals` (YAML, rapidfuzz, the scorers) is imported when `handrail eval` runs, so other
+# commands and `--help` do not pay for it.
 
 REGRESSED = 1
 
@@ -121,6 +121,13 @@ def eval_(
     threshold that reaches the target accuracy), cost and latency per document. Exit code 1 when
     --baseline shows a regression beyond the suite's tolerances, 2 for a malformed suite.
     """
+    from handrail.evals.compare import compare, load_baseline, save_baseline
+    from handrail.evals.html import render_html
+    from handrail.evals.judge import judge_run
+    from handrail.evals.report import build_report
+    from handrail.evals.run import run_cases
+    from handrail.evals.suite import load_suite
+
     with errors():
         loaded = load_suite(suite, load=load_pipeline)
         pipeline = loaded.pipeline or load_pipeline(loaded.pipeline_target)
