@@ -166,40 +166,48 @@ def _metrics(report: Mapping[str, Any]) -> dict[str, tuple[Callable[..., Any], V
         if kind == "classification":
             metrics[f"{node}.accuracy"] = (
                 _get(node, "scores", "accuracy"),
-                _verdicts(node, "correct"),
+                _per_case("nodes", node, "correct"),
             )
             metrics[f"{node}.macro_f1"] = (_get(node, "scores", "macro_f1"), None)
         elif kind == "extraction":
             match = section.get("match", "normalised")
             metrics[f"{node}.all_fields_right"] = (
                 _get(node, "scores", "all_fields_right", match),
-                _verdicts(node, "correct"),
+                _per_case("nodes", node, "correct"),
             )
             metrics[f"{node}.f1"] = (
                 _get(node, "scores", "micro", match, "f1"),
-                _verdicts(node, "fields_right"),
+                _per_case("nodes", node, "fields_right"),
             )
         elif kind == "text":
-            metrics[f"{node}.checks_passed"] = (_text_rate(node), _verdicts(node, "correct"))
+            metrics[f"{node}.checks_passed"] = (
+                _text_rate(node),
+                _per_case("nodes", node, "correct"),
+            )
             metrics[f"{node}.judge_pass_rate"] = (
                 _get(node, "judge", "pass_rate"),
-                _judge_verdicts(node),
+                _per_case("nodes", node, "judge", "passed"),
             )
     if report.get("routing"):
-        metrics["routing.accuracy"] = (_routing_accuracy, _route_verdicts)
+        metrics["routing.accuracy"] = (
+            lambda report: _dig(report, ("routing", "accuracy")),
+            _per_case("route_correct"),
+        )
     return metrics
 
 
-def _get(*path: str) -> Callable[[Mapping[str, Any]], float | None]:
-    def get(report: Mapping[str, Any]) -> float | None:
-        value: Any = report.get("nodes", {})
-        for key in path:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(key)
-        return float(value) if isinstance(value, int | float) else None
+def _dig(value: Any, path: tuple[str, ...]) -> float | None:
+    """The number at `path` inside nested mappings (booleans count as 0/1), else None."""
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return float(value) if isinstance(value, int | float) else None
 
-    return get
+
+def _get(*path: str) -> Callable[[Mapping[str, Any]], float | None]:
+    """A headline metric: the number at `path` under the report's `nodes`."""
+    return lambda report: _dig(report.get("nodes", {}), path)
 
 
 def _text_rate(node: str) -> Callable[[Mapping[str, Any]], float | None]:
@@ -212,41 +220,18 @@ def _text_rate(node: str) -> Callable[[Mapping[str, Any]], float | None]:
     return get
 
 
-def _routing_accuracy(report: Mapping[str, Any]) -> float | None:
-    value = (report.get("routing") or {}).get("accuracy")
-    return float(value) if isinstance(value, int | float) else None
+def _per_case(*path: str) -> Verdicts:
+    """Per-case values: the number at `path` inside each of the report's `cases_detail`."""
 
-
-def _verdicts(node: str, key: str) -> Verdicts:
     def per_case(report: Mapping[str, Any]) -> dict[str, float]:
         found: dict[str, float] = {}
         for case in report.get("cases_detail", []):
-            value = case.get("nodes", {}).get(node, {}).get(key)
+            value = _dig(case, path)
             if value is not None:
-                found[case["id"]] = float(value)
+                found[case["id"]] = value
         return found
 
     return per_case
-
-
-def _judge_verdicts(node: str) -> Verdicts:
-    def per_case(report: Mapping[str, Any]) -> dict[str, float]:
-        found: dict[str, float] = {}
-        for case in report.get("cases_detail", []):
-            verdict = case.get("nodes", {}).get(node, {}).get("judge")
-            if isinstance(verdict, Mapping) and verdict.get("passed") is not None:
-                found[case["id"]] = float(verdict["passed"])
-        return found
-
-    return per_case
-
-
-def _route_verdicts(report: Mapping[str, Any]) -> dict[str, float]:
-    return {
-        c["id"]: float(c["route_correct"])
-        for c in report.get("cases_detail", [])
-        if c.get("route_correct") is not None
-    }
 
 
 def _flips(before: Mapping[str, float], after: Mapping[str, float]) -> tuple[int, int]:
