@@ -24,15 +24,12 @@ import argparse
 import asyncio
 import functools
 import gc
-import importlib.metadata
 import itertools
 import json
 import os
-import platform
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +49,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     sys.path.insert(0, str(SRC))
 
+from _host import handrail_source, machine_facts, package_versions  # noqa: E402 - bench/_host.py, beside this script
 from pydantic import BaseModel  # noqa: E402 - handrail's own dependency, after the path fix
 
 # The throwaway Postgres cluster the tests start (tests/_postgres.py), with a real server's
@@ -480,46 +478,13 @@ def run_bench(cfg: Config, postgres_url: str | None) -> Results:
 # --- output --------------------------------------------------------------------------------------
 
 
-def handrail_source() -> dict[str, Any]:
-    """Which handrail was measured: its folder, and for this checkout the commit and whether
-    `src/` had uncommitted changes."""
-    import handrail
-
-    path = Path(handrail.__file__).resolve().parent
-    info: dict[str, Any] = {"path": str(path), "git_commit": None, "src_modified": None}
-    if ROOT in path.parents:
-
-        def git(*args: str) -> str:
-            with suppress(OSError, subprocess.SubprocessError):
-                out = subprocess.run(
-                    ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10
-                )
-                return out.stdout.strip() if out.returncode == 0 else ""
-            return ""
-
-        info["git_commit"] = git("rev-parse", "--short", "HEAD") or None
-        if info["git_commit"]:
-            info["src_modified"] = bool(git("status", "--porcelain", "--", str(path)))
-    return info
-
-
 _SOURCE: dict[str, Any] = {}
 
 
 def machine(cfg: Config, results: Results) -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    affinity = getattr(os, "sched_getaffinity", None)
     return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(affinity(0)) if affinity else os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": versions,
+        **machine_facts(),
+        "packages": package_versions(PACKAGES),
         "handrail_source": _SOURCE or handrail_source(),
         "databases": results.databases,
         "config": asdict(cfg),

