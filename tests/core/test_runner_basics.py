@@ -557,5 +557,6 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                 "hash": "820547d03f13a4c0a1c6e3ee40422f9482d7b5226586682d68d0637cd072af96",
             },
             "trace_context": {},
+            "warnings": [],
         }
     )

@@ -255,7 +255,9 @@ async def test_check_results_are_evaluation_events(
             "gen_ai.evaluation.name": "big_enough",
             "gen_ai.evaluation.score.value": 0.0,
             "gen_ai.evaluation.score.label": "fail",
-            "gen_ai.evaluation.explanation": "5.0 is too small",
+            # content capture is off: the message may quote the document (test_redaction.py)
+            "gen_ai.evaluation.explanation": "[redacted: 16 chars; set "
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY to record]",
         },
         "any": {
             "gen_ai.evaluation.name": "any",

@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from handrail.core.hooks import Hooks
+
+if TYPE_CHECKING:
+    from handrail.observability.setup import Telemetry
 
 Trace = Annotated[
     bool | None,
@@ -52,24 +55,54 @@ def traced(trace: bool | None) -> Iterator[tuple[Hooks, ...]]:
     try:
         yield telemetry.hooks
     finally:
-        stats = telemetry.shutdown()
-        for stat in stats:
-            if stat.dropped:
-                typer.echo(
-                    f"warning: tracing: {stat.dropped} of {stat.ended} spans were not sent to "
-                    f"{stat.exporter} (collector down, slow or refusing them); the runs are "
-                    "unaffected",
-                    err=True,
-                )
-            else:
-                typer.echo(f"tracing: {stat.exported} spans sent to {stat.exporter}", err=True)
-        for where, failed in telemetry.metric_failures().items():
-            typer.echo(
-                f"warning: tracing: metrics could not be sent to {where} ({failed} failed "
-                "exports); if the collector takes no metrics (Arize Phoenix does not), set "
-                "OTEL_METRICS_EXPORTER=none",
-                err=True,
+        for line in _summary(telemetry):
+            typer.echo(line, err=True)
+
+
+def _summary(telemetry: Telemetry) -> list[str]:
+    """Stops the telemetry (never raises) and says what became of the spans and metrics: a
+    line per exporter, a line per problem."""
+    stats = telemetry.shutdown()
+    refused = telemetry.refused()
+    lines = []
+    for stat in stats:
+        if stat.refused:
+            also = " (nor any metrics)" if _metrics_url(stat.exporter) in refused else ""
+            lines.append(
+                f"warning: tracing: {stat.dropped} of {stat.ended} spans{also} were not sent to "
+                f"{stat.exporter}: it refused the connection (is the collector running?); the "
+                "runs are unaffected"
             )
+        elif stat.dropped:
+            lines.append(
+                f"warning: tracing: {stat.dropped} of {stat.ended} spans were not sent to "
+                f"{stat.exporter} (collector down, slow or refusing them); the runs are "
+                "unaffected"
+            )
+        else:
+            lines.append(f"tracing: {stat.exported} spans sent to {stat.exporter}")
+    said = {_metrics_url(stat.exporter) for stat in stats if stat.refused}
+    for where in sorted(refused - said - {stat.exporter for stat in stats}):
+        lines.append(
+            f"warning: tracing: metrics were not sent to {where}: it refused the connection (is "
+            "the collector running?); the runs are unaffected"
+        )
+    for where, failed in telemetry.metric_failures().items():
+        if where in refused:
+            continue
+        lines.append(
+            f"warning: tracing: metrics could not be sent to {where} ({failed} failed "
+            "exports); if the collector takes no metrics (Arize Phoenix does not), set "
+            "OTEL_METRICS_EXPORTER=none"
+        )
+    lines += [f"warning: tracing: {p}; the runs are unaffected" for p in telemetry.problems]
+    return lines
+
+
+def _metrics_url(label: str) -> str:
+    """`otlp http://h:4318/v1/traces` -> `otlp http://h:4318/v1/metrics` (where the same
+    collector takes metrics)."""
+    return label.removesuffix("/v1/traces") + "/v1/metrics"
 
 
 __all__ = ["Trace", "traced"]

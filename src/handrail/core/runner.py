@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextvars import Token
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
@@ -16,7 +17,7 @@ from typing import Any, cast
 from handrail._utils import derived_id, new_id, now
 from handrail.core.decisions import decided_output, pending_review
 from handrail.core.execute import execute, execute_simple_rule
-from handrail.core.hooks import Hooks, HookSet
+from handrail.core.hooks import Hooks, HookScope, HookSet
 from handrail.core.model import Model
 from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Rule
 from handrail.core.outcome import Outcome, RecordedError, StepContext
@@ -68,6 +69,7 @@ class _Run:
         "t0",
         "trace_context",
         "usage",
+        "warnings",
     )
 
     def __init__(self, run_id: str, document: Document, sched: Scheduler) -> None:
@@ -86,6 +88,8 @@ class _Run:
         self.status = RunStatus.RUNNING
         self.call_ids = [0]
         self.trace_context: dict[str, str] = {}
+        self.warnings: list[str] = []
+        """Hook errors and other problems that did not stop the run (`RunRecord.warnings`)."""
 
 
 class Runner:
@@ -179,13 +183,14 @@ class Runner:
     ) -> RunRecord:
         """Run a document afresh; `earlier` is the run it replaces (a failed one), if any."""
         run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start, self._sources))
+        scope, token = self.hooks.enter(run_id, run.warnings)
         if not doc.text.strip():
             run.status = RunStatus.FAILED
             run.error = InputError(
                 f"document `{doc.id}` is empty; there is nothing to process "
                 "(check the file, or leave it out of the batch)"
             )
-            return self._finish(run)
+            return await self._end(run, scope, token)
         hooks = self.hooks
         if hooks.run_started:
             hooks.emit(
@@ -197,7 +202,7 @@ class Runner:
                 trace_context=run.trace_context,
             )
         await self._drive_guarded(run)
-        return self._finish(run)
+        return await self._end(run, scope, token)
 
     async def run_many(
         self,
@@ -230,6 +235,7 @@ class Runner:
         workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(items)))]
         try:
             await asyncio.gather(*workers)
+            await self.hooks.drain()  # async hooks of `failed_input` runs
         finally:
             for w in workers:
                 w.cancel()
@@ -267,7 +273,17 @@ class Runner:
         )
         self.store.save_run(record)
         if self.hooks.run_finished:
-            self.hooks.emit(self.hooks.run_finished, run=record)
+            warnings: list[str] = []
+            scope, token = self.hooks.enter(record.run_id, warnings)
+            try:
+                self.hooks.emit(self.hooks.run_finished, run=record)
+            finally:
+                self.hooks.leave(token)
+            for callback, awaitable in scope.pending:  # nothing to await in: a task each
+                self.hooks.later(callback, awaitable, None)
+            if warnings:
+                record = replace(record, warnings=tuple(warnings))
+                self.store.save_run(record)
         return record
 
     def run_sync(self, document: DocumentLike, **kwargs: Any) -> RunRecord:
@@ -331,6 +347,7 @@ class Runner:
         run = self._rebuild(record)
         run.reviews.pop(request.review_id, None)
         run.decisions.append((request.review_id, decision))
+        scope, token = self.hooks.enter(run.run_id, run.warnings)
         hooks = self.hooks
         if hooks.review_decided:
             hooks.emit(
@@ -351,7 +368,7 @@ class Runner:
         self._apply_decision(run, node, request, decision, output, updates)
         if run.status is RunStatus.RUNNING:
             await self._drive_guarded(run)
-        return self._finish(run)
+        return await self._end(run, scope, token)
 
     def _revive(self, name: str, value: Any) -> Any:
         """An output as its node's type again (a store that serialises gives back dicts)."""
@@ -390,9 +407,12 @@ class Runner:
 
     async def _drive(self, run: _Run) -> None:
         sched = run.sched
+        scope = self.hooks.scope()
         tasks: dict[asyncio.Future[Any], tuple[str, int, int]] = {}
         try:
             while run.status is RunStatus.RUNNING:
+                if scope is not None and scope.pending:  # async hooks of the steps so far
+                    await self.hooks.settle(scope)
                 name = sched.pop_ready()
                 if name is not None:
                     visit, epoch = sched.start(name)
@@ -634,6 +654,20 @@ class Runner:
                 f"{budget.max_cost:.4f}; raise Budget(max_cost=...) or use a cheaper model"
             )
 
+    async def _end(self, run: _Run, scope: HookScope, token: Token[HookScope | None]) -> RunRecord:
+        """Finish the run once its async hooks are done; a hook error in `run_finished` is
+        still kept on the stored record."""
+        try:
+            await self.hooks.settle(scope)
+            record = self._finish(run)
+            await self.hooks.settle(scope)
+            if len(run.warnings) != len(record.warnings):
+                record = replace(record, warnings=tuple(run.warnings))
+                self.store.save_run(record)
+            return record
+        finally:
+            self.hooks.leave(token)
+
     def _finish(self, run: _Run) -> RunRecord:
         if run.status is RunStatus.RUNNING:
             run.status = RunStatus.NEEDS_REVIEW if run.reviews else RunStatus.COMPLETED
@@ -655,6 +689,7 @@ class Runner:
             usage=run.usage,
             document=run.document,
             trace_context=dict(run.trace_context),
+            warnings=tuple(run.warnings),
         )
         self.store.save_run(record)
         if self.hooks.run_finished:
@@ -732,6 +767,7 @@ class Runner:
         run.decisions = list(record.decisions)
         run.reviews = {r.review_id: r for r in record.reviews}
         run.trace_context = dict(record.trace_context)
+        run.warnings = list(record.warnings)
         state = run.state
         for step in record.steps:
             if step.status is StepStatus.SUPERSEDED:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, DBOSClient, SetWorkflowID
@@ -69,6 +71,8 @@ from handrail.exceptions import (
     ReviewNotFound,
 )
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
+"""The start of a URL (`postgresql:`); a one-letter drive (`C:`) is a path."""
 DEFAULT_DATABASE = "sqlite:///.handrail/handrail.db"
 """Where durable runs are kept unless `--db` or `HANDRAIL_DATABASE_URL` says otherwise."""
 DEADLINE_REVIEWER = "handrail (deadline)"
@@ -76,8 +80,14 @@ DEADLINE_REVIEWER = "handrail (deadline)"
 
 
 def database_url(db: str | PathLike[str] | None = None) -> str | PathLike[str]:
-    """`db` if given, else `HANDRAIL_DATABASE_URL`, else the SQLite file `.handrail/handrail.db`."""
+    """`db` if given, else `HANDRAIL_DATABASE_URL`, else the SQLite file `.handrail/handrail.db`.
+
+    `db` may be a URL or a plain SQLite path (`"/tmp/x.db"`, `Path(...)`); a text with a scheme
+    but no `://` (`"postgresql:/x"`) stays a URL, so a misspelt one is refused, not made a file.
+    """
     if db is not None and str(db).strip():
+        if isinstance(db, str) and "://" not in db and not _SCHEME.match(db.strip()):
+            return Path(db.strip())
         return db
     return os.environ.get("HANDRAIL_DATABASE_URL", "").strip() or DEFAULT_DATABASE
 

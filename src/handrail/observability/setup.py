@@ -28,8 +28,9 @@ the default is used.
 
 Export never slows a run: spans go to a bounded queue (`BatchSpanProcessor`) that a background
 thread sends; when the collector is down or slow the queue fills and spans are dropped, counted
-(`Telemetry.stats()`), not raised. The global OpenTelemetry providers are left alone unless
-`set_global=True`.
+(`Telemetry.stats()`), not raised. Stopping never raises either: what went wrong is in
+`Telemetry.problems`, and a collector that refuses connections (nothing listens on its port) is
+not waited for at all. The global OpenTelemetry providers are left alone unless `set_global=True`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import socket
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +106,8 @@ class ExportStats:
     """Spans finished and handed to the exporter's queue."""
     exported: int
     """Spans the exporter reported as sent."""
+    refused: bool = False
+    """The collector refused connections (nothing listened on its port): nothing was waited for."""
 
     @property
     def dropped(self) -> int:
@@ -119,8 +124,15 @@ class Telemetry:
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     flush_timeout_ms: int = DEFAULT_FLUSH_TIMEOUT_MS
+    problems: list[str] = field(default_factory=list)
+    """What went wrong while stopping (e.g. metrics not all sent in time): reported, never
+    raised."""
     _counters: list[tuple[_CountingBatchProcessor, _CountingExporter]] = field(default_factory=list)
     _metric_failures: list[tuple[str, list[int]]] = field(default_factory=list)
+    _metric_exporters: list[tuple[str, list[bool]]] = field(default_factory=list)
+    """(URL, [skip]) of each OTLP metric exporter: `skip[0] = True` makes it send nothing more."""
+    _refused: set[str] = field(default_factory=set)
+    """Labels (`otlp URL`) of the exporters whose collector refused connections at shutdown."""
     _stopped: bool = False
 
     @property
@@ -130,7 +142,12 @@ class Telemetry:
     def stats(self) -> list[ExportStats]:
         """Spans ended / sent per exporter so far (exact once `shutdown` returned)."""
         return [
-            ExportStats(exporter.label, processor.ended, exporter.exported)
+            ExportStats(
+                exporter.label,
+                processor.ended,
+                exporter.exported,
+                refused=exporter.label in self._refused,
+            )
             for processor, exporter in self._counters
         ]
 
@@ -138,23 +155,62 @@ class Telemetry:
         """Failed metric exports per OTLP endpoint (e.g. a collector that takes no metrics)."""
         return {label: count[0] for label, count in self._metric_failures if count[0]}
 
+    def refused(self) -> set[str]:
+        """The exporters (`otlp URL`, spans and metrics) whose collector refused connections when
+        the telemetry stopped: nothing was sent to them and nothing was waited for."""
+        return set(self._refused)
+
     def shutdown(self) -> list[ExportStats]:
         """Send what is queued, waiting at most `flush_timeout_ms` in all, then stop; what was
-        not sent by then is counted as dropped. Safe to call twice."""
+        not sent by then is counted as dropped. A collector that refuses connections is not
+        waited for: its exporters stop at once. Never raises (an exporter or SDK failure is
+        added to `problems`). Safe to call twice."""
         if self._stopped:
             return self.stats()
         self._stopped = True
         deadline = time.monotonic() + self.flush_timeout_ms / 1000
+        self._find_refused()
         for processor, exporter in self._counters:
-            if exporter.failing:
+            if exporter.failing or exporter.label in self._refused:
                 # The collector already refused: stop its retries now rather than wait them out.
-                exporter.shutdown()
-            _shutdown_within(processor, _remaining_ms(deadline))
+                self._guarded(f"stopping the span exporter {exporter.label}", exporter.shutdown)
+            self._guarded(
+                f"sending the last spans to {exporter.label}",
+                lambda p=processor: _shutdown_within(p, _remaining_ms(deadline)),
+            )
         if self.tracer_provider is not None:
-            self.tracer_provider.shutdown()
+            self._guarded("stopping the tracer provider", self.tracer_provider.shutdown)
         if self.meter_provider is not None:
-            self.meter_provider.shutdown(timeout_millis=max(_remaining_ms(deadline), 1))
+            for url, skip in self._metric_exporters:
+                if f"otlp {url}" in self._refused:  # no final export that can only fail
+                    skip[0] = True
+            meter_provider = self.meter_provider
+            self._guarded(
+                "sending the last metrics",
+                lambda: meter_provider.shutdown(timeout_millis=max(_remaining_ms(deadline), 1)),
+            )
         return self.stats()
+
+    def _find_refused(self) -> None:
+        """Note the OTLP collectors that refuse connections now (a quick local answer), unless
+        they took an export already."""
+        urls = {e.url for _, e in self._counters if e.url is not None and not e.exported}
+        urls |= {url for url, _ in self._metric_exporters}
+        for url in urls:
+            if _refuses(url):
+                self._refused.add(f"otlp {url}")
+
+    def _guarded(self, what: str, step: Any) -> None:
+        """Run one step of stopping; a failure becomes a line in `problems`, never an error
+        (the runs are stored already: telemetry must not fail the command)."""
+        try:
+            step()
+        except Exception as e:  # the SDK raises bare Exception
+            first = str(e).strip().splitlines()
+            detail = "; ".join(line.strip() for line in first[:3] if line.strip())
+            problem = f"{what} failed ({type(e).__name__}: {detail or 'no message'})"
+            self.problems.append(problem)
+            log.info("%s", problem)  # info: the command line prints `problems` itself
 
 
 def configure(
@@ -206,6 +262,8 @@ def configure(
     )
     for label, exporter in exporters:
         counting = _CountingExporter(exporter, label)
+        if label.startswith("otlp "):
+            counting.url = label.removeprefix("otlp ")
         processor = _CountingBatchProcessor(
             counting,
             max_queue_size=settings["OTEL_BSP_MAX_QUEUE_SIZE"],
@@ -222,7 +280,10 @@ def configure(
         list(metric_readers)
         if metric_readers is not None
         else _metric_readers(
-            env, settings["OTEL_METRIC_EXPORT_INTERVAL"], telemetry._metric_failures
+            env,
+            settings["OTEL_METRIC_EXPORT_INTERVAL"],
+            telemetry._metric_failures,
+            telemetry._metric_exporters,
         )
     )
     hooks: list[Hooks] = [TracingHooks(tracer_provider=tracer_provider, capture_content=mode)]
@@ -307,10 +368,14 @@ def _span_exporters(env: Mapping[str, str]) -> list[tuple[str, SpanExporter]]:
 
 
 def _metric_readers(
-    env: Mapping[str, str], interval_ms: int, failures: list[tuple[str, list[int]]]
+    env: Mapping[str, str],
+    interval_ms: int,
+    failures: list[tuple[str, list[int]]],
+    otlp: list[tuple[str, list[bool]]],
 ) -> list[MetricReader]:
     """The readers the environment names; each OTLP exporter's failed exports are counted in
-    `failures` as (its label, [count])."""
+    `failures` as (its label, [count]), and `otlp` gets (its URL, [skip]): set skip[0] and it
+    sends nothing more."""
     has_endpoint = any(env.get(name, "").strip() for name in (_ENDPOINTS[0], _ENDPOINTS[2]))
     chosen = _chosen(env, "OTEL_METRICS_EXPORTER", default=("otlp",) if has_endpoint else ())
     exporters: list[MetricExporter] = []
@@ -322,10 +387,14 @@ def _metric_readers(
             )
 
             failed = [0]
+            skip = [False]
             failures.append((f"otlp {endpoint}", failed))
+            otlp.append((endpoint, skip))
 
             class _Counted(OTLPMetricExporter):
                 def export(self, metrics_data: Any, *args: Any, **kwargs: Any) -> Any:
+                    if skip[0]:  # the collector refused: nothing to wait for
+                        return MetricExportResult.FAILURE
                     result = super().export(metrics_data, *args, **kwargs)
                     if result is not MetricExportResult.SUCCESS:
                         failed[0] += 1
@@ -401,6 +470,8 @@ class _CountingExporter(SpanExporter):
         self.label = label
         self.exported = 0
         self.failing = False
+        self.url: str | None = None
+        """The collector's URL, for an OTLP exporter."""
         self._down = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -421,10 +492,17 @@ class _CountingExporter(SpanExporter):
     def shutdown(self) -> None:
         if not self._down:
             self._down = True
-            self.inner.shutdown()
+            try:
+                self.inner.shutdown()
+            except Exception:  # an exporter bug must not reach the command
+                log.exception("span exporter %s failed to stop", self.label)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
+        try:
+            return self.inner.force_flush(timeout_millis)
+        except Exception:  # reported, never raised
+            log.exception("span exporter %s failed to flush", self.label)
+            return False
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -478,6 +556,26 @@ def _shutdown_within(processor: BatchSpanProcessor, timeout_ms: int) -> None:
         worker.shutdown(timeout_millis=timeout_ms)
     else:  # pragma: no cover - another SDK layout
         processor.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _refuses(url: str, timeout_s: float = 0.25) -> bool:
+    """Whether the collector at `url` refuses connections right now (nothing listens on its
+    port, answered at once): a final export could only fail. A proxy in the way, a slow answer
+    or any other error is not taken as a refusal (then the usual bounded wait applies)."""
+    parts = urlsplit(url)
+    host = parts.hostname
+    if host is None:
+        return False
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return False
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _remaining_ms(deadline: float) -> int:

@@ -21,7 +21,10 @@ reviewer, decision, wait) and a new `invoke_workflow {pipeline}` segment, both c
 first run span.
 
 Prompts and completions are recorded only when `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`
-asks for it (`SPAN_ONLY`, `EVENT_ONLY`, `SPAN_AND_EVENT`; `NO_CONTENT` is the default).
+asks for it (`SPAN_ONLY`, `EVENT_ONLY`, `SPAN_AND_EVENT`; `NO_CONTENT` is the default). Messages
+that may quote the document (error messages, check messages, review reasons from checks or
+exhausted nodes) are likewise replaced by `[redacted: N chars; ...]` unless content is captured;
+the error type, node, check name, fields and numbers stay.
 
 Steps of one run execute concurrently in asyncio tasks, so every span is started with an explicit
 parent context kept here (by run id, by (run id, node), by (run id, call id)); the ambient
@@ -32,9 +35,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -79,6 +83,11 @@ _CAPTURE_MODES: dict[str, CaptureMode] = {
     "true": "SPAN_ONLY",
 }
 CONTENT_EVENT = "gen_ai.client.inference.operation.details"
+HOOK_ERROR_EVENT = "handrail.hook.error"
+"""On the run span: a hook raised (`Hooks.hook_failed`); the run went on."""
+SAFE_REASONS = frozenset({"low_confidence", "field_low_confidence", "audit", "rejected_band"})
+"""Review reasons whose messages handrail composes from numbers and field names only: kept when
+content is not captured (the others quote a check's or an error's message)."""
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 _K = TypeVar("_K")
@@ -129,6 +138,8 @@ class TracingHooks(Hooks):
         self.capture_content: CaptureMode = capture_mode(capture_content)[0]
         self._content_on_span = self.capture_content in ("SPAN_ONLY", "SPAN_AND_EVENT")
         self._content_event = self.capture_content in ("EVENT_ONLY", "SPAN_AND_EVENT")
+        self._messages = self.capture_content != "NO_CONTENT"
+        """Whether messages that may quote the document (errors, checks) are recorded as is."""
         self._lock = threading.Lock()
         """Held to sweep a finished run's entries; single dict operations are atomic as is."""
         self._runs: dict[str, Span] = {}
@@ -204,6 +215,23 @@ class TracingHooks(Hooks):
             _PROPAGATOR.inject(carrier, trace.set_span_in_context(span, Context()))
         span.end(end_time=_ns_at(decided))
 
+    def hook_failed(
+        self, *, run_id: str | None, hook: str, method: str, error: Exception, **_: Any
+    ) -> None:
+        """Another hook raised and the run went on: a `handrail.hook.error` event on the run's
+        span (the message only when content capture is on: it may quote the document)."""
+        span = self._runs.get(run_id) if run_id is not None else None
+        if span is None:
+            return
+        attributes = {
+            "handrail.hook.name": hook,
+            "handrail.hook.method": method,
+            "exception.type": type(error).__name__,
+        }
+        if self._content_on_span or self._content_event:
+            attributes["exception.message"] = str(error)
+        span.add_event(HOOK_ERROR_EVENT, attributes)
+
     def _start_run(
         self,
         run_id: str,
@@ -236,7 +264,7 @@ class TracingHooks(Hooks):
             open_calls = _pop_run(self._calls, run_id)
             awaiting = _pop_run(self._awaiting, run_id)
         for paused, step_record, end_time in awaiting:
-            _gate_event(paused, step_record, (), end_time)
+            _gate_event(paused, step_record, (), end_time, explain=self._text)
             paused.end(end_time=end_time)
         for call, _start, _prompt in open_calls:  # innermost first
             call.end()
@@ -253,7 +281,9 @@ class TracingHooks(Hooks):
         if run.status is RunStatus.FAILED:
             error = run.error
             span.set_attribute("error.type", error.type if error is not None else "Failed")
-            span.set_status(Status(StatusCode.ERROR, error.message if error is not None else None))
+            span.set_status(
+                Status(StatusCode.ERROR, self._text(error.message) if error is not None else None)
+            )
         span.end()
 
     # --- steps ---------------------------------------------------------------------------------
@@ -303,7 +333,7 @@ class TracingHooks(Hooks):
         entry = self._awaiting.pop((request.run_id, request.node), None)
         if entry is not None:
             span, step, end_time = entry
-            _gate_event(span, step, request.reasons, end_time)
+            _gate_event(span, step, request.reasons, end_time, explain=self._text)
             span.end(end_time=end_time)
 
     def step_finished(self, *, step: StepRecord, **_: Any) -> None:
@@ -337,14 +367,14 @@ class TracingHooks(Hooks):
         else:
             span.set_attributes(attributes)  # one call: the SDK takes its lock once
         for check in step.checks:
-            _check_event(span, check)
+            _check_event(span, check, self._text(check.message))
         if step.error is not None and step.status is StepStatus.FAILED:
-            span.set_status(Status(StatusCode.ERROR, step.error.message))
+            span.set_status(Status(StatusCode.ERROR, self._text(step.error.message)))
         if step.status is StepStatus.NEEDS_REVIEW:
             self._awaiting[key] = (span, step, end_time or time.time_ns())
             return
         if step.kind not in UNGATED_KINDS:
-            _gate_event(span, step, ())
+            _gate_event(span, step, (), explain=self._text)
         span.end(end_time=end_time)
 
     # --- model calls ---------------------------------------------------------------------------
@@ -410,8 +440,27 @@ class TracingHooks(Hooks):
                     )
         if error is not None:
             span.set_attribute("error.type", type(error).__name__)
-            span.set_status(Status(StatusCode.ERROR, str(error)))
+            span.set_status(Status(StatusCode.ERROR, self._text(str(error))))
         span.end(end_time=start + _ns(duration_s))
+
+    def _text(self, message: str) -> str:
+        """`message` as is when content is captured, else how long it was (it may quote the
+        document: "cannot parse ticket: ... 4111-1111-1111-1111")."""
+        return message if self._messages or not message else redacted(message)
+
+
+_RAISED = re.compile(r"^([^:\n]{1,200}? raised [A-Za-z_][\w.]*): (.*)$", re.DOTALL)
+"""handrail's "rule `parse` raised ValueError: ..." (node and exception class, then the
+exception's own message)."""
+
+
+def redacted(message: str) -> str:
+    """What replaces a message that may quote the document when content is not captured: its
+    length; the node and exception class of handrail's "`node` raised Type: ..." are kept."""
+    raised = _RAISED.match(message)
+    if raised is not None:
+        return f"{raised.group(1)}: {redacted(raised.group(2))}"
+    return f"[redacted: {len(message)} chars; set {CAPTURE_ENV}=SPAN_ONLY to record]"
 
 
 def _pop_run(spans: dict[tuple[str, _K], _V], run_id: str) -> list[_V]:
@@ -447,14 +496,23 @@ def _output_messages(response: ModelResponse) -> str:
     return json.dumps([message], ensure_ascii=False)
 
 
-def _check_event(span: Span, check: CheckResult) -> None:
+def _reason(reason: ReviewReason, explain: Callable[[str], str]) -> str:
+    """A reason that may quote the document: what it is (kind, check), then its message or how
+    long it was."""
+    said = explain(reason.message)
+    if said == reason.message:
+        return said
+    return f"{reason.kind}{f' `{reason.check}`' if reason.check else ''} {said}"
+
+
+def _check_event(span: Span, check: CheckResult, explanation: str) -> None:
     span.add_event(
         EVALUATION_EVENT,
         {
             "gen_ai.evaluation.name": check.name,
             "gen_ai.evaluation.score.value": 1.0 if check.passed else 0.0,
             "gen_ai.evaluation.score.label": "pass" if check.passed else "fail",
-            "gen_ai.evaluation.explanation": check.message,
+            "gen_ai.evaluation.explanation": explanation,
         },
     )
 
@@ -464,9 +522,12 @@ def _gate_event(
     step: StepRecord,
     reasons: tuple[ReviewReason, ...],
     timestamp: int | None = None,
+    *,
+    explain: Callable[[str], str],
 ) -> None:
     """The gate's decision: `accepted`, `review` or `rejected`, scored by the confidence (a
-    review gate that lets the run through has none: it is `accepted` without a score)."""
+    review gate that lets the run through has none: it is `accepted` without a score).
+    `explain` passes or redacts messages that may quote the document."""
     if step.status is StepStatus.NEEDS_REVIEW:
         label = "review"
     elif step.status is StepStatus.REJECTED or step.route == "rejected":
@@ -483,9 +544,11 @@ def _gate_event(
     }
     if step.confidence is not None:
         attributes["gen_ai.evaluation.score.value"] = step.confidence.value
-    explanation = "; ".join(r.message for r in reasons)
+    explanation = "; ".join(
+        r.message if r.kind in SAFE_REASONS else _reason(r, explain) for r in reasons
+    )
     if not explanation and step.error is not None:
-        explanation = step.error.message
+        explanation = explain(step.error.message)
     if explanation:
         attributes["gen_ai.evaluation.explanation"] = explanation
     span.add_event(EVALUATION_EVENT, attributes, timestamp=timestamp)
