@@ -45,7 +45,7 @@ def decided(cli: Invoke, db: str) -> dict[str, dict[str, Any]]:
     ):
         verb, *options = decision
         review_id = runs[document]["review"]["review_id"]
-        result = cli("review", verb, review_id, *options, "--db", db)
+        result = cli("review", verb, review_id, *options, "--db", db, "--target", TARGET)
         assert result.exit_code == 0, result.stderr
         runs[document]["review_id"] = review_id
     return runs
@@ -227,7 +227,7 @@ def test_reviews_of_several_pipelines_need_a_choice(
     (tmp_path / "bug.txt").write_text(BUG)
     [line] = cli("run", HAPPY, "bug.txt", "--db", db, "--json").json_lines()
     review_id = line["review"]["review_id"]
-    assert cli("review", "approve", review_id, "--db", db).exit_code == 0
+    assert cli("review", "approve", review_id, "--db", db, "--target", HAPPY).exit_code == 0
     result = cli("review", "export", "--suite", "mixed", "--db", db)
     assert (result.exit_code, result.stderr) == (
         2,
@@ -269,3 +269,39 @@ def test_the_library_call_makes_a_file_target_relative(db: str, tmp_path: Path) 
         "scoring:",
         "  category: {type: classification}",
     ]
+
+
+def test_an_export_never_writes_outside_the_suite_folder(
+    cli: Invoke, db: str, tmp_path: Path
+) -> None:
+    """issue 12, D17: `cases: ../../../OUTSIDE_cases.jsonl` in suite.yaml, or a `documents`
+    folder that links out, is refused before anything is written."""
+
+    async def run() -> None:
+        async with DurableRunner(load_pipeline(HAPPY), model=FakeModel(), db=db) as runner:
+            record = await runner.run(BUG)
+            assert record.review is not None
+            await runner.decide(record.review.review_id, ReviewDecision.approve(reviewer="kim"))
+
+    asyncio.run(run())
+    folder = tmp_path / "a" / "b" / "suite"
+    folder.mkdir(parents=True)
+    (folder / "suite.yaml").write_text(f"pipeline: {HAPPY}\ncases: ../../../OUTSIDE_cases.jsonl\n")
+    result = cli("review", "export", "--suite", str(folder), "--db", db)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert 'field "cases": "../../../OUTSIDE_cases.jsonl" is outside the suite folder' in (
+        result.stderr
+    )
+    assert not (tmp_path / "OUTSIDE_cases.jsonl").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["suite.yaml"]
+
+    (folder / "suite.yaml").write_text(f"pipeline: {HAPPY}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / "documents").symlink_to(elsewhere)
+    with SqlStore(db) as store:
+        decided = decided_reviews(store)
+    with pytest.raises(InputError, match='"documents" is outside the suite folder'):
+        export_cases(folder, decided)
+    assert list(elsewhere.iterdir()) == []
+    assert not (folder / "cases.jsonl").exists()

@@ -639,6 +639,26 @@ def test_passed_comparison_banner() -> None:
     assert banner.all_text().startswith("Passed")
 
 
+def test_a_pass_with_cases_gone_wrong_says_why_they_do_not_count() -> None:
+    # issue 12, E20: never a bare "Passed" above cases that went right -> wrong
+    report = make_report()
+    report["comparison"] = {
+        "baseline": "b.json",
+        "passed": True,
+        "metrics": [],
+        "changed_cases": [
+            {"id": "c1", "node": "category", "before": "right", "after": "wrong"},
+            {"id": "c2", "node": "category", "before": "wrong", "after": "right"},
+        ],
+        "why_passed": "category.accuracy within noise (p = 0.172 ≥ 0.05)",
+    }
+    banner = parse(render_html(report)).one("div", id="comparison-banner")
+    assert banner.all_text() == (
+        "Passed against the baseline b.json, but 1 case went right → wrong: category.accuracy "
+        "within noise (p = 0.172 ≥ 0.05)."
+    )
+
+
 def test_no_comparison_no_banner() -> None:
     report = make_report()
     report["comparison"] = None

@@ -209,7 +209,8 @@ def test_an_unusable_document_is_a_case_whose_run_fails(tmp_path: Path) -> None:
         (
             "toleranse: {default: 0.1}\n",
             'evals/s/suite.yaml: unknown key "toleranse" (keys: name, pipeline, model, '
-            "recordings, cases, concurrency, target_accuracy, scoring, tolerances)",
+            "recordings, cases, concurrency, target_accuracy, scoring, tolerances, alpha, "
+            "min_sample)",
         ),
         (
             'concurrency: "8"\n',
@@ -302,7 +303,8 @@ def test_suite_yaml_problems_come_together(tmp_path: Path) -> None:
         f'  {folder.as_posix()}/suite.yaml: field "concurrency": Input should be greater than or '
         "equal to 1 (got 0)\n"
         f'  {folder.as_posix()}/suite.yaml: unknown key "recording" (keys: name, pipeline, model, '
-        "recordings, cases, concurrency, target_accuracy, scoring, tolerances)"
+        "recordings, cases, concurrency, target_accuracy, scoring, tolerances, alpha, "
+        "min_sample)"
     )
 
 
@@ -502,3 +504,61 @@ def test_a_long_list_of_problems_is_capped(tmp_path: Path) -> None:
     assert lines[20].startswith(f"  {folder.as_posix()}/cases.jsonl line 20 is not JSON")
     assert lines[-1] == "  ... and 5 more"
     assert len(raised.value.problems) == 25
+
+
+# --- paths stay inside the suite folder (issue 12, D17) -------------------------------------------
+
+
+def outside(folder: Path) -> str:
+    return (
+        f"is outside the suite folder `{folder.as_posix()}`; a suite's cases, documents and "
+        "recordings stay inside its folder: give a path relative to it (no absolute path, no "
+        "`..` or symlink out of it)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("cases", "../../../OUTSIDE_cases.jsonl"),
+        ("cases", "/tmp/cases.jsonl"),
+        ("recordings", "../recordings"),
+        ("recordings", "sub/../../elsewhere"),
+    ],
+)
+def test_suite_yaml_paths_stay_inside_the_folder(tmp_path: Path, key: str, value: str) -> None:
+    folder = tmp_path / "evals" / "s"
+    make_suite(tmp_path, [{"document": "x"}], yaml_text=suite_yaml(folder, f"{key}: {value}\n"))
+    with pytest.raises(SuiteError) as raised:
+        load_suite(folder)
+    assert raised.value.problems == (
+        f'{folder.as_posix()}/suite.yaml: field "{key}": {json.dumps(value)} {outside(folder)}',
+    )
+
+
+def test_a_case_path_stays_inside_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_text("the key")
+    (tmp_path / "evals" / "s").mkdir(parents=True)
+    (tmp_path / "evals" / "s" / "link.txt").symlink_to(tmp_path / "secret.txt")
+    folder = tmp_path / "evals" / "s"
+    (folder / "suite.yaml").write_text(suite_yaml(folder))
+    (folder / "cases.jsonl").write_text(
+        json.dumps({"path": "../../secret.txt"}) + "\n" + json.dumps({"path": "link.txt"}) + "\n"
+    )
+    shown = outside(Path("evals/s"))  # `problems` shows paths relative to tmp_path
+    assert problems(folder) == [
+        f'evals/s/cases.jsonl line 1: field "path": "../../secret.txt" {shown}',
+        f'evals/s/cases.jsonl line 2: field "path": "link.txt" {shown}',
+    ]
+
+
+def test_paths_inside_the_folder_still_load(tmp_path: Path) -> None:
+    folder = make_suite(
+        tmp_path,
+        [{"path": "docs/../docs/a.txt"}],
+        yaml_text=suite_yaml(tmp_path / "evals" / "s", "recordings: rec/./inner\n"),
+        files={"docs/a.txt": "Refund please"},
+    )
+    suite = load_suite(folder)
+    assert [c.id for c in suite.cases] == ["a"]
+    assert suite.recordings == (folder / "rec" / "inner").resolve()

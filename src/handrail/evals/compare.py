@@ -14,9 +14,21 @@ runs share says it could be chance:
   vs up;
 - the LLM judge's pass rate of a text node: the same test on the judge's per-case verdicts.
 
-With `p >= alpha` (0.05) the drop is reported as noise, not a regression: three cases of thirty
-flipping the wrong way (p = 0.125) pass; ten (p < 0.001) fail. A metric with no paired verdicts
-(macro-F1) is gated on the tolerance alone. The report lists every case whose verdict changed.
+With `p >= alpha` (0.05) the drop is reported as noise, not a regression: seven cases of thirty
+flipping the wrong way and three the right way (p = 0.17) pass; ten the wrong way and none the
+right way (p < 0.001) fail.
+
+The test is used only where the sample can show significance. With n cases flipped, the smallest
+p the sign test can give is 0.5^n (every flip the wrong way): with fewer than 5 flips it cannot
+reach p < 0.05, so a drop beyond the tolerance is a regression, whatever p says, and the row says
+why (`gate: "tolerance"`, `why`). The same holds below `min_sample` cases scored by both runs
+(default 20): a sign test on a handful of cases is no evidence either way. A suite sets both
+(`alpha:`, `min_sample:` in suite.yaml). A metric with no paired verdicts (macro-F1) is gated on
+the tolerance alone.
+
+The report lists every case whose verdict changed, and `summary` says in one sentence whether the
+eval passed and, when cases went right to wrong, why that still passed (within the tolerance, or
+within noise with its p-value): a pass never hides a case that got worse.
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ from typing import Any
 from handrail.exceptions import InputError
 
 ALPHA = 0.05
+MIN_SAMPLE = 20
+"""Below this many cases scored by both runs, drops are gated on the tolerance alone."""
 DEFAULT_TOLERANCE = 0.0
 
 Verdicts = Callable[[Mapping[str, Any]], dict[str, float]]
@@ -75,10 +89,14 @@ def compare(
     *,
     tolerances: Mapping[str, float] | None = None,
     alpha: float = ALPHA,
+    min_sample: int = MIN_SAMPLE,
     baseline_path: str | None = None,
 ) -> dict[str, Any]:
     """The `comparison` section: every headline metric both reports have, whether each
-    regressed, whether the eval passes, and the cases whose verdict changed."""
+    regressed (and, per row, what it was gated on and why), whether the eval passes, the cases
+    whose verdict changed, and a one-sentence `summary`."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1 (exclusive), got {alpha}")
     tolerances = dict(tolerances or {})
     default = tolerances.get("default", DEFAULT_TOLERANCE)
     rows: list[dict[str, Any]] = []
@@ -89,34 +107,93 @@ def compare(
             continue
         tolerance = tolerances.get(name, default)
         delta = current - before
-        p_value: float | None = None
-        test: str | None = None
-        if verdicts is not None:
-            worse, better = _flips(verdicts(baseline), verdicts(report))
-            p_value = sign_test(worse, better)
-            test = "sign"
         beyond = delta < -tolerance - 1e-12
-        regressed = beyond and (p_value is None or p_value < alpha)
-        rows.append(
-            {
-                "name": name,
-                "baseline": before,
-                "current": current,
-                "delta": delta,
-                "tolerance": tolerance,
-                "p_value": p_value,
-                "test": test,
-                "regressed": regressed,
-                "noise": beyond and not regressed,
-            }
-        )
+        row: dict[str, Any] = {
+            "name": name,
+            "baseline": before,
+            "current": current,
+            "delta": delta,
+            "tolerance": tolerance,
+            "p_value": None,
+            "test": None,
+            "worse": None,
+            "better": None,
+            "gate": "tolerance",
+            "why": "no per-case verdicts to test",
+        }
+        if verdicts is not None:
+            then, now = verdicts(baseline), verdicts(report)
+            down, up = _flips(then, now)
+            row |= {"p_value": sign_test(down, up), "test": "sign", "worse": down, "better": up}
+            row["why"] = _untestable(down + up, len(then.keys() & now.keys()), alpha, min_sample)
+            if row["why"] is None:
+                row["gate"] = "sign test"
+        regressed = beyond and (row["gate"] == "tolerance" or row["p_value"] < alpha)
+        row |= {"regressed": regressed, "noise": beyond and not regressed}
+        rows.append(row)
+    changed = changed_cases(baseline, report)
+    passed = not any(row["regressed"] for row in rows)
+    worse = sum(1 for c in changed if c["after"] == "wrong")
+    why = _why_passed(rows, alpha)
+    if not passed:
+        names = [r["name"] for r in rows if r["regressed"]]
+        summary = f"regressed: {', '.join(names)} dropped beyond the tolerance"
+    elif worse:
+        summary = f"passed, but {worse} case{'s' if worse != 1 else ''} went right → wrong: {why}"
+    else:
+        summary = "passed: no metric dropped beyond its tolerance and no case went right → wrong"
     return {
         "baseline": baseline_path,
-        "passed": not any(row["regressed"] for row in rows),
+        "passed": passed,
         "alpha": alpha,
+        "min_sample": min_sample,
         "metrics": rows,
-        "changed_cases": changed_cases(baseline, report),
+        "changed_cases": changed,
+        "right_to_wrong": worse,
+        "why_passed": why if passed and worse else None,
+        "summary": summary,
     }
+
+
+def flips_needed(alpha: float) -> int:
+    """The fewest changed cases with which the one-sided sign test can reach p < `alpha` (all of
+    them the wrong way: p = 0.5^n): 5 for 0.05, 7 for 0.01."""
+    n = 1
+    while 0.5**n >= alpha:
+        n += 1
+    return n
+
+
+def _untestable(flips: int, paired: int, alpha: float, min_sample: int) -> str | None:
+    """Why the sign test cannot tell noise from a drop here; None when it can."""
+    if paired < min_sample:
+        return (
+            f"{paired} cases scored by both runs, fewer than min_sample ({min_sample}): too few "
+            "for a paired test; gated on the tolerance"
+        )
+    needed = flips_needed(alpha)
+    if flips < needed:
+        return (
+            f"{flips} case{'s' if flips != 1 else ''} changed; the sign test cannot reach "
+            f"p < {alpha:g} with fewer than {needed}: gated on the tolerance"
+        )
+    return None
+
+
+def _why_passed(rows: list[dict[str, Any]], alpha: float) -> str:
+    """Why each metric that dropped still passes: within noise (its p-value) or its tolerance."""
+    reasons = []
+    for row in rows:
+        if row["regressed"] or row["delta"] >= 0:
+            continue
+        if row["noise"]:
+            reasons.append(f"{row['name']} within noise (p = {row['p_value']:.3g} ≥ {alpha:g})")
+        else:
+            reasons.append(
+                f"{row['name']} within its tolerance ({row['delta']:+.3f}, allowed "
+                f"-{row['tolerance']:.3f})"
+            )
+    return "; ".join(reasons) if reasons else "no headline metric dropped"
 
 
 def sign_test(worse: int, better: int) -> float:
@@ -250,8 +327,10 @@ def _flips(before: Mapping[str, float], after: Mapping[str, float]) -> tuple[int
 
 __all__ = [
     "ALPHA",
+    "MIN_SAMPLE",
     "changed_cases",
     "compare",
+    "flips_needed",
     "load_baseline",
     "save_baseline",
     "sign_test",

@@ -35,7 +35,13 @@ from pydantic_core import to_jsonable_python
 
 from handrail.core.records import DecisionAction, ReviewDecision, ReviewRequest, RunRecord
 from handrail.core.store import RunStore
-from handrail.evals.suite import SUITE_FILE, SuiteError, read_json_lines, read_suite_file
+from handrail.evals.suite import (
+    SUITE_FILE,
+    SuiteError,
+    inside,
+    read_json_lines,
+    read_suite_file,
+)
 from handrail.exceptions import InputError
 
 DOCUMENTS = "documents"
@@ -181,6 +187,11 @@ def export_cases(
     )
     if not added:
         return result
+    _check_inside(
+        folder,
+        [cases_file.relative_to(folder).as_posix(), DOCUMENTS]
+        + [str(c.line["path"]) for c in added],
+    )
     expected_nodes = list(dict.fromkeys(n for c in added for n in c.line["expected"]))
     scoring: dict[str, str] | None = None
     if settings is None:
@@ -207,6 +218,21 @@ def export_cases(
         scoring=scoring,
         unscored=tuple(n for n in expected_nodes if n not in scored),
     )
+
+
+def _check_inside(folder: Path, paths: Sequence[str]) -> None:
+    """Refuse (before writing anything) to write any file outside the suite folder."""
+    outside = [p for p in paths if inside(folder, p) is None]
+    if outside:
+        raise SuiteError(
+            [
+                f"`{folder.as_posix()}`: {json.dumps(p)} is outside the suite folder; an export "
+                "writes only inside it (check `cases:` in suite.yaml and that `documents` is "
+                "not a link out of the folder)"
+                for p in outside
+            ],
+            suite=folder.as_posix(),
+        )
 
 
 def _pipeline(decided: Sequence[DecidedReview], earlier: Sequence[Mapping[str, Any]]) -> str | None:

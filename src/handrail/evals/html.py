@@ -432,7 +432,13 @@ def _comparison(comparison: Mapping[str, Any]) -> str:
     against = (
         f" against the baseline {comparison['baseline']}" if comparison.get("baseline") else ""
     )
-    if passed is True:
+    worse = sum(1 for c in _seq(comparison.get("changed_cases")) if _m(c).get("after") == "wrong")
+    if passed is True and worse:
+        # never "Passed" above cases that got worse without saying why they do not count
+        why = comparison.get("why_passed") or "within noise or the tolerance"
+        cases = f"{worse} case{'s' if worse != 1 else ''}"
+        state, text = "passed", f"Passed{against}, but {cases} went right → wrong: {why}."
+    elif passed is True:
         state, text = "passed", f"Passed: no metric regressed{against}."
     elif passed is False:
         state, text = "failed", f"Failed: {regressed} metric(s) regressed{against}."

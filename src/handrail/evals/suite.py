@@ -22,7 +22,12 @@ scoring:                      # how each scored node is scored; nodes not named 
 tolerances:                   # how far a metric may drop below the baseline: "default", or
   default: 0.02               # "<node>.<metric>", "routing.<metric>", "cost.<metric>", ...
   category.accuracy: 0.05
+alpha: 0.05                   # the baseline gate's significance level (default)
+min_sample: 20                # fewer cases scored by both runs: gate on the tolerance alone
 ```
+
+`cases`, `recordings` and each case's `path` stay inside the suite folder (no absolute path, no
+`..` or symlink out of it): a suite reads and writes only its own files.
 
 `cases.jsonl` holds one JSON object per line (blank lines are skipped; JSON Lines has no
 comments, so neither does this file):
@@ -59,6 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from handrail.core.nodes import Classify, Draft, Extract, Node, Summarize
 from handrail.core.pipeline import Pipeline
 from handrail.core.state import Document
+from handrail.evals.compare import ALPHA, MIN_SAMPLE
 from handrail.exceptions import InputError
 from handrail.inputs import load_document
 
@@ -159,6 +165,8 @@ class SuiteFile(_Strict):
     target_accuracy: float | None = Field(default=None, gt=0, le=1)
     scoring: dict[str, Any] = Field(default_factory=dict)
     tolerances: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    alpha: float = Field(default=ALPHA, gt=0, lt=1)
+    min_sample: int = Field(default=MIN_SAMPLE, ge=0)
 
 
 class CaseLine(_Strict):
@@ -212,6 +220,10 @@ class Suite:
     cases: tuple[Case, ...]
     pipeline: Pipeline | None = None
     """The pipeline, when `load_suite` was given a loader (and the suite checked against it)."""
+    alpha: float = ALPHA
+    """The baseline gate's significance level (`handrail.evals.compare`)."""
+    min_sample: int = MIN_SAMPLE
+    """Below this many cases scored by both runs, the gate uses the tolerance alone."""
 
     def tolerance(self, metric: str) -> float:
         """The allowed drop for `metric` (`"<node>.<metric>"`): its own, else `default`, else 0."""
@@ -255,6 +267,8 @@ def load_suite(
         tolerances=dict(settings.tolerances),
         cases=cases,
         pipeline=pipeline,
+        alpha=settings.alpha,
+        min_sample=settings.min_sample,
     )
 
 
@@ -295,9 +309,36 @@ def read_suite_file(folder: Path) -> SuiteFile:
             suite=folder.as_posix(),
         )
     try:
-        return SuiteFile.model_validate(data)
+        settings = SuiteFile.model_validate(data)
     except ValidationError as e:
         raise SuiteError(_problems(e, SuiteFile, f"{shown}:"), suite=folder.as_posix()) from e
+    problems = [
+        _outside(folder, value, f'{shown}: field "{key}"')
+        for key, value in (("cases", settings.cases), ("recordings", settings.recordings))
+        if value is not None and inside(folder, value) is None
+    ]
+    if problems:
+        raise SuiteError(problems, suite=folder.as_posix())
+    return settings
+
+
+def inside(folder: Path, relative: str) -> Path | None:
+    """`folder/relative`, resolved, when it stays inside `folder` (after `..` and symlinks are
+    followed); None when it leaves it or is absolute. A suite reads and writes only its own
+    files (cases, documents, recordings)."""
+    if Path(relative).is_absolute():
+        return None
+    home = folder.resolve()
+    target = (home / relative).resolve()
+    return target if target.is_relative_to(home) else None
+
+
+def _outside(folder: Path, value: str, at: str) -> str:
+    return (
+        f"{at}: {json.dumps(value)} is outside the suite folder `{folder.as_posix()}`; a suite's "
+        "cases, documents and recordings stay inside its folder: give a path relative to it "
+        "(no absolute path, no `..` or symlink out of it)"
+    )
 
 
 def resolve_target(target: str, folder: Path) -> str:
@@ -480,6 +521,9 @@ def _document(
         return None
     if line.path is not None:
         file = folder / line.path
+        if inside(folder, line.path) is None:
+            problems.append(_outside(folder, line.path, f'{where} field "path"'))
+            return None
         if not file.is_file():
             problems.append(
                 f'{where} field "path": `{file.as_posix()}` does not exist; a path is relative '
@@ -637,6 +681,7 @@ __all__ = [
     "SuiteError",
     "SuiteFile",
     "TextScoring",
+    "inside",
     "load_suite",
     "read_cases",
     "read_json_lines",
