@@ -4,6 +4,7 @@ and a malformed suite, on a copy of the support-triage suite with the offline fa
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ SUITE = ROOT / "evals" / "support_triage"
 
 @pytest.fixture
 def suite(tmp_path: Path) -> Path:
-    """The support-triage suite with absolute paths and recordings in the test's folder."""
+    """The support-triage suite (its documents, no recordings) in the test's folder, its
+    pipeline's path made absolute."""
     folder = tmp_path / "triage"
     folder.mkdir()
     text = (SUITE / "suite.yaml").read_text()
@@ -26,10 +28,23 @@ def suite(tmp_path: Path) -> Path:
         str(ROOT / "examples" / "support_triage" / "pipeline.py"),
     )
     (folder / "suite.yaml").write_text(text)
-    cases = (SUITE / "cases.jsonl").read_text()
-    cases = cases.replace("../../examples/", f"{ROOT}/examples/")
-    (folder / "cases.jsonl").write_text(cases)
+    shutil.copyfile(SUITE / "cases.jsonl", folder / "cases.jsonl")
+    shutil.copytree(SUITE / "documents", folder / "documents")
     return folder
+
+
+@pytest.fixture
+def recorded(suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The suite with its shipped recordings, run from a folder of its own (the example's
+    helpdesk files tickets under the current folder)."""
+    shutil.copytree(SUITE / "recordings", suite / "recordings")
+    shutil.copyfile(SUITE / "baseline.json", suite / "baseline.json")
+    monkeypatch.chdir(tmp_path)
+    return suite
+
+
+HELPDESK = Path(".handrail") / "support_triage_helpdesk.json"
+"""Where the example's helpdesk keeps the tickets it files (under the current folder)."""
 
 
 def as_json(result: Any) -> dict[str, Any]:
@@ -110,3 +125,44 @@ def test_a_missing_baseline_says_how_to_make_one(cli: Invoke, suite: Path) -> No
     result = cli("eval", str(suite), "--model", "fake", "--baseline", "nowhere.json")
     assert result.exit_code == 2
     assert "--save-baseline nowhere.json" in result.stderr
+
+
+# --- evals never call the outside world (issue 12, A4) ------------------------------------------
+
+
+def test_an_eval_files_no_ticket_unless_asked(cli: Invoke, recorded: Path, tmp_path: Path) -> None:
+    report = as_json(cli("eval", str(recorded), "--offline", "--json"))
+    assert not (tmp_path / HELPDESK).exists(), "the eval filed tickets in the helpdesk"
+    assert report["actions"]["called"] is False
+    calls = [c for case in report["cases_detail"] for c in case.get("actions_not_called", [])]
+    assert calls and report["actions"]["not_called"] == len(calls)
+    assert report["actions"]["not_called_by_node"] == {"create_ticket": len(calls)}
+    kettle = next(c for c in report["cases_detail"] if c["id"] == "kettle-refund")
+    (call,) = kettle["actions_not_called"]
+    assert call["node"] == "create_ticket"
+    assert call["idempotency_key"] == "eval-kettle-refund:create_ticket"
+    assert call["inputs"]["category"] == "refund"
+    assert call["inputs"]["details"]["order_id"] == "LH-48213"
+
+    shown = cli("eval", str(recorded), "--offline")
+    assert shown.exit_code == 0, shown.stderr
+    assert f"actions: not called (create_ticket ×{len(calls)})" in shown.stdout
+    assert not (tmp_path / HELPDESK).exists()
+
+    called = as_json(cli("eval", str(recorded), "--offline", "--json", "--run-actions"))
+    assert called["actions"] == {"called": True, "not_called": 0, "not_called_by_node": {}}
+    tickets = json.loads((tmp_path / HELPDESK).read_text())
+    assert len(tickets) == len(calls)
+    assert {t["idempotency_key"] for t in tickets} == {
+        c["idempotency_key"]
+        for case in report["cases_detail"]
+        for c in case.get("actions_not_called", [])
+    }
+    assert called["nodes"] == report["nodes"], "calling the actions changes no score"
+
+
+def test_the_shipped_baseline_passes_offline(cli: Invoke, recorded: Path, tmp_path: Path) -> None:
+    result = cli("eval", str(recorded), "--offline", "--baseline", str(recorded / "baseline.json"))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "passed" in result.stdout
+    assert not (tmp_path / HELPDESK).exists()

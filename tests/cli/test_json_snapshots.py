@@ -170,6 +170,7 @@ Support\
             "cost": 0.0,
             "reviews": [],
             "decisions": [],
+            "warnings": [],
         }
     )
 

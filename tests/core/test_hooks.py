@@ -177,6 +177,7 @@ def test_only_overridden_methods_are_dispatched() -> None:
         "model_call_finished",
         "review_requested",
         "review_decided",
+        "hook_failed",
     ):
         assert getattr(hooks, event) == (), event
 

@@ -425,11 +425,34 @@ def test_fields_default_to_expected_keys_in_order_of_first_appearance() -> None:
     scores = score_fields([{"b": 1}, {"a": 2, "b": 3}], [{"b": 1, "extra": 5}, {"a": 2, "b": 3}])
     assert scores.fields == ["b", "a"]
     assert "extra" not in scores.per_field
-    # a is missing from d1's expected: empty there, and d1 gave none -> tn.
-    assert scores.per_field["a"]["exact"].tn == 1
+    # a is not named by d1's expected: d1 is not scored on it (issue 12, E19), only d2 is
+    assert scores.per_field["a"]["exact"] == FieldCounts(tp=1, tn=0, wrong=0, missed=0, spurious=0)
+    assert scores.per_field["b"]["exact"].n == 2
     chosen = score_fields([{"b": 1, "a": 2}], [{"b": 1, "a": 3}], fields=["a"])
     assert chosen.fields == ["a"]
     assert chosen.all_fields_right["exact"] == 0.0
+
+
+def test_a_document_is_scored_only_on_the_fields_its_case_names() -> None:
+    # issue 12, E19: three fields named, all right; an unnamed field filled: still all right
+    expected = [{"vendor": "ACME", "total": 12, "po": None}, {"vendor": "Initech"}]
+    predicted = [
+        {"vendor": "ACME", "total": 12, "po": None, "currency": "EUR"},
+        {"vendor": "Initech", "total": 99, "po": "P-1"},
+    ]
+    scores = score_fields(expected, predicted, fields=["vendor", "total", "po", "currency"])
+    assert scores.all_fields_right == {"exact": 1.0, "normalised": 1.0, "fuzzy": 1.0}
+    assert scores.per_field["total"]["exact"].n == 1
+    assert scores.per_field["currency"]["exact"].n == 0  # named by no case
+    # null is named: "should be empty"; filled, it is spurious
+    wrong = score_fields([{"po": None, "vendor": "A"}], [{"po": "P-1", "vendor": "A"}])
+    assert wrong.per_field["po"]["exact"].spurious == 1
+    assert wrong.all_fields_right["exact"] == 0.0
+    # a document naming none of the fields is not scored at all
+    none = score_fields(
+        [{"vendor": "A"}, {}], [{"vendor": "A"}, {"vendor": "B"}], fields=["vendor"]
+    )
+    assert none.n == 1 and none.all_fields_right["exact"] == 1.0
 
 
 def test_score_fields_without_documents_or_fields_measures_nothing() -> None:

@@ -114,12 +114,22 @@ def eval_(
             help="Answer only from the suite's recordings: a case not recorded fails.",
         ),
     ] = False,
+    run_actions: Annotated[
+        bool,
+        typer.Option(
+            "--run-actions",
+            help="Call the pipeline's Action nodes (default: an eval calls none; it records "
+            "what each would have been called with and goes on as if it succeeded).",
+        ),
+    ] = False,
 ) -> None:
     """Run an eval suite: every case through the pipeline, scored against its expected outputs.
 
     Prints per-node scores (labels, fields, routing, calibration, the review-rate curve and the
-    threshold that reaches the target accuracy), cost and latency per document. Exit code 1 when
-    --baseline shows a regression beyond the suite's tolerances, 2 for a malformed suite.
+    threshold that reaches the target accuracy), cost and latency per document. Action nodes are
+    not called unless --run-actions is given. Exit code 1 when --baseline shows a regression
+    beyond the suite's tolerances, 2 for a malformed suite; a case the eval cannot finish is
+    reported with its error and does not change the exit code.
     """
     from handrail.evals.compare import compare, load_baseline, save_baseline
     from handrail.evals.html import render_html
@@ -142,6 +152,7 @@ def eval_(
                     model=chosen,
                     concurrency=concurrency or loaded.concurrency,
                     on_result=on_result,
+                    run_actions=run_actions,
                 )
             )
         # the LLM judge of text nodes that ask for one: the judge's model, else the eval's
@@ -168,6 +179,8 @@ def eval_(
                 report,
                 load_baseline(baseline),
                 tolerances=loaded.tolerances,
+                alpha=loaded.alpha,
+                min_sample=loaded.min_sample,
                 baseline_path=baseline,
             )
     if save_to is not None:
@@ -229,18 +242,44 @@ def print_report(report: Mapping[str, Any], console: Console) -> None:
             f"{routing.get('unneeded_reviews', 0)} went to a person needlessly"
         )
     console.print(_usage_line(report.get("usage", {})), highlight=False)
+    actions = report.get("actions")
+    if actions:
+        console.print(_actions_line(actions), highlight=False)
+    errors = report.get("errors") or []
+    if errors:
+        console.print(
+            f"[yellow]{len(errors)} case{'s' if len(errors) != 1 else ''} the eval could not "
+            "finish (scored as far as they ran):[/yellow]"
+        )
+        for item in errors[:20]:
+            console.print(f"  {item['id']}: {item['error']}", markup=False, highlight=False)
+        if len(errors) > 20:
+            console.print(f"  ... and {len(errors) - 20} more (all in --json `errors`)")
     comparison = report.get("comparison")
     if comparison is not None:
         console.print(_comparison_table(comparison))
         changed = comparison.get("changed_cases", [])
         for change in changed[:20]:
             console.print(
-                f"  {change['id']}: {change['node']} {change['before']} -> {change['after']}"
+                f"  {change['id']}: {change['node']} {change['before']} -> {change['after']}",
+                markup=False,
+                highlight=False,
             )
         if len(changed) > 20:
             console.print(f"  ... and {len(changed) - 20} more changed cases")
-        verdict = "[green]passed[/green]" if comparison["passed"] else "[red]REGRESSED[/red]"
+        for row in comparison.get("metrics", []):
+            if row.get("gate") == "tolerance" and row.get("test") and row["delta"] < 0:
+                console.print(f"  {row['name']}: {row['why']}", highlight=False)
+        if not comparison["passed"]:
+            verdict = "[red]REGRESSED[/red]"
+        elif comparison.get("right_to_wrong"):
+            verdict = "[yellow]passed, within noise or tolerance[/yellow]"
+        else:
+            verdict = "[green]passed[/green]"
         console.print(f"baseline {comparison.get('baseline')}: {verdict}")
+        summary = comparison.get("summary")
+        if summary:
+            console.print(f"  {summary}", markup=False, highlight=False)
     timing = report.get("timing")
     if timing:
         console.print(
@@ -349,13 +388,29 @@ def _usage_line(usage: Mapping[str, Any]) -> str:
     return "per document (median / p90 / mean): " + "; ".join(parts)
 
 
+def _actions_line(actions: Mapping[str, Any]) -> str:
+    """Whether the eval called the pipeline's actions, and which it did not call."""
+    if actions.get("called"):
+        return "actions: called (--run-actions)"
+    by_node = actions.get("not_called_by_node") or {}
+    if not by_node:
+        return "actions: none reached (an eval calls none unless --run-actions is given)"
+    calls = ", ".join(f"{node} ×{n}" for node, n in by_node.items())
+    return (
+        f"actions: not called ({calls}); what each would have been called with is in --json "
+        "`cases_detail[].actions_not_called`; --run-actions calls them"
+    )
+
+
 def _comparison_table(comparison: Mapping[str, Any]) -> Table:
     table = Table(title="against the baseline", title_justify="left")
-    for column in ("metric", "baseline", "now", "change", "tolerance", "p", "verdict"):
+    for column in ("metric", "baseline", "now", "change", "tolerance", "p", "gate", "verdict"):
         table.add_column(column)
     for row in comparison.get("metrics", []):
         verdict = (
-            "[red]regressed[/red]" if row["regressed"] else ("noise" if row.get("noise") else "ok")
+            "[red]regressed[/red]"
+            if row["regressed"]
+            else ("within noise" if row.get("noise") else "ok")
         )
         table.add_row(
             row["name"],
@@ -364,6 +419,7 @@ def _comparison_table(comparison: Mapping[str, Any]) -> Table:
             f"{row['delta']:+.3f}",
             f"{row['tolerance']:.3f}",
             _num(row.get("p_value")),
+            str(row.get("gate") or "—"),
             verdict,
         )
     return table

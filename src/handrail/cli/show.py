@@ -148,6 +148,7 @@ def run_detail_json(record: RunRecord) -> dict[str, Any]:
         "steps": [step_json(step) for step in record.steps],
         "reviews": [review_json(ReviewView(request=r)) for r in record.reviews],
         "decisions": [decision_json(rid, decision) for rid, decision in record.decisions],
+        "warnings": list(record.warnings),
     }
 
 
@@ -189,6 +190,7 @@ def run_detail(record: RunRecord) -> RenderableType:
         ("tokens", Text(f"{record.usage.total_tokens} (cost {cost(record.usage.cost)})")),
         ("result", Text(result_brief(record))),
         ("error", Text(notes(record) if record.error is not None else "")),
+        ("warnings", Text("\n".join(record.warnings))),
     )
     parts: list[RenderableType] = [header, steps_table(record.steps)]
     if record.reviews:

@@ -334,6 +334,9 @@ class RunRecord:
     """Trace-context headers (W3C `traceparent`...) a tracing hook wrote when the run started,
     opaque to the core: kept so the run resumed after a review, in any process, stays in the
     same trace."""
+    warnings: tuple[str, ...] = ()
+    """What went wrong around the run without stopping it, e.g. a hook that raised ("hook
+    Notify.review_requested raised ConnectionError: ...; the run went on"), oldest first."""
 
     @property
     def review(self) -> ReviewRequest | None:

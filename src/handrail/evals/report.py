@@ -8,7 +8,9 @@ every field empty for an extraction.
 Keys (docs/evals.md lists them): `suite`, `pipeline`, `model`, `generated_at`, `cases`, `runs`,
 `nodes` (per scored node: `type`, `scores`, `calibration`, `review_curve`, `threshold`,
 `target_accuracy`, and for extraction `match` and `field_thresholds`), `routing`, `usage`,
-`cases_detail`, `timing`, and `comparison` (added by `compare`).
+`cases_detail`, `actions` (whether the pipeline's actions were called; each case's calls not
+made are in its `actions_not_called`), `errors` (cases the eval could not finish, each also
+with `eval_error` in `cases_detail`), `timing`, and `comparison` (added by `compare`).
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ def build_report(
             "latency_s": summarise([r.record.duration_s for r in results]).to_dict(),
         },
         "cases_detail": details,
+        "actions": _actions(run),
+        "errors": [{"id": r.case.id, "error": r.error} for r in results if r.error is not None],
         "comparison": None,
     }
     report["timing"] = {
@@ -195,24 +199,30 @@ def _extraction(
     match: MatchMode = getattr(scoring, "match", "normalised")
     threshold = getattr(scoring, "fuzzy_threshold", 0.9)
     wanted_fields = getattr(scoring, "fields", None) or None
-    scored: list[tuple[dict[str, Any], dict[str, Any] | None, StepRecord | None, Any]] = []
+    scored: list[tuple[dict[str, Any] | None, dict[str, Any] | None, StepRecord | None, Any]] = []
     for result, detail in zip(results, details, strict=True):
         if node in result.case.expected:
             step = model_step(result.record, node)
             got = _fields(step.output) if step is not None else None
-            scored.append((dict(result.case.expected[node] or {}), got, step, detail))
-    names = list(wanted_fields or dict.fromkeys(k for want, *_ in scored for k in want))
+            value = result.case.expected[node]
+            scored.append((None if value is None else dict(value), got, step, detail))
+    names = list(wanted_fields or dict.fromkeys(k for want, *_ in scored for k in want or {}))
     pooled_conf: list[float] = []
     pooled_right: list[bool] = []
     per_field: dict[str, tuple[list[float], list[bool]]] = {name: ([], []) for name in names}
     documents = []
-    for want, got, step, detail in scored:
+    for named, got, step, detail in scored:
+        # a case scores the fields it names (null: should be empty); the whole node null:
+        # every field should be empty
+        want: dict[str, Any] = dict.fromkeys(names) if named is None else named
         outcomes = field_outcomes(want, got, names, threshold=threshold)
+        if not outcomes:  # it names none of the scored fields: nothing to score here
+            continue
         documents.append(outcomes)
         right_fields = 0
         by_field = step.field_confidence if step is not None else {}
         overall = _confidence(step)
-        for name in names:
+        for name in outcomes:
             right = outcomes[name][match] in _RIGHT
             right_fields += right
             field = by_field.get(name)
@@ -224,8 +234,9 @@ def _extraction(
                 conf.append(confidence)
                 ok.append(right)
         detail["nodes"][node] = {
-            "correct": right_fields == len(names),
+            "correct": right_fields == len(outcomes),
             "fields_right": right_fields,
+            "fields_scored": len(outcomes),
             "expected": want,
             "got": got,
             "confidence": _confidence(step),
@@ -336,7 +347,24 @@ def _case_detail(result: CaseResult) -> dict[str, Any]:
     }
     if record.error is not None:
         detail["error"] = f"{record.error.type}: {record.error.message}"
+    if result.error is not None:
+        detail["eval_error"] = result.error
+    if result.actions:
+        detail["actions_not_called"] = [call.to_dict() for call in result.actions]
     return detail
+
+
+def _actions(run: EvalRun) -> dict[str, Any]:
+    """Whether the eval called the pipeline's actions, and the calls it did not make."""
+    by_node: dict[str, int] = {}
+    for result in run.results:
+        for call in result.actions:
+            by_node[call.node] = by_node.get(call.node, 0) + 1
+    return {
+        "called": run.actions_called,
+        "not_called": sum(by_node.values()),
+        "not_called_by_node": by_node,
+    }
 
 
 def _point(point: Any) -> dict[str, Any] | None:

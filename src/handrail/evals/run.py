@@ -10,6 +10,14 @@ decides as the case's expected outputs say: the expected value of the reviewed n
 the pause run too, on the right inputs, and are scored. The route scored is where the run went
 first (`CaseResult.first_status`); what each node is scored on is the model's own answer, never
 the eval reviewer's edit.
+
+An eval never calls the outside world: unless `run_actions=True`, the pipeline runs with its
+`Action` nodes recording what they would have been called with (`handrail.evals.actions`), and
+each case keeps those calls (`CaseResult.actions`).
+
+A case the eval itself cannot finish (the runner raises, or its reviewer cannot settle a review,
+such as one with no output to approve) is kept with its error (`CaseResult.error`) and the run as
+far as it got; the other cases and the report go on.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from handrail.core.model import Model
 from handrail.core.pipeline import Pipeline
 from handrail.core.records import ReviewDecision, RunRecord, RunStatus
 from handrail.core.runner import Runner
+from handrail.evals.actions import ActionCall, record_actions
 from handrail.evals.suite import Case
 from handrail.exceptions import ReviewError
 
@@ -42,6 +51,10 @@ class CaseResult:
     """The run after the eval's reviewer settled its reviews."""
     first_status: RunStatus | None = None
     """Where the run went before any review was settled (default: `record.status`)."""
+    actions: tuple[ActionCall, ...] = ()
+    """The `Action` calls the run would have made (none when the eval ran the actions)."""
+    error: str | None = None
+    """Why the eval could not finish the case (`Type: message`); None when it could."""
 
     @property
     def status(self) -> RunStatus:
@@ -54,6 +67,8 @@ class EvalRun:
 
     results: tuple[CaseResult, ...]
     wall_s: float
+    actions_called: bool = False
+    """The pipeline's `Action` nodes were called (`run_actions=True`), not recorded."""
 
 
 async def run_cases(
@@ -63,28 +78,50 @@ async def run_cases(
     model: Model,
     concurrency: int = 8,
     on_result: Callable[[RunRecord], None] | None = None,
+    run_actions: bool = False,
 ) -> EvalRun:
     """Run every case (each its own run, even when two cases hold the same text) and return the
-    records in case order."""
+    records in case order. `run_actions`: call the pipeline's `Action` nodes (default: record
+    what they would have been called with, and call nothing)."""
+    log = None
+    if not run_actions:
+        pipeline, log = record_actions(pipeline)
     runner = Runner(pipeline, model=model)
     limit = asyncio.Semaphore(concurrency)
 
     async def one(case: Case) -> CaseResult:
+        # a run id of its own: two cases with the same text are two runs
+        run_id = f"eval-{case.id}"
+        record: RunRecord | None = None
+        first: RunStatus | None = None
+        error: str | None = None
         async with limit:
-            if isinstance(case.document, BaseException):
-                record = runner.failed_input(case.document)
-            else:
-                # a run id of its own: two cases with the same text are two runs
-                record = await runner.run(case.document, run_id=f"eval-{case.id}")
-            first = record.status
-            record = await settle_reviews(runner, record, case.expected)
+            try:
+                if isinstance(case.document, BaseException):
+                    record = runner.failed_input(case.document)
+                else:
+                    record = await runner.run(case.document, run_id=run_id)
+                first = record.status
+                record = await settle_reviews(runner, record, case.expected)
+            except Exception as e:  # the eval's own trouble with one case: keep it, go on
+                error = f"{type(e).__name__}: {e}"
+                record = runner.store.get_run(record.run_id if record else run_id) or record
+                if record is None:
+                    record = runner.failed_input(e, document_id=_document_id(case))
+                if first is None:
+                    first = record.status
         if on_result is not None:
             on_result(record)
-        return CaseResult(case=case, record=record, first_status=first)
+        calls = log.for_run(record.run_id) if log is not None else ()
+        return CaseResult(case=case, record=record, first_status=first, actions=calls, error=error)
 
     started = time.perf_counter()
     results = await asyncio.gather(*(one(case) for case in cases))
-    return EvalRun(results=tuple(results), wall_s=time.perf_counter() - started)
+    return EvalRun(
+        results=tuple(results),
+        wall_s=time.perf_counter() - started,
+        actions_called=run_actions,
+    )
 
 
 async def settle_reviews(
@@ -105,6 +142,11 @@ async def settle_reviews(
             approve = ReviewDecision.approve(reviewer="eval", review_id=review.review_id)
             record = await runner.resume(record.run_id, approve)
     return record
+
+
+def _document_id(case: Case) -> str:
+    document = case.document
+    return document.id if not isinstance(document, BaseException) else case.id
 
 
 def _edited(output: Any, expected: Any) -> Any:

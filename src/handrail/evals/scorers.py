@@ -54,7 +54,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
-from handrail.checks import parse_date
+from handrail.core.values import read_date, read_number
 
 __all__ = [
     "MODES",
@@ -268,14 +268,6 @@ def score_labels(
 
 # --- normalisation -----------------------------------------------------------------------------
 
-# A currency: a symbol (checked to be one below), optionally after letters (US$, HK$); an ISO code
-# in capitals (EUR, MYR); or a letter symbol written in any case (RM, Rs, Rp, kr).
-_CURRENCY = r"(?:[A-Z]{0,3}[^\w\s.,'+\-\u2212]|[A-Z]{3}|(?i:RM|RS\.?|RP|KR))"
-_AMOUNT = re.compile(
-    rf"(?P<sign>[-\u2212]?) ?(?P<pre>{_CURRENCY})? ?(?P<sign2>[-\u2212]?) ?"
-    rf"(?P<number>\d(?:[\d,.' ]*\d)?) ?(?P<post>{_CURRENCY})?"
-)
-_GROUP_MARKS = re.compile(r"[,.' ]")
 _QUANTITY = re.compile(r"-?\d+(?:\.\d+)?|\d{4}-\d{2}-\d{2}")
 """A normalised number or date: fuzzy matching never forgives a difference in one."""
 
@@ -286,54 +278,6 @@ def _canonical(number: Decimal) -> str:
     if number.is_zero():
         return "0"
     return f"{number.normalize():f}"
-
-
-def _read_number(token: str) -> Decimal | None:
-    """The number `token` (digits with , . ' and spaces) means, under one rule per form, or None.
-
-    Both `,` and `.`: the last is the decimal mark (1,234.50 and 1.234,50). One mark repeated:
-    thousands (1,234,567; 1.234.567). A single `.`: the decimal point (1.234 is one point two
-    three four). A single `,`: thousands before exactly three digits (1,234), otherwise the
-    decimal comma (12,50). Thousands groups must have three digits; a leading zero before
-    another digit (00123) makes it an identifier, not a number.
-    """
-    marks = [c for c in token if c in ",."]
-    decimal_mark = ""
-    if len(set(marks)) == 2:
-        decimal_mark = marks[-1]
-        if marks.count(decimal_mark) > 1:
-            return None
-    elif len(marks) == 1 and not (marks[0] == "," and len(token.rsplit(",", 1)[1]) == 3):
-        decimal_mark = marks[0]
-    whole, _, fraction = token.rpartition(decimal_mark) if decimal_mark else (token, "", "")
-    groups = _GROUP_MARKS.split(whole)
-    if len(groups) > 1 and not (
-        1 <= len(groups[0]) <= 3 and all(len(group) == 3 for group in groups[1:])
-    ):
-        return None
-    digits = "".join(groups)
-    if (decimal_mark and not fraction.isdigit()) or (len(digits) > 1 and digits[0] == "0"):
-        return None
-    return Decimal(f"{digits}.{fraction}" if fraction else digits)
-
-
-def _is_currency(text: str | None) -> bool:
-    return text is None or all(
-        c.isalpha() or c == "." or unicodedata.category(c) == "Sc" for c in text
-    )
-
-
-def _read_amount(text: str) -> Decimal | None:
-    """The amount `text` writes ("$1,234.50", "-RM 12.00", "1.234,50 EUR"), or None."""
-    match = _AMOUNT.fullmatch(text)
-    if match is None or (match["sign"] and match["sign2"]):
-        return None
-    if not (_is_currency(match["pre"]) and _is_currency(match["post"])):
-        return None
-    number = _read_number(match["number"])
-    if number is None:
-        return None
-    return -number if match["sign"] or match["sign2"] else number
 
 
 def _loose(char: str) -> bool:
@@ -357,13 +301,18 @@ def _text(value: str) -> str | None:
     if not text:
         return None
     if "@" not in text and any(c.isdigit() for c in text):  # dates and amounts have digits
-        try:
-            return parse_date(text, dayfirst=True).isoformat()
-        except ValueError:
-            pass
-        amount = _read_amount(text)
-        if amount is not None:
+        # The checks' reader (docs/values.md); numeric dates day first, an ambiguous number
+        # ("1.234") stays text: the scorer does not guess either.
+        day = read_date(text, dayfirst=True)
+        if isinstance(day, date):
+            return day.isoformat()
+        amount = read_number(text)
+        if isinstance(amount, Decimal):
             return _canonical(amount)
+        trimmed = _trim(text.casefold())
+        # Text the reader refused ("--5", "12.", "#12") is not the number trimming it would
+        # leave: keep it whole, so it never matches that number when the check would not.
+        return text.casefold() if _QUANTITY.fullmatch(trimmed) else trimmed or None
     return _trim(text.casefold()) or None
 
 
@@ -407,18 +356,19 @@ def normalise(value: Any) -> str | None:
     Empty: None, "" or only whitespace or punctuation ("-", "n/a" is not empty), an empty list
     or dict, a list of empties, a dict whose values are all empty.
 
-    - Dates (`date`, `datetime`, and text `handrail.checks.parse_date` reads: 2024-12-25,
-      25/12/2024, 25.12.24, 25 Dec 2024, Dec 25, 2024) become ISO `2024-12-25`; a time is
-      dropped. Day first: 03/04/2025 is 3 April 2025, as in the UK, most of Europe and Asia
-      (12-25-2024 is still 25 December: only one reading is a real date). Write expected dates
-      in ISO so no reading is needed.
-    - Numbers and amounts (int, float, Decimal, and text such as "$1,234.50", "1.234,50 EUR",
-      "RM 12.00", "-£3", "US$ 5") become a canonical decimal: "1234.5", "12", "-3"; so 1, 1.0
-      and "1.00" are equal. A currency is a symbol, a capital ISO code or RM/Rs/Rp/kr; it is
-      dropped, not compared. How separators read is `_read_number`'s rule: the last of `,` and
-      `.` when both appear is the decimal mark, a single `.` is a decimal point, a single `,`
-      before exactly three digits groups thousands (1,234 is 1234, 12,50 is 12.5). A leading
-      zero (00123) keeps it text: an identifier.
+    Numbers and dates are read as the checks read them, by `handrail.core.values`
+    (docs/values.md states the rule), so a check and a score never disagree on a value.
+
+    - Dates (`date`, `datetime`, and text `read_date` reads: 2024-12-25, 25/12/2024, 25.12.24,
+      25 Dec 2024, Dec 25, 2024) become ISO `2024-12-25`; a time is dropped. Day first:
+      03/04/2025 is 3 April 2025, as in the UK, most of Europe and Asia (12-25-2024 is still
+      25 December: only one reading is a real date). Write expected dates in ISO so no reading
+      is needed.
+    - Numbers and amounts (int, float, Decimal, and text `read_number` reads: "$1,234.50",
+      "1.234,50 EUR", "RM 12.00", "-£3", "US$ 5") become a canonical decimal: "1234.5", "12",
+      "-3"; so 1, 1.0 and "1.00" are equal. The currency is dropped, not compared. 1,234 is
+      1234 and 12,50 is 12.5; an ambiguous "1.234" (a decimal point, or a thousands separator)
+      and an identifier with a leading zero (00123) stay text.
     - Other text: unicode NFKC, case-folded, whitespace collapsed, punctuation around it
       trimmed ("  ACME  Ltd. " -> "acme ltd"); punctuation inside is kept.
     - Booleans become "true" / "false"; enums their value; pydantic models their fields.
@@ -580,11 +530,15 @@ def score_fields(
     FP and FN both (a wrong value is a wrong answer and a missed one); expected filled and got
     empty, FN; expected empty and got a value, FP; both empty, TN (right: it counts toward
     accuracy, not toward precision or recall). precision = TP / (TP + FP), recall = TP /
-    (TP + FN), accuracy = (TP + TN) / documents. A missing key and an empty value are the same;
-    `predicted` None (the run produced no output) has every field empty.
+    (TP + FN), accuracy = (TP + TN) / documents that name the field. A document is scored only
+    on the fields its expected mapping names: a field it does not name is not part of that case
+    (whatever was extracted), and a named field whose value is None means "should be empty". In
+    `predicted`, a missing key and an empty value are the same; `predicted` None (the run
+    produced no output) has every field empty.
 
     `fields` defaults to the expected keys, in order of first appearance. `micro` adds the counts
-    of all fields per mode; `all_fields_right` is the share of documents with every field right.
+    of all fields per mode; `all_fields_right` is the share of documents (naming at least one of
+    `fields`) with every field they name right.
     Nested values (dicts, lists) are normalised leaf by leaf (see `normalise`, `field_match`).
     """
     _same_length(expected=expected, predicted=predicted)
@@ -622,11 +576,14 @@ def field_outcomes(
     threshold: float = 0.9,
 ) -> dict[str, dict[MatchMode, str]]:
     """One document's outcome per field and mode: `tp`, `tn`, `wrong`, `missed` or `spurious`
-    (see `score_fields`). Each value is normalised once for all three modes."""
+    (see `score_fields`), for the `fields` that `expected` names (a field it does not name is
+    not scored). Each value is normalised once for all three modes."""
     got: Mapping[str, Any] = predicted or {}
     found: dict[str, dict[MatchMode, str]] = {}
     for name in fields:
-        a, b = expected.get(name), got.get(name)
+        if name not in expected:
+            continue
+        a, b = expected[name], got.get(name)
         if _same_filled(a, b):  # the common case: nothing to normalise
             found[name] = _ALL_TP
             continue
@@ -641,15 +598,20 @@ def tally_fields(
     *,
     threshold: float = 0.9,
 ) -> FieldScores:
-    """`FieldScores` from each document's `field_outcomes`."""
-    n = len(documents)
+    """`FieldScores` from each document's `field_outcomes`: a field missing from a document's
+    outcomes was not named by its case and is not counted; a document with none of `fields` is
+    not scored."""
     names = list(fields)
+    scored = [o for o in documents if any(name in o for name in names)]
+    n = len(scored)
     tally = {name: {mode: dict.fromkeys(_OUTCOMES, 0) for mode in MODES} for name in names}
     documents_right = dict.fromkeys(MODES, 0)
     cells = [(name, mode, tally[name][mode]) for name in names for mode in MODES]
-    for outcomes in documents:
+    for outcomes in scored:
         wrong: set[str] = set()
         for name, mode, counts in cells:
+            if name not in outcomes:
+                continue
             outcome = outcomes[name][mode]
             counts[outcome] += 1
             if outcome not in _RIGHT:
