@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from handrail.core.gate import run_checks, settle
+from handrail.core.gate import run_checks, screen, settle
 from handrail.core.model import Message, Model, ModelRequest, ModelResponse
 from handrail.core.nodes import (
     MISSING,
@@ -334,6 +334,7 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             kind=kind,
             model=model.name,
         )
+        response, unreadable = screen(node, response)  # NaN and friends never reach the gate
         if response.warnings:
             attempts[-1] = replace(attempts[-1], warnings=tuple(response.warnings))
         usage = total_usage(attempts)
@@ -391,6 +392,7 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             attempts,
             usage,
             response.model or model.name,
+            unreadable,
         )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from handrail._utils import unit_hash
+from handrail.core.model import ModelResponse
 from handrail.core.nodes import Check, Extract, LLMNode, Node
 from handrail.core.outcome import Exhausted, Outcome, StepContext, replace_outcome
 from handrail.core.records import Attempt, CheckResult, Confidence, ReviewReason, StepStatus, Usage
@@ -26,6 +29,90 @@ class Verdict:
 
 
 _ORDER = {"fail": 0, "fallback": 1, "retry": 2, "review": 3, "warn": 4}
+
+
+# --- numbers the gate can read ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Unreadable:
+    """A confidence a model reported that is not a finite number in [0, 1]: dropped, so the gate
+    treats it as no confidence, and named in the review reason (or the attempt's warnings)."""
+
+    field: str | None
+    """The `Extract` field it was given for; None for the node's confidence or a label score."""
+    message: str
+
+
+def readable(value: object) -> float | None:
+    """`value` as a float when it is a finite number in [0, 1], else None (NaN, inf, -0.1, 1.5,
+    a string, a bool)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return repr(float(value)) if math.isinf(float(value)) else f"{value}"
+    return repr(value)
+
+
+def _unreadable(what: str, value: object, field: str | None = None) -> Unreadable:
+    return Unreadable(
+        field=field,
+        message=f"{what} was {_shown(value)}: not a number in [0, 1]; treated as no confidence",
+    )
+
+
+def screen(node: Node, response: ModelResponse) -> tuple[ModelResponse, tuple[Unreadable, ...]]:
+    """The response with only confidences the gate can read, and what was dropped.
+
+    Every number a model reports enters handrail here (node confidence, per-field confidence,
+    label scores), whichever `Model` sent it: one that is not a finite number in [0, 1] is
+    dropped, never compared, so NaN can never pass a threshold (`NaN < 0.9` is False).
+    """
+    notes: list[Unreadable] = []
+    changed = False
+
+    def kept(score: Any, what: str, field: str | None = None) -> Confidence | None:
+        nonlocal changed
+        value = getattr(score, "value", score)
+        number = readable(value)
+        if number is None:
+            notes.append(_unreadable(what, value, field))
+            return None
+        if isinstance(score, Confidence) and type(score.value) is float:
+            return score
+        changed = True  # an int, a Decimal or a bare number: kept as a float Confidence
+        source = score.source if isinstance(score, Confidence) else "none"
+        return Confidence(value=number, source=source)
+
+    confidence = response.confidence
+    if confidence is not None:
+        confidence = kept(confidence, f"confidence of `{node.name}`")
+    fields: dict[str, Confidence] = {}
+    for name, score in response.field_confidence.items():
+        field = kept(score, f"confidence of field `{name}` of `{node.name}`", name)
+        if field is not None:
+            fields[name] = field
+    labels: dict[str, float] = {}
+    for label, value in response.label_scores.items():
+        number = readable(value)
+        if number is None:
+            notes.append(_unreadable(f"label score of `{label}` on `{node.name}`", value))
+        else:
+            changed = changed or type(value) is not float
+            labels[label] = number
+    if not notes and not changed:
+        return response, ()
+    screened = replace(
+        response, confidence=confidence, field_confidence=fields, label_scores=labels
+    )
+    return screened, tuple(notes)
 
 
 def run_checks(
@@ -81,12 +168,17 @@ def settle(
     attempts: list[Attempt],
     usage: Usage,
     model: str | None,
+    unreadable: Sequence[Unreadable] = (),
 ) -> Outcome:
     """Turn a valid output plus its check verdict and gate into the step's outcome.
 
     Failed checks with a `cap` lower the confidence first (`_apply_caps`), so the gate and the
-    step record see the capped numbers.
+    step record see the capped numbers. `unreadable`: the numbers `screen` dropped; they are
+    recorded on the last attempt, and a gated node goes to review for them.
     """
+    if unreadable and attempts:
+        last = attempts[-1]
+        attempts[-1] = replace(last, warnings=(*last.warnings, *(u.message for u in unreadable)))
     confidence, field_confidence, judged = _apply_caps(node, verdict, confidence, field_confidence)
     checks = verdict.results
     action = verdict.action
@@ -152,7 +244,7 @@ def settle(
                 confidence,
             )
         assert isinstance(node, LLMNode)
-        reasons.extend(_gate_reasons(node, gate, confidence, field_confidence, judged))
+        reasons.extend(_gate_reasons(node, gate, confidence, field_confidence, judged, unreadable))
         if (
             not reasons
             and gate.audit
@@ -242,16 +334,38 @@ def _gate_reasons(
     confidence: Confidence | None,
     field_confidence: Mapping[str, Confidence],
     judged: Mapping[str, _Cap],
+    unreadable: Sequence[Unreadable] = (),
 ) -> list[ReviewReason]:
-    reasons = []
-    if isinstance(node, Extract) and field_confidence:
+    # A number the gate cannot read always asks for a person, gated field or not: the model
+    # that sent it is not to be trusted on this output.
+    bad_fields = {u.field: u.message for u in unreadable if u.field is not None}
+    reasons = [
+        ReviewReason(kind="low_confidence", threshold=gate.accept, message=u.message)
+        for u in unreadable
+        if u.field is None
+    ]
+    if isinstance(node, Extract) and (field_confidence or bad_fields):
         required = {f for f, info in node.schema.model_fields.items() if info.is_required()}
-        for name in [*node.schema.model_fields]:
+        for name in [
+            *node.schema.model_fields,
+            *(f for f in bad_fields if f not in node.schema.model_fields),
+        ]:
             cap = judged.get(name)
+            threshold = gate.fields.get(name, gate.accept)
+            if name in bad_fields:
+                reasons.append(
+                    ReviewReason(
+                        kind="field_low_confidence",
+                        field=name,
+                        threshold=threshold,
+                        check=cap.check if cap else None,
+                        message=bad_fields[name],
+                    )
+                )
+                continue
             # A field a failed check with a cap names is gated like a required one.
             if name not in required and name not in gate.fields and cap is None:
                 continue
-            threshold = gate.fields.get(name, gate.accept)
             score = field_confidence.get(name)
             if score is None:  # never a silent accept: a gated field needs a number
                 reasons.append(
@@ -280,6 +394,8 @@ def _gate_reasons(
                 )
         return reasons
     if confidence is None:
+        if reasons:  # the number it gave could not be read: the reason already says so
+            return reasons
         return [
             ReviewReason(
                 kind="low_confidence",
@@ -290,6 +406,7 @@ def _gate_reasons(
     if confidence.value < gate.accept:
         cap = judged.get(_NODE)
         return [
+            *reasons,
             ReviewReason(
                 kind="low_confidence",
                 value=confidence.value,
@@ -299,6 +416,6 @@ def _gate_reasons(
                     f"confidence {confidence.value:.2f} < {gate.accept:g} "
                     f"({cap.note(confidence.source) if cap else confidence.source})"
                 ),
-            )
+            ),
         ]
-    return []
+    return reasons

@@ -13,6 +13,21 @@ from handrail.core.model import ModelRequest
 from handrail.core.records import Confidence
 
 
+def reported_number(value: Any) -> float:
+    """A number a model wrote about itself, as a float; NaN when it is not one (`"high"`, null,
+    a list), so the runner names it as a confidence it cannot read instead of losing it.
+
+    `json.loads` accepts `NaN` and `Infinity`: those stay as they are, and the runner treats
+    every value that is not a finite number in [0, 1] as no confidence (`core.gate.screen`).
+    """
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def token_logprobs(response: Any) -> list[tuple[str, float]]:
     logprobs = getattr(response.choices[0], "logprobs", None)
     content = getattr(logprobs, "content", None)

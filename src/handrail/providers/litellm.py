@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, create_model
 from handrail.core.model import ModelRequest, ModelResponse
 from handrail.core.records import Confidence, ConfidenceSource, Usage
 from handrail.exceptions import AuthenticationError, ContextWindowExceeded, InputError
-from handrail.providers._confidence import agree, logprob_confidence
+from handrail.providers._confidence import agree, logprob_confidence, reported_number
 from handrail.providers._errors import translate
 from handrail.providers._litellm import litellm
 from handrail.providers._requests import (
@@ -375,7 +375,9 @@ class LiteLLMModel:
         try:
             data = json.loads(raw) if isinstance(raw, str) else raw
             output = data["answer"]
-            confidence = Confidence(value=float(data["confidence"]), source="self_reported")
+            confidence = Confidence(
+                value=reported_number(data["confidence"]), source="self_reported"
+            )
         except (ValueError, TypeError, KeyError):
             pass  # the runner validates what came back and re-asks
         if isinstance(output, dict | list) and request.output_type is not None:
