@@ -188,9 +188,10 @@ def test_an_unknown_failure_kind_is_refused() -> None:
 # --- the heuristic stand-in --------------------------------------------------------------------
 
 
-async def test_heuristic_classify_counts_label_words_in_the_document() -> None:
+async def test_heuristic_classify_counts_label_names_in_the_document() -> None:
     text = (
-        "Labels: refund, bug_report, question\n\nDocument:\nThe app has a bug, a nasty bug. Refund?"
+        "Labels: refund, bug_report, question\n\nDocument:\n"
+        "The app has a bug report button and every bug report crashes it. Refund?"
     )
     response = await FakeModel().generate(
         request("c", text, kind="classify", labels=("refund", "bug_report", "question"))
@@ -200,6 +201,58 @@ async def test_heuristic_classify_counts_label_words_in_the_document() -> None:
         {"refund": 1.25 / 3.75, "bug_report": 2.25 / 3.75, "question": 0.25 / 3.75}
     )
     assert response.confidence == Confidence(value=pytest.approx(0.6), source="heuristic")
+
+
+async def classify(text: str, *labels: str) -> Any:
+    return await FakeModel().generate(request("c", text, kind="classify", labels=labels))
+
+
+async def test_heuristic_classify_never_matches_a_label_by_its_parts() -> None:
+    """`not_a_claim` is not evidenced by "claim" (issue 12, G26)."""
+    response = await classify(
+        "Document:\nI want to file a claim for my window.", "claim", "not_a_claim"
+    )
+    assert response.output == "claim"
+    assert dict(response.label_scores) == pytest.approx(
+        {"claim": 1.25 / 1.5, "not_a_claim": 0.25 / 1.5}
+    )
+
+    response = await classify("This is not a claim, only a question.", "claim", "not_a_claim")
+    assert response.output == "not_a_claim"  # and "not a claim" is no evidence for `claim`
+    assert dict(response.label_scores) == pytest.approx(
+        {"claim": 0.25 / 1.5, "not_a_claim": 1.25 / 1.5}
+    )
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Choose one of: claim, not_a_claim\n\n{doc}",
+        "Categories: claim | not_a_claim.\n{doc}",
+        "Answer with one label:\n- claim: a request for money\n- not_a_claim: anything else\n{doc}",
+        "{doc}\n\nclaim or not_a_claim?",
+        "Labels: claim, not_a_claim\n{doc}",
+    ],
+    ids=["choose", "pipes", "definitions", "question", "labels_line"],
+)
+async def test_heuristic_classify_needs_no_labels_line_to_ignore_the_label_list(
+    prompt: str,
+) -> None:
+    response = await classify(prompt.format(doc="My parcel came late."), "claim", "not_a_claim")
+    assert dict(response.label_scores) == pytest.approx({"claim": 0.5, "not_a_claim": 0.5})
+
+    response = await classify(prompt.format(doc="I claim 50 EUR for it."), "claim", "not_a_claim")
+    assert response.output == "claim"
+    assert dict(response.label_scores) == pytest.approx(
+        {"claim": 1.25 / 1.5, "not_a_claim": 0.25 / 1.5}
+    )
+
+
+async def test_heuristic_classify_counts_prose_that_names_two_labels() -> None:
+    response = await classify("The bug made me ask for refunds.", "refund", "bug", "question")
+    assert dict(response.label_scores) == pytest.approx(
+        {"refund": 1.25 / 2.75, "bug": 1.25 / 2.75, "question": 0.25 / 2.75}
+    )
 
 
 async def test_heuristic_classify_without_evidence_is_unsure_and_picks_the_first_label() -> None:

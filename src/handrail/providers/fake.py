@@ -10,9 +10,11 @@ Script what each node answers, how sure it is, how it fails and how long it take
 
 A list is consumed one call at a time (the last entry repeats); a callable gets the
 `ModelRequest` and returns a `Reply` or `Fail`. Nodes without a script get a deterministic
-heuristic answer (`heuristic=True`, the default): labels by keyword, fields from `Key: value`
+heuristic answer (`heuristic=True`, the default): labels by their whole names in the prompt's
+text (not by their parts, and not where the prompt lists the labels), fields from `Key: value`
 lines, the first sentences as a summary, a polite template as a draft. The heuristic is a
-stand-in for demos, not a model: its confidence says how much evidence it found.
+stand-in for demos, not a model: its confidence says how much evidence it found. docs/testing.md
+shows how to test your own pipeline with `FakeModel` under pytest.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ class Reply:
 
     output: Any
     confidence: float | None = None
-    """Scripted confidence (source `scripted`); None gives no confidence signal."""
+    """Scripted confidence (source `scripted`); None gives no confidence signal. Passed on as a
+    model would send it: a value that is not a finite number in [0, 1] (NaN, inf, 1.5) is what
+    a broken model sends, and the runner treats it as no confidence (a gated node goes to
+    review), so tests can check a pipeline stays safe when a model misbehaves."""
     field_confidence: Mapping[str, float] = field(default_factory=dict)
     label_scores: Mapping[str, float] = field(default_factory=dict)
     latency: float | None = None
@@ -235,18 +240,57 @@ def _body(text: str) -> str:
 
 
 def _classify(text: str, labels: Sequence[str]) -> Reply:
-    lowered = text.lower()
-    if "labels:" in lowered:  # do not count the label list the default prompt shows
-        lowered = lowered.split("labels:", 1)[1].split("\n", 1)[-1]
-    counts = {}
-    for label in labels:
-        words = [w for w in re.split(r"[_\W]+", label.lower()) if len(w) > 2]
-        counts[label] = sum(len(re.findall(rf"\b{re.escape(w)}", lowered)) for w in words)
+    """Count each label where its whole name appears in the prompt's user text, outside any list
+    of the labels themselves (`Labels: a, b`, `Choose one of: a, b`, `- a: ...` lines).
+
+    A name matches as written, with `_` and `-` read as spaces and a word ending allowed
+    (`not_a_claim` matches "not a claim"; `refund` matches "refunds"), never by its parts: "claim"
+    is no evidence for `not_a_claim`. Longer names are counted first and their matches taken out,
+    so "not a claim" is not also counted for `claim`.
+    """
+    patterns = {label: _label_pattern(label) for label in labels}
+    lowered = _without_label_lists(text.lower(), patterns)
+    counts = dict.fromkeys(labels, 0)
+    for label in sorted(labels, key=lambda lb: -len(_label_words(lb))):
+        lowered, counts[label] = patterns[label].subn(" ", lowered)
     weights = {label: count + 0.25 for label, count in counts.items()}
     total = sum(weights.values()) or 1.0
     scores = {label: w / total for label, w in weights.items()}
     best = max(labels, key=lambda label: (scores[label], -labels.index(label)))
     return Reply(best, label_scores=scores, source="heuristic")
+
+
+def _label_words(label: str) -> list[str]:
+    return [w for w in re.split(r"[\s_\-]+", label.lower()) if w]
+
+
+def _label_pattern(label: str) -> re.Pattern[str]:
+    words = _label_words(label) or [label.lower()]
+    return re.compile(r"(?<!\w)" + r"[\s_\-]+".join(map(re.escape, words)) + r"\w*")
+
+
+_LIST_PREFIX = re.compile(r"^\s*(?:[\w ]{1,40}:)?")
+"""`Labels:`, `Choose one of:`... before a list of labels on one line."""
+_SEPARATORS = re.compile(r"[\s,;:|/.?!()\[\]\"'`*>•·\-–—]|\bor\b|\band\b|\b\d+\b")
+_DEFINITION = r"^[\s>*•·\-–—\d.)]*(?:{name})\s*(?::|-|–|—|=|$)"
+
+
+def _without_label_lists(text: str, patterns: Mapping[str, re.Pattern[str]]) -> str:
+    """The text without the lines that only list the labels or define them one per line."""
+    lines = text.splitlines()
+    names = "|".join(p.pattern for p in patterns.values())
+    definition = re.compile(_DEFINITION.format(name=names)) if names else None
+    definitions = [i for i, ln in enumerate(lines) if definition and definition.match(ln)]
+    drop = set(definitions) if len(definitions) >= 2 else set()
+    for i, line in enumerate(lines):
+        rest = _LIST_PREFIX.sub("", line, count=1)
+        found = 0
+        for pattern in sorted(patterns.values(), key=lambda p: -len(p.pattern)):
+            rest, n = pattern.subn(" ", rest)
+            found += n > 0
+        if found >= 2 and not _SEPARATORS.sub("", rest).strip():
+            drop.add(i)
+    return "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
 
 
 def _extract(text: str, schema: Mapping[str, Any]) -> Reply:
