@@ -7,11 +7,15 @@ def test_all_is_pinned_and_sorted() -> None:
     assert handrail.__all__ == [
         "Action",
         "Attempt",
+        "AuthenticationError",
         "Budget",
+        "BudgetExceeded",
         "Check",
+        "CheckFailed",
         "CheckResult",
         "Classify",
         "Confidence",
+        "ContextWindowExceeded",
         "Document",
         "Draft",
         "Edge",
@@ -27,36 +31,57 @@ def test_all_is_pinned_and_sorted() -> None:
         "Hooks",
         "InMemoryStore",
         "InputError",
+        "InvalidDecision",
         "LLMNode",
         "LiteLLMModel",
+        "LoopLimitReached",
+        "LowConfidence",
         "Message",
         "Model",
+        "ModelNotFound",
         "ModelRequest",
         "ModelResponse",
         "Node",
+        "OutputInvalid",
+        "PermanentProviderError",
         "Pipeline",
         "PipelineBuilder",
+        "PromptError",
+        "ProviderError",
+        "ProviderTimeout",
+        "ProviderUnavailable",
+        "RateLimited",
         "RecordingModel",
+        "ReplayMiss",
         "ReplayModel",
         "Reply",
+        "RetriesExhausted",
         "RetryPolicy",
         "Review",
         "ReviewAlreadyDecided",
         "ReviewDecision",
+        "ReviewError",
         "ReviewNotFound",
         "ReviewPolicy",
         "ReviewReason",
         "ReviewRequest",
         "Route",
         "Rule",
+        "RunError",
         "RunRecord",
         "RunStatus",
         "RunStore",
+        "RunTimeout",
         "Runner",
         "State",
+        "StepFailed",
         "StepRecord",
         "StepStatus",
+        "StoreError",
+        "StoreUnavailable",
+        "StoreVersionError",
         "Summarize",
+        "TransientError",
         "Usage",
         "__version__",
         "appears_in_document",
@@ -91,3 +116,27 @@ def test_exceptions_module_lists_its_tree_under_one_root() -> None:
     assert exceptions.__all__ == sorted(exceptions.__all__)
     for name in exceptions.__all__:
         assert issubclass(getattr(exceptions, name), handrail.HandrailError), name
+
+
+def test_every_error_users_raise_or_catch_is_exported_at_the_top() -> None:
+    """The README tells users to `raise TransientError`; a `from handrail import` must work for
+    every error in the tree, and be the very class the runner checks for."""
+    from handrail import exceptions
+
+    for name in exceptions.__all__:
+        assert name in handrail.__all__, name
+        assert getattr(handrail, name) is getattr(exceptions, name), name
+
+
+def test_the_readme_import_of_transient_error_works() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from handrail import TransientError, ProviderError, HandrailError\n"
+        "assert issubclass(TransientError, ProviderError)\n"
+        "assert issubclass(ProviderError, HandrailError)\n"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
