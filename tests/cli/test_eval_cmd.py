@@ -166,3 +166,28 @@ def test_the_shipped_baseline_passes_offline(cli: Invoke, recorded: Path, tmp_pa
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "passed" in result.stdout
     assert not (tmp_path / HELPDESK).exists()
+
+
+def test_a_case_the_eval_cannot_finish_is_reported_and_the_eval_goes_on(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    """issue 12, E18: a review with nothing to approve fails its own case, not the eval."""
+    folder = tmp_path / "stuck"
+    folder.mkdir()
+    target = ROOT / "tests" / "evals" / "fixtures" / "stuck.py"
+    (folder / "suite.yaml").write_text(f"pipeline: {target}:pipeline\n")
+    cases = [
+        {"id": "fine", "document": "a fine document", "route": "accept"},
+        {"id": "stuck", "document": "a stuck document", "route": "review"},
+    ]
+    (folder / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    baseline = tmp_path / "baseline.json"
+    result = cli("eval", str(folder), "--save-baseline", str(baseline))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "1 case the eval could not finish (scored as far as they ran):" in result.stdout
+    assert "  stuck: InvalidDecision: review " in result.stdout
+    assert "has no output to approve" in result.stdout
+    report = as_json(cli("eval", str(folder), "--json", "--baseline", str(baseline)))
+    assert [e["id"] for e in report["errors"]] == ["stuck"]
+    assert report["routing"]["accuracy"] == 1.0  # both went where they should have, first
+    assert report["comparison"]["passed"] is True
