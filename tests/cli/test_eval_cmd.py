@@ -191,3 +191,33 @@ def test_a_case_the_eval_cannot_finish_is_reported_and_the_eval_goes_on(
     assert [e["id"] for e in report["errors"]] == ["stuck"]
     assert report["routing"]["accuracy"] == 1.0  # both went where they should have, first
     assert report["comparison"]["passed"] is True
+
+
+def test_a_pass_never_hides_cases_that_went_right_to_wrong(
+    cli: Invoke, suite: Path, tmp_path: Path
+) -> None:
+    """issue 12, E20: the verdict says why a case that got worse does not fail the eval."""
+    text = (suite / "suite.yaml").read_text().replace("default: 0.02", "default: 0.1")
+    (suite / "suite.yaml").write_text(text)
+    baseline = tmp_path / "baseline.json"
+    saved = cli("eval", str(suite), "--model", "fake", "--save-baseline", str(baseline))
+    assert saved.exit_code == 0, saved.stderr
+    data = json.loads(baseline.read_text())
+    wrong = [
+        c for c in data["cases_detail"] if c["nodes"].get("category", {}).get("correct") is False
+    ]
+    wrong[0]["nodes"]["category"]["correct"] = True  # in the baseline, one more case was right
+    scored = sum(1 for c in data["cases_detail"] if "category" in c["nodes"])
+    data["nodes"]["category"]["scores"]["accuracy"] += 1 / scored
+    baseline.write_text(json.dumps(data))
+
+    result = cli("eval", str(suite), "--model", "fake", "--baseline", str(baseline))
+    assert result.exit_code == 0, result.stdout
+    assert f"  {wrong[0]['id']}: category right -> wrong" in result.stdout
+    assert "passed, within noise or tolerance" in result.stdout
+    assert "  passed, but 1 case went right → wrong: category.accuracy within its tolerance (" in (
+        result.stdout
+    )
+    assert "category.accuracy: 1 case changed; the sign test cannot reach p < 0.05" in (
+        result.stdout
+    )
