@@ -191,3 +191,20 @@ def test_the_stored_record_has_no_nan_in_it() -> None:
     assert "NaN" not in json.dumps(
         [s.confidence.value for s in record.steps if s.confidence], allow_nan=True
     )
+
+
+@pytest.mark.parametrize("value", BAD, ids=IDS)
+def test_thresholds_and_caps_that_are_not_numbers_in_0_1_are_refused_when_declared(
+    value: float,
+) -> None:
+    """The other way a number enters the gate: declared thresholds and check caps."""
+
+    def ok(output: Any, state: State) -> bool:
+        return True
+
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        Gate(accept=value)
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        Gate(accept=0.9, fields={"amount": value})
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        Check(ok, cap=value)
