@@ -659,6 +659,35 @@ def test_a_pass_with_cases_gone_wrong_says_why_they_do_not_count() -> None:
     )
 
 
+def test_actions_not_called_and_unfinished_cases_are_shown() -> None:
+    # issue 12, A4 and E18: the page says which actions the eval did not call, with what, and
+    # which cases it could not finish
+    report = make_report()
+    report["cases_detail"][0]["actions_not_called"] = [
+        {"node": "file", "idempotency_key": "eval-a:file", "inputs": {"category": "<b>refund"}}
+    ]
+    report["actions"] = {"called": False, "not_called": 1, "not_called_by_node": {"file": 1}}
+    report["errors"] = [{"id": "stuck", "error": "InvalidDecision: no output to approve"}]
+    page = render_html(report)
+    doc = parse(page)
+    actions = doc.one("section", id="actions")
+    assert "Not called: an eval calls no action unless --run-actions is given" in (
+        actions.all_text()
+    )
+    case = report["cases_detail"][0]["id"]
+    assert row_texts(actions.one("table", "actions"))[1:] == [
+        [case, "file", "eval-a:file", '{"category": "<b>refund"}']
+    ]
+    assert "<b>refund" not in page  # escaped
+    errors = doc.one("section", id="errors")
+    assert row_texts(errors.one("table", "errors"))[1:] == [
+        ["stuck", "InvalidDecision: no output to approve"]
+    ]
+    report["actions"] = {"called": True, "not_called": 0, "not_called_by_node": {}}
+    called = parse(render_html(report)).one("section", id="actions")
+    assert called.all_text() == "ActionsCalled (--run-actions)."
+
+
 def test_no_comparison_no_banner() -> None:
     report = make_report()
     report["comparison"] = None

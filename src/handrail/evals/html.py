@@ -653,6 +653,40 @@ def _usage(usage: Mapping[str, Any]) -> str:
     return f'<section id="usage"><h2>Usage</h2>{_table(head, rows, "usage")}</section>'
 
 
+def _actions(actions: Mapping[str, Any], cases: Sequence[Any]) -> str:
+    """Whether the eval called the pipeline's actions; the calls it did not make, per case."""
+    if actions.get("called") is True:
+        return '<section id="actions"><h2>Actions</h2><p>Called (--run-actions).</p></section>'
+    calls = [
+        (case.get("id"), _m(call))
+        for case in (_m(c) for c in cases)
+        for call in _seq(case.get("actions_not_called"))
+    ]
+    intro = (
+        f'<p class="note">Not called: an eval calls no action unless --run-actions is given. '
+        f"{len(calls):,} call(s) not made; what each would have been called with:</p>"
+    )
+    rows = [
+        _tr((case, call.get("node"), call.get("idempotency_key"), _short(call.get("inputs"), 120)))
+        for case, call in calls[:MAX_CASE_ROWS]
+    ]
+    table = _table(("case", "action", "idempotency key", "inputs"), rows, "actions") if rows else ""
+    return (
+        f'<section id="actions"><h2>Actions</h2>{intro}{table}'
+        f"{_left_out(len(calls), MAX_CASE_ROWS, 'calls')}</section>"
+    )
+
+
+def _errors(errors: Sequence[Any]) -> str:
+    """The cases the eval could not finish, with their errors."""
+    rows = [_tr((_m(e).get("id"), _m(e).get("error")), "bad") for e in errors[:MAX_CASE_ROWS]]
+    return (
+        '<section id="errors"><h2>Cases the eval could not finish</h2><p class="note">Scored as '
+        f"far as they ran.</p>{_table(('case', 'error'), rows, 'errors')}"
+        f"{_left_out(len(errors), MAX_CASE_ROWS, 'cases')}</section>"
+    )
+
+
 def _is_wrong(case: Mapping[str, Any]) -> bool:
     route, expected = case.get("route"), case.get("expected_route")
     if route is not None and expected is not None and route != expected:
@@ -728,6 +762,12 @@ def render_html(report: Mapping[str, Any]) -> str:
         body.append(_routing(routing))
     body.append(_usage(_m(report.get("usage"))))
     cases = _seq(report.get("cases_detail"))
+    errors = _seq(report.get("errors"))
+    if errors:
+        body.append(_errors(errors))
+    actions = report.get("actions")
+    if isinstance(actions, Mapping):
+        body.append(_actions(actions, cases))
     if cases:
         body.append(_cases(cases, list(nodes)))
     return (
