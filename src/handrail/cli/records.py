@@ -8,32 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from handrail._utils import now
-from handrail.cli.commands import DEFAULT_MODEL
+from handrail.cli.commands import build_model, choose_model, model_spec
 from handrail.cli.output import jsonable
-from handrail.cli.targets import load_pipeline
+from handrail.cli.targets import load_pipeline, project_target
 from handrail.core.hooks import Hooks
+from handrail.core.model import Model
 from handrail.core.pipeline import Pipeline
-from handrail.core.records import ReviewDecision, ReviewRequest, RunRecord, RunStatus
+from handrail.core.records import ModelSpec, ReviewDecision, ReviewRequest, RunRecord, RunStatus
 from handrail.exceptions import InputError, ReviewAlreadyDecided, ReviewNotFound
-from handrail.providers import get_model
 
 if TYPE_CHECKING:
-    from handrail.durable import Escalated, SqlStore
+    from handrail.durable import Escalated, Finished, SqlStore
 
 # `handrail.durable` is imported by the functions that use it (see `commands.py`).
 
 
 @contextmanager
 def open_store(db: str | None) -> Iterator[SqlStore | None]:
-    """The store at `db` (see `database_url`), or None when it is a SQLite file that does not
-    exist yet (nothing was ever kept there, and reading should not create it)."""
+    """The store at `db` (see `database_url`), read-only, or None when nothing was ever kept
+    there (a SQLite file that does not exist yet, a database without handrail's tables):
+    reading never creates nor changes anything."""
     from handrail.durable import SqlStore, database_url
     from handrail.durable.engine import parse
 
@@ -44,9 +45,9 @@ def open_store(db: str | None) -> Iterator[SqlStore | None]:
         if not Path(parsed.database).expanduser().is_file():
             yield None
             return
-    store = SqlStore(url)
+    store = SqlStore(url, read_only=True)  # works on a read-only file system too
     try:
-        yield store
+        yield None if store.empty else store
     finally:
         store.close()
 
@@ -147,12 +148,18 @@ def require_pending(view: ReviewView) -> None:
 
 
 def edited_output(
-    review: ReviewRequest, *, assignments: Sequence[str] = (), output_file: str | None = None
+    review: ReviewRequest,
+    *,
+    assignments: Sequence[str] = (),
+    output_file: str | None = None,
+    fields: Sequence[str] = (),
 ) -> Any:
     """The output an `edit` proposes: the whole of `output_file` (JSON; `-` reads stdin), or the
     output under review with `field=value` assignments merged in (a value is read as JSON when
     it parses as JSON, else as a string); an output that is a single value (a label) is replaced
-    with `node=value`. The runner validates it against the node's schema."""
+    with `node=value`. When nothing is under review (null: the node's answers never fit its
+    schema), the assignments build the output from the schema's `fields`. The runner validates
+    it against the node's schema."""
     if bool(assignments) == (output_file is not None):
         raise InputError(
             "say what the corrected output is: --set field=value (repeatable) or "
@@ -162,6 +169,8 @@ def edited_output(
         return _read_json(output_file)
     pairs = [_assignment(text) for text in assignments]
     current = review.output
+    if current is None and [field for field, _ in pairs] != [review.target]:
+        return _from_fields(review, pairs, fields)
     if not isinstance(current, Mapping):
         if [field for field, _ in pairs] != [review.target]:
             shown = json.dumps(jsonable(current), ensure_ascii=False)
@@ -179,6 +188,20 @@ def edited_output(
             )
         edited[field] = value
     return edited
+
+
+def _from_fields(
+    review: ReviewRequest, pairs: Sequence[tuple[str, Any]], fields: Sequence[str]
+) -> dict[str, Any]:
+    """An output built from assignments alone, each checked against the schema's `fields`
+    (when known); the fields not set are left for the schema's defaults."""
+    for field, _ in pairs:
+        if fields and field not in fields:
+            raise InputError(
+                f"`{field}` is not a field of `{review.target}`'s schema; its fields: "
+                + ", ".join(f"`{name}`" for name in fields)
+            )
+    return dict(pairs)
 
 
 def _assignment(text: str) -> tuple[str, Any]:
@@ -208,19 +231,67 @@ def _read_json(name: str) -> Any:
         raise InputError(f"`{name}` is not JSON ({e}); write the corrected output as JSON") from e
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Continuing:
+    """The model a decision's continuation runs with: the run's own (built from its record),
+    or the one `--model` names (`overrides` says what it replaces, when it differs)."""
+
+    model: Model
+    spec: ModelSpec
+    model_for: Callable[[ModelSpec], Model] | None
+    """Builds other runs' models from their records (None when `--model` overrides)."""
+    overrides: ModelSpec | None = None
+
+
+def continuing_model(
+    run: RunRecord | None,
+    model: str | None = None,
+    *,
+    record: str | None = None,
+    replay: str | None = None,
+) -> Continuing:
+    """The model that continues `run`: the one it started with, exactly (name, parameters,
+    record and replay folders), unless `model`/`record`/`replay` are given. `InputError` when
+    the run's record names no model (kept by an earlier handrail) and none is given."""
+    recorded = run.model if run is not None else None
+    if model is None and record is None and replay is None:
+        if recorded is None:
+            shown = f"run `{run.run_id}`" if run is not None else "the run"
+            raise InputError(
+                f"{shown} does not say which model it started with (an earlier handrail kept "
+                "none); name it with --model, e.g. --model local"
+            )
+        return Continuing(model=build_model(recorded), spec=recorded, model_for=build_model)
+    chosen = choose_model(model, record=record, replay=replay)
+    spec = model_spec(chosen, record=record, replay=replay)
+    differs = recorded if recorded is not None and recorded != spec else None
+    return Continuing(model=chosen, spec=spec, model_for=None, overrides=differs)
+
+
 def decide(
     review: ReviewRequest,
     decision: ReviewDecision,
     *,
     db: str | None = None,
     target: str | None = None,
-    model: str = DEFAULT_MODEL,
+    model: str | None = None,
     hooks: Sequence[Hooks] = (),
+    on_override: Callable[[str], None] | None = None,
 ) -> RunRecord:
-    """Record `decision` on `review` (exactly once) and continue its run here, durably; returns
-    the run's record afterwards. `hooks` observe the continuation (tracing)."""
+    """Record `decision` on `review` (exactly once) and continue its run here, durably, with
+    the model the run started with (or `model`, which overrides: `on_override` gets one line
+    saying so when it differs); returns the run's record afterwards. `hooks` observe the
+    continuation (tracing)."""
     pipeline = _pipeline_for(review.pipeline, db, target)
-    return asyncio.run(_decide(pipeline, review.review_id, decision, db, get_model(model), hooks))
+    with open_store(db) as store:
+        run = store.get_run(review.run_id) if store is not None else None
+    continuing = continuing_model(run, model)
+    if continuing.overrides is not None and on_override is not None:
+        on_override(
+            f"note: run {review.run_id} continues with --model {continuing.spec.describe()}, "
+            f"not {continuing.overrides.describe()}, the model it started with"
+        )
+    return asyncio.run(_decide(pipeline, review.review_id, decision, db, continuing, hooks))
 
 
 async def _decide(
@@ -228,55 +299,142 @@ async def _decide(
     review_id: str,
     decision: ReviewDecision,
     db: str | None,
-    model: Any,
+    continuing: Continuing,
     hooks: Sequence[Hooks],
 ) -> RunRecord:
     from handrail.durable import DurableRunner
 
-    async with DurableRunner(pipeline, db=db, kind="cli", model=model, hooks=hooks) as runner:
+    async with DurableRunner(
+        pipeline,
+        db=db,
+        kind="cli",
+        model=continuing.model,
+        model_spec=continuing.spec,
+        model_for=continuing.model_for,
+        hooks=hooks,
+    ) as runner:
         return await runner.decide(review_id, decision)
 
 
 def escalate(
-    db: str | None = None, *, model: str = DEFAULT_MODEL, hooks: Sequence[Hooks] = ()
+    db: str | None = None,
+    *,
+    model: str | None = None,
+    target: str | None = None,
+    hooks: Sequence[Hooks] = (),
 ) -> tuple[list[Escalated], list[str]]:
     """Apply the escalation of every pending review past its deadline, pipeline by pipeline:
-    (what was done, one problem per pipeline whose code cannot be found); `hooks` observe the
-    runs that continue (tracing)."""
+    (what was done, one problem per pipeline whose code cannot be found). Each run continues
+    with the model it started with, or `model` for all when given. `target` names the code of
+    the pipeline it is; `hooks` observe the runs that continue (tracing)."""
     with open_store(db) as store:
         due = store.due_reviews(now()) if store is not None else []
-    chosen = get_model(model)
+    if model is not None:
+        continuing = continuing_model(None, model)
+    else:  # each run's own; a run whose record names none (an earlier handrail's): fake
+        default = choose_model(None)
+        continuing = Continuing(model=default, spec=model_spec(default), model_for=build_model)
+    given = load_pipeline(target) if target is not None and due else None
     done: list[Escalated] = []
     problems: list[str] = []
     for name in dict.fromkeys(r.pipeline for r in due):
         try:
-            pipeline = _pipeline_for(name, db, None)
+            pipeline = given if given is not None and given.name == name else None
+            pipeline = pipeline or _pipeline_for(name, db, None)
         except InputError as e:
             problems.append(str(e))
             continue
-        done += asyncio.run(_escalate(pipeline, db, chosen, hooks))
+        done += asyncio.run(_escalate(pipeline, db, continuing, hooks))
     return done, problems
 
 
 async def _escalate(
-    pipeline: Pipeline, db: str | None, model: Any, hooks: Sequence[Hooks]
+    pipeline: Pipeline, db: str | None, continuing: Continuing, hooks: Sequence[Hooks]
 ) -> list[Escalated]:
     from handrail.durable import DurableRunner
 
-    async with DurableRunner(pipeline, db=db, kind="cli", model=model, hooks=hooks) as runner:
+    async with DurableRunner(
+        pipeline,
+        db=db,
+        kind="cli",
+        model=continuing.model,
+        model_spec=continuing.spec,
+        model_for=continuing.model_for,
+        hooks=hooks,
+    ) as runner:
         return await runner.escalate_due()
 
 
+def unfinished_decision(db: str | None, view: ReviewView) -> bool:
+    """Whether `view` has its decision but its run still waits on it: the command that decided
+    it was cut off (or is still continuing the run)."""
+    if view.request.status != "decided":
+        return False
+    with open_store(db) as store:
+        run = store.get_run(view.request.run_id) if store is not None else None
+    return (
+        run is not None
+        and run.status is RunStatus.NEEDS_REVIEW
+        and any(r.review_id == view.request.review_id for r in run.reviews)
+    )
+
+
+def finish(
+    run_id: str,
+    *,
+    db: str | None = None,
+    target: str | None = None,
+    model: str | None = None,
+    hooks: Sequence[Hooks] = (),
+    on_override: Callable[[str], None] | None = None,
+) -> Finished:
+    """Finish a run a process left unfinished (see `DurableRunner.finish`), here, with the
+    model it started with (or `model`); returns what was done and the run's record."""
+    run = get_run(db, run_id)
+    pipeline = _pipeline_for(run.pipeline, db, target)
+    continuing = continuing_model(run, model)
+    if continuing.overrides is not None and on_override is not None:
+        on_override(
+            f"note: run {run_id} continues with --model {continuing.spec.describe()}, "
+            f"not {continuing.overrides.describe()}, the model it started with"
+        )
+    return asyncio.run(_finish(pipeline, run_id, db, continuing, hooks))
+
+
+async def _finish(
+    pipeline: Pipeline,
+    run_id: str,
+    db: str | None,
+    continuing: Continuing,
+    hooks: Sequence[Hooks],
+) -> Finished:
+    from handrail.durable import DurableRunner
+
+    async with DurableRunner(
+        pipeline,
+        db=db,
+        kind="cli",
+        model=continuing.model,
+        model_spec=continuing.spec,
+        model_for=continuing.model_for,
+        hooks=hooks,
+    ) as runner:
+        return await runner.finish(run_id)
+
+
 def _pipeline_for(name: str, db: str | None, target: str | None) -> Pipeline:
-    """The code of pipeline `name`: `target`, else where `handrail run` or a worker recorded it."""
+    """The code of pipeline `name`: `target`, else where `handrail run` or a worker recorded
+    it, if that is a file (or a module) inside the folder this command runs in (see
+    `project_target`): the database never decides on its own which code is imported."""
     if target is None:
         with open_store(db) as store:
-            target = store.pipeline_target(name) if store is not None else None
-        if target is None:
+            recorded = store.pipeline_target(name) if store is not None else None
+        if recorded is None:
             raise InputError(
                 f"where pipeline `{name}`'s code is was never recorded in {shown_url(db)}; "
                 "name it with --target path/to/file.py:pipeline"
             )
+        target = project_target(recorded, pipeline=name)
     pipeline = load_pipeline(target)
     if pipeline.name != name:
         raise InputError(
@@ -287,10 +445,13 @@ def _pipeline_for(name: str, db: str | None, target: str | None) -> Pipeline:
 
 
 __all__ = [
+    "Continuing",
     "ReviewView",
+    "continuing_model",
     "decide",
     "edited_output",
     "escalate",
+    "finish",
     "get_review",
     "get_run",
     "list_reviews",
@@ -298,4 +459,5 @@ __all__ = [
     "open_store",
     "require_pending",
     "shown_url",
+    "unfinished_decision",
 ]

@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from handrail.cli import commands, output, records, show
-from handrail.cli.options import Db, Json, Model, default_reviewer, errors
+from handrail.cli import output, records, show
+from handrail.cli.options import Db, Json, default_reviewer, errors
 from handrail.cli.tracing import traced
 from handrail.core.records import ReviewDecision, RunRecord, RunStatus
+from handrail.exceptions import InputError
 
 app = typer.Typer(
     name="review",
@@ -37,7 +38,18 @@ TargetOption = Annotated[
     typer.Option(
         "--target",
         metavar="TARGET",
-        help="The pipeline's code (default: where `handrail run` or a worker recorded it).",
+        help="The pipeline's code (default: where `handrail run` or a worker recorded it, if "
+        "that is inside the current folder).",
+        show_default=False,
+    ),
+]
+ContinueModel = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="The model that continues the run (default: the one it started with, as its "
+        "record says; given, it overrides that and says so).",
         show_default=False,
     ),
 ]
@@ -81,15 +93,50 @@ def list_(
 
 
 @app.command("show")
-def show_(review_id: ReviewId, db: Db = None, json_output: Json = False) -> None:
-    """Show one review: the output under review, its confidence, the reasons, the document,
-    queue, deadline and escalation (and the decision, once made)."""
+def show_(
+    review_id: ReviewId, db: Db = None, target: TargetOption = None, json_output: Json = False
+) -> None:
+    """Show one review: the output under review, each field's confidence against its
+    threshold, the reasons (after a schema failure: which fields failed and why), the
+    document's text, queue, deadline and escalation (and the decision, once made).
+
+    The thresholds come from the pipeline's code (--target, or where `handrail run` recorded
+    it); without it, only those the reasons name are shown.
+    """
     with errors():
         view = records.get_review(db, review_id)
+        run = records.get_run(db, view.request.run_id)
+        thresholds = _thresholds(view, db, target)
     if json_output:
-        show.print_json(show.review_json(view))
+        show.print_json(show.review_json(view, run=run, thresholds=thresholds))
     else:
-        show.print_table(show.console(), show.review_detail(view))
+        detail = show.review_detail(view, run=run, thresholds=thresholds)
+        show.print_table(show.console(), detail)
+
+
+def _schema_fields(view: records.ReviewView, db: str | None, target: str | None) -> list[str]:
+    """The fields of the schema of the node under review (none known without its code)."""
+    try:
+        pipeline = records._pipeline_for(view.request.pipeline, db, target)
+    except InputError:
+        if target is not None:
+            raise
+        return []
+    return show.schema_fields(pipeline, view.request)
+
+
+def _thresholds(
+    view: records.ReviewView, db: str | None, target: str | None
+) -> dict[str, float | None] | None:
+    """The thresholds of the gate of the node under review, from the pipeline's code; None
+    when it cannot be found without --target (an error when --target names the wrong code)."""
+    try:
+        pipeline = records._pipeline_for(view.request.pipeline, db, target)
+    except InputError:
+        if target is not None:
+            raise
+        return None
+    return show.gate_thresholds(pipeline, view.request)
 
 
 @app.command()
@@ -99,12 +146,14 @@ def approve(
     reason: Reason = None,
     db: Db = None,
     target: TargetOption = None,
-    model: Model = commands.DEFAULT_MODEL,
+    model: ContinueModel = None,
     json_output: Json = False,
 ) -> None:
     """Approve the output under review; the run continues.
 
-    Exit code 1 when the review does not exist or was already decided.
+    Exit code 1 when the review does not exist or was already decided (if its run did not
+    finish, because the command that decided it was cut off, it is finished now; the exit
+    code is then 0 when the recorded decision is this one).
     """
     decision = ReviewDecision.approve(reviewer=reviewer or default_reviewer(), reason=reason)
     _decide(review_id, decision, db=db, target=target, model=model, json_output=json_output)
@@ -137,7 +186,7 @@ def edit(
     reason: Reason = None,
     db: Db = None,
     target: TargetOption = None,
-    model: Model = commands.DEFAULT_MODEL,
+    model: ContinueModel = None,
     json_output: Json = False,
 ) -> None:
     """Correct the output under review; the run continues with it.
@@ -147,9 +196,15 @@ def edit(
     """
     with errors():
         view = records.get_review(db, review_id)
+        unfinished = records.unfinished_decision(db, view)
+    if unfinished:
+        _finish_decided(view, "edit", db=db, target=target, model=model, json_output=json_output)
+        return
+    with errors():
         records.require_pending(view)
+        fields = _schema_fields(view, db, target) if view.request.output is None else ()
         edited = records.edited_output(
-            view.request, assignments=assignments or (), output_file=output_file
+            view.request, assignments=assignments or (), output_file=output_file, fields=fields
         )
     decision = ReviewDecision.edit(edited, reviewer=reviewer or default_reviewer(), reason=reason)
     _decide(review_id, decision, db=db, target=target, model=model, json_output=json_output)
@@ -162,13 +217,15 @@ def reject(
     reviewer: Reviewer = None,
     db: Db = None,
     target: TargetOption = None,
-    model: Model = commands.DEFAULT_MODEL,
+    model: ContinueModel = None,
     json_output: Json = False,
 ) -> None:
     """Reject the output under review; the run ends `rejected` (unless the pipeline routes
     rejections elsewhere).
 
-    Exit code 1 when the review does not exist or was already decided.
+    Exit code 1 when the review does not exist or was already decided (if its run did not
+    finish, because the command that decided it was cut off, it is finished now; the exit
+    code is then 0 when the recorded decision is this one).
     """
     decision = ReviewDecision.reject(reason, reviewer=reviewer or default_reviewer())
     _decide(review_id, decision, db=db, target=target, model=model, json_output=json_output)
@@ -177,7 +234,8 @@ def reject(
 @app.command()
 def escalate(
     db: Db = None,
-    model: Model = commands.DEFAULT_MODEL,
+    target: TargetOption = None,
+    model: ContinueModel = None,
     json_output: Json = False,
 ) -> None:
     """Apply the escalation of every review past its deadline (move it to another queue,
@@ -187,8 +245,14 @@ def escalate(
     With --json: JSON Lines, one object per escalated review.
     Exit code 1 when a pipeline's code cannot be found (the others are still escalated).
     """
+    if model is not None:
+        typer.echo(
+            f"note: every escalated run continues with --model {model}, whatever model it "
+            "started with",
+            err=True,
+        )
     with errors(), traced(None) as hooks:
-        done, problems = records.escalate(db, model=model, hooks=hooks)
+        done, problems = records.escalate(db, model=model, target=target, hooks=hooks)
     for item in done:
         if json_output:
             show.print_json(
@@ -222,21 +286,74 @@ def _decide(
     *,
     db: str | None,
     target: str | None,
-    model: str,
+    model: str | None,
     json_output: bool,
 ) -> None:
     with errors():
         view = records.get_review(db, review_id)
+        unfinished = records.unfinished_decision(db, view)
+    if unfinished:
+        _finish_decided(
+            view, decision.action, db=db, target=target, model=model, json_output=json_output
+        )
+        return
+    with errors():
         records.require_pending(view)
         with traced(None) as hooks:
             record = records.decide(
-                view.request, decision, db=db, target=target, model=model, hooks=hooks
+                view.request,
+                decision,
+                db=db,
+                target=target,
+                model=model,
+                hooks=hooks,
+                on_override=lambda line: typer.echo(line, err=True),
             )
     if json_output:
         show.print_json(output.record_json(record))
         return
     by = f" by {decision.reviewer}" if decision.reviewer else ""
     typer.echo(f"{_DONE[decision.action]} {review_id}{by}; run {record.run_id} {_now(record)}")
+
+
+def _finish_decided(
+    view: records.ReviewView,
+    asked: str,
+    *,
+    db: str | None,
+    target: str | None,
+    model: str | None,
+    json_output: bool,
+) -> None:
+    """A review already decided whose run has not finished (the command that decided it was cut
+    off, or is still at it): say so and finish the run here. Exit code 0 when the decision
+    recorded is the one asked for again (a retried command), else 1 (it was not applied)."""
+    request, decision = view.request, view.decision
+    recorded: str = decision.action if decision is not None else "?"
+    if decision is not None and decision.reviewer:
+        recorded += f" by {decision.reviewer}"
+    typer.echo(
+        f"review {request.review_id} was already decided ({recorded}); its run "
+        f"{request.run_id} did not finish (the command that decided it was cut off, or is "
+        "still at it): finishing it now",
+        err=True,
+    )
+    with errors(), traced(None) as hooks:
+        done = records.finish(
+            request.run_id,
+            db=db,
+            target=target,
+            model=model,
+            hooks=hooks,
+            on_override=lambda line: typer.echo(line, err=True),
+        )
+    if json_output:
+        show.print_json(output.record_json(done.record))
+    else:
+        waited = "; waited for the process continuing it" if done.how == "waited" else ""
+        typer.echo(f"run {request.run_id} {_now(done.record)}{waited}")
+    if decision is None or decision.action != asked:
+        raise typer.Exit(1)
 
 
 def _now(record: RunRecord) -> str:

@@ -8,21 +8,26 @@ from handrail.durable.runner import (
     DEFAULT_DATABASE,
     DurableRunner,
     Escalated,
+    Finished,
     Submitter,
     database_url,
 )
 from handrail.durable.schema import SCHEMA_VERSION
 from handrail.durable.store import SqlStore
+from handrail.durable.versions import AbandonedRun, abandon
 
 __all__ = [
     "DEFAULT_DATABASE",
+    "AbandonedRun",
     "SCHEMA_VERSION",
     "DurableRunner",
     "Escalated",
+    "Finished",
     "SqlStore",
     "StoreError",
     "StoreUnavailable",
     "StoreVersionError",
     "Submitter",
+    "abandon",
     "database_url",
 ]

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -32,7 +33,8 @@ from typing import Any
 from dbos import DBOS, DBOSClient, SetWorkflowID
 from pydantic_core import to_jsonable_python
 
-from handrail._utils import derived_id, now
+from handrail._utils import derived_id, new_id, now
+from handrail.core.fingerprint import spec_json
 from handrail.core.hooks import Hooks
 from handrail.core.model import Model
 from handrail.core.nodes import Node
@@ -40,6 +42,7 @@ from handrail.core.outcome import Outcome, RecordedError
 from handrail.core.pipeline import Budget, Pipeline
 from handrail.core.records import (
     ErrorInfo,
+    ModelSpec,
     ReviewDecision,
     ReviewRequest,
     RunRecord,
@@ -57,26 +60,33 @@ from handrail.durable.runtime import (
     default_executor_family,
 )
 from handrail.durable.serialize import (
+    CHECKPOINTS,
+    CheckpointRefused,
     dump_decision,
     dump_review,
     dump_run,
     load_decision,
     load_review,
     load_run,
+    refuse_pickles,
 )
 from handrail.durable.store import SqlStore
+from handrail.durable.versions import how_to_finish, pending_elsewhere
 from handrail.exceptions import (
     InvalidDecision,
     ReviewAlreadyDecided,
     ReviewNotFound,
 )
 
+log = logging.getLogger("handrail.durable")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 """The start of a URL (`postgresql:`); a one-letter drive (`C:`) is a path."""
 DEFAULT_DATABASE = "sqlite:///.handrail/handrail.db"
 """Where durable runs are kept unless `--db` or `HANDRAIL_DATABASE_URL` says otherwise."""
 DEADLINE_REVIEWER = "handrail (deadline)"
 """The reviewer named on a decision an escalation made."""
+REAP_EVERY = 2.0
+"""Seconds between two looks, in a long-lived runner, for runs of processes that died."""
 
 
 def database_url(db: str | PathLike[str] | None = None) -> str | PathLike[str]:
@@ -122,6 +132,17 @@ def continuation_id(review_id: str) -> str:
     return f"{review_id}:decision"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Finished:
+    """What `DurableRunner.finish` did: the run's record afterwards, and `how`: `started` (its
+    decision's continuation had never started), `took over` (from a process that died),
+    `waited` (for the live process running it), `ended` (it had just ended) or `nothing` (it
+    was not unfinished)."""
+
+    record: RunRecord
+    how: str
+
+
 @dataclass(frozen=True, slots=True)
 class Escalated:
     """What an escalation did to one review."""
@@ -163,6 +184,9 @@ class DurableRunner(Runner):
         hooks: Sequence[Hooks] = (),
         budget: Budget | None = None,
         timeout: float | None = None,
+        model_spec: ModelSpec | None = None,
+        model_for: Callable[[ModelSpec], Model] | None = None,
+        reap_every: float | None = REAP_EVERY,
     ) -> None:
         url = database_url(db)
         parsed, _shown = parse(url)
@@ -175,6 +199,8 @@ class DurableRunner(Runner):
             store=store,
             budget=budget,
             timeout=timeout,
+            model_spec=model_spec,
+            model_for=model_for,
         )
         self.sql: SqlStore = store
         self.runtime = Runtime(
@@ -185,6 +211,14 @@ class DurableRunner(Runner):
             recover_others=kind != "cli",
         )
         self._kind = kind
+        if reap_every is not None and reap_every <= 0:
+            raise ValueError(f"reap_every={reap_every}: use a number of seconds above 0, or None")
+        self.reap_every = reap_every if kind != "cli" else None
+        """How often this runner recovers the runs of dead processes while it is open (not for
+        `kind="cli"`: a short command takes over nothing)."""
+        self._reaper: asyncio.Task[None] | None = None
+        self.other_versions: dict[str, str] = {}
+        """Workflows left pending by another handrail version at open: id -> version."""
         self._awaited: dict[str, int] = {}
         """Run ids a `_result` in this process waits for (how many waiters)."""
         self._finished: dict[str, RunRecord] = {}
@@ -216,11 +250,31 @@ class DurableRunner(Runner):
             _destroy_quietly()
             raise
         await self.reap()
+        self.other_versions = await asyncio.to_thread(self.runtime.other_versions)
+        if self.other_versions:
+            log.warning(pending_elsewhere(self.other_versions))
+        if self.reap_every is not None:
+            self._reaper = asyncio.ensure_future(self._reap_often(self.reap_every))
         return self
+
+    async def _reap_often(self, every: float) -> None:
+        """Recover dead processes' runs every `every` seconds while open: a batch waiting for a
+        run another process started goes on once that process dies (its run is taken over)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.reap()
+            except Exception as e:  # a database hiccup: the next round tries again
+                log.warning("could not look for runs of stopped processes (%s); retrying", e)
 
     async def close(self) -> None:
         """Stop DBOS (runs still in flight stay pending and are recovered by the next process)
         and close the store."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
         try:
             if self.runtime.launched:
                 self.runtime.destroy()
@@ -241,8 +295,8 @@ class DurableRunner(Runner):
     def _register(self) -> None:
         name = self.pipeline.name
 
-        async def run_body(run_id: str, document: dict[str, Any]) -> str:
-            return await _runner_for(name)._workflow_run(run_id, document)
+        async def run_body(run_id: str, document: dict[str, Any], model: Any = None) -> str:
+            return await _runner_for(name)._workflow_run(run_id, document, model)
 
         async def continue_body(record: Any, request: Any, decision: Any) -> str:
             return await _runner_for(name)._workflow_continue(record, request, decision)
@@ -266,8 +320,14 @@ class DurableRunner(Runner):
         if not doc.text.strip():  # nothing to checkpoint: the core fails it at once
             return await super()._run_new(run_id, doc)
         self._require_open()
-        with SetWorkflowID(run_workflow_id(run_id, earlier)):
-            handle = await DBOS.start_workflow_async(self._run_wf, run_id, _dump_document(doc))
+        workflow_id = run_workflow_id(run_id, earlier)
+        version = self.other_versions.get(workflow_id)
+        if version is not None:  # waiting would be forever: no process of this version runs it
+            return self._left_by(version, run_id, doc, earlier)
+        with SetWorkflowID(workflow_id):
+            handle = await DBOS.start_workflow_async(
+                self._run_wf, run_id, _dump_document(doc), _dump_spec(self.model_spec)
+            )
         return await self._result(handle, run_id, doc)
 
     async def _result(self, handle: Any, run_id: str, doc: Document | None) -> RunRecord:
@@ -294,6 +354,32 @@ class DurableRunner(Runner):
             raise StoreError(f"run `{run_id}` finished but its record is missing")
         return self.revived(record)
 
+    def _left_by(
+        self, version: str, run_id: str, doc: Document, earlier: RunRecord | None
+    ) -> RunRecord:
+        """The record (not stored) of a run another handrail version left pending: failed here,
+        with what to do about it; the pending run itself is left as it is."""
+        return RunRecord(
+            run_id=run_id,
+            pipeline=self.pipeline.name,
+            document_id=doc.id,
+            document_hash=doc.hash,
+            status=RunStatus.FAILED,
+            document=doc,
+            error=ErrorInfo(
+                type="PendingInAnotherVersion",
+                message=(
+                    f"run `{run_id}` was started by handrail {version} and is still pending "
+                    f"there; this handrail ({app_version()}) does not run it. "
+                    + how_to_finish(version)
+                ),
+            ),
+            started_at=now(),
+            ended_at=now(),
+            model=self.model_spec,
+            pipeline_version=self.pipeline.fingerprint,
+        )
+
     def revived(self, record: RunRecord) -> RunRecord:
         """A stored record with its outputs as their nodes' types again (the store gives JSON)."""
         outputs = {name: self._revive(name, value) for name, value in record.outputs.items()}
@@ -302,10 +388,13 @@ class DurableRunner(Runner):
     def _workflow_failed(
         self, run_id: str, doc: Document | None, record: RunRecord | None, error: Exception
     ) -> RunRecord:
+        kind = getattr(error, "type_name", type(error).__name__)  # a RecordedError's original
         message = (
-            f"the durable run `{run_id}` stopped: {type(error).__name__}: {error}; if the "
+            f"the durable run `{run_id}` stopped: {kind}: {error}; if the "
             "pipeline changed since the run started, run the document again (it starts over)"
         )
+        if kind == CheckpointRefused.__name__:  # the message says what happened and what to do
+            message = f"the durable run `{run_id}` stopped: {error}"
         if record is None:
             document = doc or Document.of("")
             record = RunRecord(
@@ -316,19 +405,22 @@ class DurableRunner(Runner):
                 status=RunStatus.FAILED,
                 document=document,
                 started_at=now(),
+                model=self.model_spec,
+                pipeline_version=self.pipeline.fingerprint,
             )
         failed = replace(
             record,
             status=RunStatus.FAILED,
-            error=ErrorInfo(type=type(error).__name__, message=message),
+            error=ErrorInfo(type=kind, message=message),
             ended_at=now(),
             reviews=(),
         )
         self.store.save_run(failed)
         return failed
 
-    async def _workflow_run(self, run_id: str, document: dict[str, Any]) -> str:
-        record = await Runner._run_new(self, run_id, _load_document(document))
+    async def _workflow_run(self, run_id: str, document: dict[str, Any], model: Any = None) -> str:
+        spec = _load_spec(model)
+        record = await Runner._run_new(self, run_id, _load_document(document), spec=spec)
         self._keep(record)
         return record.status.value
 
@@ -416,6 +508,53 @@ class DurableRunner(Runner):
             started += 1
         return started
 
+    async def finish(self, run_id: str) -> Finished:
+        """Finish a run that a process left unfinished, and wait for it: the continuation of
+        its decided review (started here if it never started, taken over if the process running
+        it died, waited for if that process lives), or a run cut off mid-way (taken over, or
+        waited for). A run with nothing left to do is returned as it is (`how="nothing"`)."""
+        self._require_open()
+        record = self.store.get_run(run_id)
+        workflow_id = run_id
+        if record is not None and record.status is RunStatus.NEEDS_REVIEW:
+            decided = self._decided_review(record)
+            if decided is None:
+                return Finished(record=self.revived(record), how="nothing")
+            review, decision = decided
+            workflow_id = continuation_id(review.review_id)
+            if await DBOS.get_workflow_status_async(workflow_id) is None:  # died before it
+                started = await self._continue(record, review, decision)
+                return Finished(record=started, how="started")
+        elif record is not None and record.status is not RunStatus.RUNNING:
+            return Finished(record=self.revived(record), how="nothing")
+        status = await DBOS.get_workflow_status_async(workflow_id)
+        if status is None:
+            raise ReviewNotFound(
+                f"no run `{run_id}` in {self.sql.url}; list runs with `handrail runs list`"
+            )
+        if status.app_version != app_version() and status.status in ("PENDING", "ENQUEUED"):
+            version = status.app_version or "?"
+            raise StoreError(
+                f"run `{run_id}` was left pending by handrail {version}; this handrail "
+                f"({app_version()}) cannot finish it. {how_to_finish(version)}"
+            )
+        how = "ended"
+        if status.status in ("PENDING", "ENQUEUED"):
+            took = await asyncio.to_thread(self.runtime.adopt, workflow_id)
+            how = "took over" if took else "waited"
+        handle: Any = await DBOS.retrieve_workflow_async(workflow_id)
+        return Finished(record=await self._result(handle, run_id, None), how=how)
+
+    def _decided_review(self, record: RunRecord) -> tuple[ReviewRequest, ReviewDecision] | None:
+        """The review `record` waits on that already has its decision, if any."""
+        for pending in record.reviews:
+            review = self.sql.get_review(pending.review_id)
+            if review is not None and review.status == "decided":
+                decision = self.sql.get_decision(review.review_id)
+                if decision is not None:
+                    return review, decision
+        return None
+
     # --- deadlines ------------------------------------------------------------------------------
 
     async def escalate_due(self, at: datetime | None = None) -> list[Escalated]:
@@ -478,10 +617,12 @@ class DurableRunner(Runner):
         poll: float = 0.2,
         maintenance_every: float = 1.0,
         stop: asyncio.Event | None = None,
+        on_escalated: Callable[[Escalated], object] | None = None,
     ) -> None:
         """Work as a queue worker until `stop` is set: take submitted runs of this pipeline (at
         most `concurrency` at a time), and every `maintenance_every` seconds recover stopped
-        workers' runs, continue decided reviews and apply due escalations."""
+        workers' runs, continue decided reviews and apply due escalations (`on_escalated`
+        gets each one applied)."""
         self._require_open()
         if concurrency < 1:
             raise ValueError(f"concurrency={concurrency}: use 1 or more")
@@ -493,22 +634,30 @@ class DurableRunner(Runner):
         )
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            await self.maintain()
+            for escalated in await self.maintain():
+                if on_escalated is not None:
+                    on_escalated(escalated)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), maintenance_every)
 
-    async def maintain(self) -> None:
-        """One round of a worker's housekeeping."""
+    async def maintain(self) -> list[Escalated]:
+        """One round of a worker's housekeeping; returns the escalations it applied."""
         await self.reap()
         await self.resume_decided()
-        await self.escalate_due()
+        return await self.escalate_due()
 
 
 class Submitter:
     """Puts runs on a pipeline's queue for `handrail worker`s, without running anything here
     (a DBOS client: no executor id, nothing recovered in this process)."""
 
-    def __init__(self, pipeline: Pipeline, *, db: str | PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        db: str | PathLike[str] | None = None,
+        model_spec: ModelSpec | None = None,
+    ) -> None:
         url = database_url(db)
         parsed, _shown = parse(url)
         self.pipeline = pipeline
@@ -521,8 +670,16 @@ class Submitter:
                 f"cannot prepare the run queue in {self.store.url} ({type(e).__name__}: {e}); "
                 "check that the database is reachable and writable"
             ) from e
-        self._client = DBOSClient(system_database_url=dbos_url(parsed), application_name="handrail")
-        self._runner = Runner(pipeline, store=self.store)
+        refuse_pickles()
+        self._client = DBOSClient(
+            system_database_url=dbos_url(parsed), application_name="handrail", serializer=CHECKPOINTS
+        )
+        self._runner = Runner(pipeline, store=self.store, model_spec=model_spec)
+        self.model_spec = model_spec
+        """The model each run is to be answered by (a worker builds it from this)."""
+        self.reused: set[str] = set()
+        """Run ids `submit` did not queue: the document was run before (same pipeline version
+        and model) and its result stands."""
         self._retries: dict[str, datetime | None] = {}
         """Runs queued again after a failure: run id -> the failed attempt's start."""
 
@@ -530,14 +687,18 @@ class Submitter:
         self._client.destroy()
         self.store.close()
 
-    async def submit(self, document: DocumentLike, *, run_id: str | None = None) -> str:
-        """Queue one document; returns its run id. A document already run is not queued again
-        (unless its run failed, which queues a retry)."""
+    async def submit(
+        self, document: DocumentLike, *, run_id: str | None = None, rerun: bool = False
+    ) -> str:
+        """Queue one document; returns its run id. A document already run (same pipeline
+        version and model) is not queued again unless `rerun` (a new run) or its run failed
+        (a retry)."""
         doc = Document.of(document)
-        run_id = run_id or self._runner.run_id_for(doc)
-        existing = self.store.get_run(run_id)
+        run_id = run_id or (new_id("run") if rerun else self._runner.run_id_for(doc))
+        existing = None if rerun else self.store.get_run(run_id)
         if existing is not None:
             if existing.status is not RunStatus.FAILED:
+                self.reused.add(run_id)
                 return run_id
             self._retries[run_id] = existing.started_at
         workflow_id = run_workflow_id(run_id, existing)
@@ -550,6 +711,7 @@ class Submitter:
             },
             run_id,
             _dump_document(doc),
+            _dump_spec(self.model_spec),
         )
         return run_id
 
@@ -624,6 +786,21 @@ def _dump_document(doc: Document) -> dict[str, Any]:
         "source": doc.source,
         "metadata": to_jsonable_python(doc.metadata, fallback=str),
     }
+
+
+def _dump_spec(spec: ModelSpec | None) -> dict[str, Any] | None:
+    return None if spec is None else spec_json(spec)
+
+
+def _load_spec(data: Any) -> ModelSpec | None:
+    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+        return None  # a run queued without one: the runner's own model answers it
+    return ModelSpec(
+        name=data["name"],
+        params=dict(data.get("params") or {}),
+        record=data.get("record"),
+        replay=data.get("replay"),
+    )
 
 
 def _load_document(data: Mapping[str, Any]) -> Document:

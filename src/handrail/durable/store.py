@@ -40,7 +40,14 @@ from handrail.core.records import (
     StepRecord,
 )
 from handrail.durable import schema
-from handrail.durable.engine import make_engine, parse, reason, unavailable
+from handrail.durable.engine import (
+    corrupted,
+    make_engine,
+    parse,
+    password,
+    reason,
+    unavailable,
+)
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
 from handrail.durable.serialize import (
     dump_decision,
@@ -66,17 +73,24 @@ class SqlStore:
 
     Opening it connects, creates the `handrail_*` tables on first use (and the SQLite file's
     folder), and refuses a database written by a newer handrail (`StoreVersionError`) before
-    writing anything. An unreachable database raises `StoreUnavailable`; a malformed URL,
-    `StoreError`.
+    writing anything. An unreachable, unwritable or corrupted database raises
+    `StoreUnavailable`; a malformed URL, `StoreError`.
+
+    `read_only=True` changes nothing: no tables are created (`empty` says there are none), and
+    a SQLite file is opened read-only, so it can be read on a read-only file system.
     """
 
-    def __init__(self, url: str | PathLike[str]) -> None:
+    def __init__(self, url: str | PathLike[str], *, read_only: bool = False) -> None:
         parsed, self.url = parse(url)
         """The database's URL, its password masked."""
         self.dialect: str = parsed.get_backend_name()
         """`sqlite` or `postgresql`."""
+        self.read_only = read_only
+        self.empty = False
+        """True when the database holds no run records yet (`read_only` stores only)."""
+        self._secret = password(parsed)
         self._sql = statements(self.dialect)
-        self._engine = make_engine(parsed, self.url)
+        self._engine = make_engine(parsed, self.url, read_only=read_only)
         self._writer = self._engine.execution_options(handrail_write=True)
         # A single statement needs no transaction around it: on Postgres, autocommit saves the
         # BEGIN and COMMIT (or ROLLBACK) round trips. SQLite's writes still take the write lock
@@ -92,7 +106,7 @@ class SqlStore:
         self._steps = self._single
         try:
             self._call(self._prepare, opening=True)
-            if postgres:
+            if postgres and not read_only:
                 self._relaxed = make_engine(parsed, self.url, relaxed=True)
                 self._steps = self._relaxed.execution_options(isolation_level="AUTOCOMMIT")
         except BaseException:
@@ -300,7 +314,8 @@ class SqlStore:
         raise ReviewAlreadyDecided(
             f"review `{review_id}` was already decided ({earlier.action}"
             f"{' by ' + earlier.reviewer if earlier.reviewer else ''}); "
-            "a decision is applied exactly once"
+            "a decision is applied exactly once (if its run did not finish, because the command "
+            "that decided it was cut off, `handrail runs resume RUN_ID` finishes it)"
         )
 
     def escalate_review(self, review: ReviewRequest) -> bool:
@@ -375,6 +390,17 @@ class SqlStore:
     def _prepare(self) -> None:
         """Create the tables on first use, or check that this code understands them."""
         meta = schema.meta
+        if self.read_only:
+            with self._engine.connect() as conn:
+                found = (
+                    conn.execute(select(meta).where(meta.c.id == 1)).first()
+                    if inspect(conn).has_table(meta.name)
+                    else None
+                )
+            self.empty = found is None
+            if found is not None and found.schema_version != schema.SCHEMA_VERSION:
+                self._check_version(found)
+            return
         with self._writer.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(_SETUP_LOCK)))
@@ -396,12 +422,7 @@ class SqlStore:
                     )
                 )
             elif found.schema_version > schema.SCHEMA_VERSION:
-                raise StoreVersionError(
-                    f"the database at {self.url} holds run records in schema version "
-                    f"{found.schema_version}, written by handrail {found.handrail_version}; "
-                    f"this handrail ({__version__}) reads version {schema.SCHEMA_VERSION} at "
-                    "most: upgrade handrail (pip install -U handrail) to use it"
-                )
+                self._check_version(found)
             elif found.schema_version < schema.SCHEMA_VERSION:  # pragma: no cover - no v0 yet
                 _migrate(conn, found.schema_version)
                 conn.execute(
@@ -413,6 +434,22 @@ class SqlStore:
                         updated_at=now(),
                     )
                 )
+
+    def _check_version(self, found: Any) -> None:
+        if found.schema_version > schema.SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"the database at {self.url} holds run records in schema version "
+                f"{found.schema_version}, written by handrail {found.handrail_version}; "
+                f"this handrail ({__version__}) reads version {schema.SCHEMA_VERSION} at "
+                "most: upgrade handrail (pip install -U handrail) to use it"
+            )
+        if self.read_only:  # an older schema, which only a writing handrail upgrades
+            raise StoreVersionError(
+                f"the database at {self.url} holds run records in schema version "
+                f"{found.schema_version}; this handrail ({__version__}) reads version "
+                f"{schema.SCHEMA_VERSION}: run a command that writes (`handrail run`) once "
+                "to upgrade it"
+            )
 
     def _read(self, query: Callable[[Connection], T]) -> T:
         with self._reader.connect() as conn:
@@ -437,12 +474,14 @@ class SqlStore:
         try:
             yield
         except (OperationalError, InterfaceError) as e:
-            raise StoreUnavailable(unavailable(self.dialect, self.url, e)) from e
+            raise StoreUnavailable(unavailable(self.dialect, self.url, e, self._secret)) from e
         except DBAPIError as e:
-            if opening:
-                raise StoreUnavailable(unavailable(self.dialect, self.url, e)) from e
+            if opening or (self.dialect == "sqlite" and corrupted(reason(e))):
+                raise StoreUnavailable(
+                    unavailable(self.dialect, self.url, e, self._secret)
+                ) from e
             raise StoreError(
-                f"the database at {self.url} refused a write: {reason(e)}; "
+                f"the database at {self.url} refused a write: {reason(e, self._secret)}; "
                 "this is a bug in handrail or a change made to its tables by hand"
             ) from e
 

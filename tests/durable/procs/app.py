@@ -16,7 +16,11 @@ on stdout (a worker: a `ready` line once it serves):
 - `submit`: queue documents with `Submitter` and wait for their outcomes;
 - `decide`: the decisions of `--decisions` (a JSON list), in turn (`DurableRunner.decide`, kind
   `cli`); a refused one (`ReviewAlreadyDecided`) is reported in the output;
-- `escalate`: `DurableRunner.escalate_due()`, twice (the second must find nothing; kind `cli`).
+- `escalate`: `DurableRunner.escalate_due()`, twice (the second must find nothing; kind `cli`);
+- `finish`: `DurableRunner.finish` for each of `--run-ids` (a JSON list; kind `cli`).
+
+`HANDRAIL_TEST_ACT_DELAY` makes the action slower; `HANDRAIL_TEST_APP_VERSION` makes the process
+another handrail version (DBOS's application version).
 
 Documents are numbered; `documents()` gives the same ones to the tests that check the results.
 """
@@ -59,6 +63,7 @@ from handrail import (
     State,
 )
 from handrail.core.model import ModelRequest, ModelResponse
+from handrail.core.records import ModelSpec
 from handrail.durable import DurableRunner, Submitter
 
 LABELS = ("refund", "bug", "question")
@@ -72,6 +77,11 @@ DEFAULT_LABEL = "question"
 """The declared safe default of `--escalation default`."""
 SUPERVISORS = "supervisors"
 """The queue `--escalation queue` moves a review to."""
+ACT_DELAY = "HANDRAIL_TEST_ACT_DELAY"
+"""Environment: seconds the action waits between its START and its side effect (0.01)."""
+APP_VERSION = "HANDRAIL_TEST_APP_VERSION"
+"""Environment: the handrail version (DBOS application version) this process claims to be, to
+plant runs of another version."""
 
 
 class Details(BaseModel):
@@ -215,7 +225,8 @@ def build(name: str, log: SideLog, *, escalation: str = "", deadline: float = 1.
     async def act(state: State, key: str) -> str:
         doc = state.document.id
         log.event("START", doc, "act")
-        await asyncio.sleep(0.01)
+        # read when called (not held by the function): the pipeline's version stays the same
+        await asyncio.sleep(float(os.environ.get(ACT_DELAY, "0.01")))
         log.effect(key, doc)
         log.event("END", doc, "act")
         return f"filed {state['details'].order_id} as {state['category']}"
@@ -240,7 +251,8 @@ def build(name: str, log: SideLog, *, escalation: str = "", deadline: float = 1.
 
 def run_id(name: str, doc: Document) -> str:
     """The run id `DurableRunner` gives `doc` in pipeline `name`."""
-    return Runner(build(name, SideLog("unused"))).run_id_for(doc)
+    spec = ModelSpec(name="traced-fake")  # the model every mode here runs with
+    return Runner(build(name, SideLog("unused")), model_spec=spec).run_id_for(doc)
 
 
 # --- modes -----------------------------------------------------------------------------------
@@ -299,7 +311,7 @@ async def serve(args: argparse.Namespace, pipeline: Pipeline, model: TracedModel
 
 
 async def submit(args: argparse.Namespace, pipeline: Pipeline) -> None:
-    submitter = Submitter(pipeline, db=args.db)
+    submitter = Submitter(pipeline, db=args.db, model_spec=ModelSpec(name="traced-fake"))
     try:
         run_ids = [await submitter.submit(doc) for doc in _docs(args)]
         _emit({"submitted": len(run_ids), "pid": os.getpid()})
@@ -330,7 +342,18 @@ async def decide(args: argparse.Namespace, pipeline: Pipeline, model: TracedMode
                 results.append({"error": type(e).__name__, "message": str(e)})
             else:
                 results.append({"run": _summary(record)})
-    _emit({"pid": os.getpid(), "results": results})
+        executor = runner.executor_id
+    _emit({"pid": os.getpid(), "executor_id": executor, "results": results})
+
+
+async def finish(args: argparse.Namespace, pipeline: Pipeline, model: TracedModel) -> None:
+    results: list[dict[str, Any]] = []
+    async with DurableRunner(pipeline, model=model, db=args.db, kind="cli") as runner:
+        for run in json.loads(args.run_ids):
+            done = await runner.finish(run)
+            results.append({"how": done.how, "run": _summary(done.record)})
+        executor = runner.executor_id
+    _emit({"pid": os.getpid(), "executor_id": executor, "results": results})
 
 
 async def escalate(args: argparse.Namespace, pipeline: Pipeline, model: TracedModel) -> None:
@@ -348,7 +371,9 @@ async def escalate(args: argparse.Namespace, pipeline: Pipeline, model: TracedMo
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["batch", "serve", "submit", "decide", "escalate"])
+    parser.add_argument(
+        "mode", choices=["batch", "serve", "submit", "decide", "escalate", "finish"]
+    )
     parser.add_argument("--db", required=True)
     parser.add_argument("--side", required=True)
     parser.add_argument("--name", required=True)
@@ -365,11 +390,23 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--escalate-after", action="store_true")
     parser.add_argument("--decisions", default="[]", help="for decide: a JSON list")
     parser.add_argument("--reviewer", default="ana")
+    parser.add_argument("--run-ids", default="[]", help="for finish: a JSON list")
     return parser.parse_args(argv)
+
+
+def _claim_version(version: str) -> None:
+    """Make this process handrail `version` (DBOS's application version)."""
+    import handrail.durable.runner
+    import handrail.durable.runtime
+
+    handrail.durable.runtime.app_version = lambda: version
+    handrail.durable.runner.app_version = lambda: version  # type: ignore[attr-defined]
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    if os.environ.get(APP_VERSION):
+        _claim_version(os.environ[APP_VERSION])
     log = SideLog(args.side)
     log.folder.mkdir(parents=True, exist_ok=True)
     pipeline = build(args.name, log, escalation=args.escalation, deadline=args.deadline)
@@ -382,10 +419,17 @@ def main(argv: Sequence[str]) -> int:
         asyncio.run(submit(args, pipeline))
     elif args.mode == "decide":
         asyncio.run(decide(args, pipeline, model))
+    elif args.mode == "finish":
+        asyncio.run(finish(args, pipeline, model))
     else:
         asyncio.run(escalate(args, pipeline, model))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # Run as `tests.durable.procs.app`, not `__main__`: the pipeline's version (part of each run
+    # id) names its functions' module, and the tests compute run ids with this module imported.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from tests.durable.procs import app as _imported
+
+    sys.exit(_imported.main(sys.argv[1:]))
