@@ -7,13 +7,16 @@ def test_all_is_pinned_and_sorted() -> None:
     assert handrail.durable.__all__ == [
         "DEFAULT_DATABASE",
         "SCHEMA_VERSION",
+        "AbandonedRun",
         "DurableRunner",
         "Escalated",
+        "Finished",
         "SqlStore",
         "StoreError",
         "StoreUnavailable",
         "StoreVersionError",
         "Submitter",
+        "abandon",
         "database_url",
     ]
     assert all(hasattr(handrail.durable, name) for name in handrail.durable.__all__)

@@ -18,8 +18,8 @@ from handrail.durable.versions import AbandonedRun, abandon
 
 __all__ = [
     "DEFAULT_DATABASE",
-    "AbandonedRun",
     "SCHEMA_VERSION",
+    "AbandonedRun",
     "DurableRunner",
     "Escalated",
     "Finished",
