@@ -5,6 +5,7 @@ fields it names (E19)."""
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from handrail import (
     State,
 )
 from handrail.core.records import RunStatus
+from handrail.evals.actions import record_actions
 from handrail.evals.report import build_report
 from handrail.evals.run import run_cases
 from handrail.evals.suite import Suite, load_suite
@@ -105,6 +107,22 @@ async def test_actions_are_recorded_not_called(tmp_path: Path) -> None:
     ]
     # the real pipeline is untouched: its action still calls
     assert pipeline.nodes["file"].fn is file_ticket
+
+
+def test_the_recording_copy_is_the_same_pipeline_but_for_its_actions() -> None:
+    pipeline = filing_pipeline()
+    copy, log = record_actions(pipeline)
+    assert len(log) == 0
+    for field in fields(pipeline):  # name, start, prompts, budget, its computed version...
+        if field.name not in ("graph", "nodes", "plans"):
+            assert getattr(copy, field.name) == getattr(pipeline, field.name), field.name
+    assert list(copy.nodes) == list(pipeline.nodes)
+    assert copy.nodes["category"] is pipeline.nodes["category"]
+    stand_in = copy.nodes["file"]
+    assert isinstance(stand_in, Action) and stand_in.fn is not file_ticket
+    assert copy.plans["file"].node is stand_in and copy.graph.nodes["file"]["node"] is stand_in
+    plain = PipelineBuilder("none").add(Rule("r", lambda s: 1)).build()
+    assert record_actions(plain)[0] is plain  # no action: nothing to copy
 
 
 async def test_run_actions_calls_them(tmp_path: Path) -> None:

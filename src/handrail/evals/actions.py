@@ -5,7 +5,8 @@ a stand-in: it records what the action would have been called with (its idempote
 outputs of the state it would read: the nodes it declares in `reads`, else every output so far)
 and returns `None`, as if the call had succeeded, so the run goes on to the nodes after it. The
 action's checks are left out of the copy (they check the answer of a system that was not called);
-everything else (names, edges, gates, the pipeline's identity) is the pipeline's own.
+everything else (names, edges, gates, the version computed when the pipeline was built) is the
+pipeline's own.
 
 `handrail eval` runs this copy unless `--run-actions` is given (docs/evals.md, "Actions"). The
 stand-ins are plain functions on the copy: no change to the runner, and the real pipeline is
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -89,6 +90,9 @@ def record_actions(pipeline: Pipeline) -> tuple[Pipeline, ActionLog]:
         for name, plan in pipeline.plans.items()
     }
     copy = replace(pipeline, graph=nx.freeze(graph), nodes=nodes, plans=plans)
+    for computed in fields(pipeline):  # what the pipeline computed when built (its version)
+        if not computed.init:  # is its own, not the copy's: the stand-ins are no change to it
+            object.__setattr__(copy, computed.name, getattr(pipeline, computed.name))
     return copy, log
 
 
