@@ -672,7 +672,9 @@ class Submitter:
             ) from e
         refuse_pickles()
         self._client = DBOSClient(
-            system_database_url=dbos_url(parsed), application_name="handrail", serializer=CHECKPOINTS
+            system_database_url=dbos_url(parsed),
+            application_name="handrail",
+            serializer=CHECKPOINTS,
         )
         self._runner = Runner(pipeline, store=self.store, model_spec=model_spec)
         self.model_spec = model_spec
