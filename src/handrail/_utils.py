@@ -1,4 +1,4 @@
-"""Small helpers with no dependencies: ids, clocks, hashing.
+"""Small helpers with no dependencies: ids, clocks, hashing, masking secrets.
 
 `now()` and `new_id()` are module-level so tests can patch them for deterministic snapshots.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from datetime import UTC, datetime
 
 
@@ -37,3 +38,41 @@ def unit_hash(*parts: str) -> float:
     """A deterministic number in [0, 1) from its parts (used for audit sampling)."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+MASK = "***"
+"""What a password is shown as."""
+MIN_SECRET = 4
+"""Secrets shorter than this are masked only where they stand in a URL or a `password=`
+(replacing every `ab` in a message would garble it without hiding anything)."""
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s`]*")
+_PASSWORD_PARAM = re.compile(r"""(?i)\b((?:ssl)?password\s*=\s*)('[^']*'|"[^"]*"|[^\s&#;'"`,)]+)""")
+
+
+def mask_secrets(text: str, *secrets: str | None) -> str:
+    """`text` with every password in it replaced by `***`: the password of each URL in it
+    (`scheme://user:PASSWORD@host/...`, also when the password holds `@`, `/` or `:`),
+    `password=` values (URL query parameters, libpq `key=value` strings), and each of `secrets`
+    (say, a URL's parsed password) wherever it appears.
+
+    The one function every message, log line and shown URL goes through."""
+    for secret in secrets:
+        if secret and len(secret) >= MIN_SECRET:
+            text = text.replace(secret, MASK)
+    text = _URL.sub(_mask_url, text)
+    return _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)
+
+
+def _mask_url(match: re.Match[str]) -> str:
+    url = match.group(0)
+    scheme, rest = url.split("://", 1)
+    # The user info ends at the last `@` before the query: a password may hold `@` and `/`.
+    end = min((i for i in (rest.find("?"), rest.find("#")) if i != -1), default=len(rest))
+    at = rest.rfind("@", 0, end)
+    if at <= 0 or rest.startswith("/"):  # no user info (`sqlite:///a@b.db` is a path)
+        return url
+    user, colon, _password = rest[:at].partition(":")
+    if not colon:
+        return url
+    return f"{scheme}://{user}:{MASK}@{rest[at + 1 :]}"

@@ -262,10 +262,50 @@ def test_a_sqlite_file_that_cannot_be_created_is_unavailable(tmp_path: Path) -> 
     assert str(info.value).endswith("; check the path and its permissions")
 
 
-def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_database_is_called_corrupted(tmp_path: Path) -> None:
     (tmp_path / "notes.db").write_text("just some notes, certainly not SQLite " * 100)
-    with pytest.raises(StoreUnavailable, match=r"\(file is not a database\); check the path"):
-        SqlStore(f"sqlite:///{tmp_path / 'notes.db'}")
+    for read_only in (False, True):
+        with pytest.raises(StoreUnavailable) as info:
+            SqlStore(f"sqlite:///{tmp_path / 'notes.db'}", read_only=read_only)
+        assert str(info.value) == (
+            f"the SQLite database sqlite:///{tmp_path / 'notes.db'} is corrupted (file is not a "
+            "database); restore it from a backup, or move it aside to start an empty one "
+            "(`sqlite3 FILE .recover` may rescue its runs)"
+        )
+
+
+async def test_a_read_only_store_changes_nothing_and_reads_what_is_there(tmp_path: Path) -> None:
+    path = tmp_path / "handrail.db"
+    sqlite3.connect(path).close()  # an empty SQLite file: no handrail tables
+    with SqlStore(path, read_only=True) as store:
+        assert store.empty
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["handrail.db"]
+    assert sa.inspect(engine_for(f"sqlite:///{path}")).get_table_names() == []
+
+    with SqlStore(path) as store:
+        record = await paused_run(store)
+    with SqlStore(path, read_only=True) as store:
+        assert not store.empty
+        assert [r.run_id for r in store.list_runs()] == [record.run_id]
+        with pytest.raises(StoreUnavailable, match="cannot write the SQLite database"):
+            store.record_decision(record.review.review_id, ReviewDecision.approve())  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ann:p@ss-s3cret@127.0.0.1:{port}/runs",
+        "postgresql://ann@127.0.0.1:{port}/runs?password=p@ss-s3cret",
+        "postgresql://ann:p@ss-s3cret@127.0.0.1:{port}/runs?password=p@ss-s3cret",
+    ],
+)
+def test_a_password_is_masked_even_with_at_signs_or_as_a_parameter(url: str) -> None:
+    port = _postgres.free_port()  # nothing listens there
+    with pytest.raises(StoreUnavailable) as info:
+        SqlStore(url.format(port=port))
+    message = str(info.value)
+    assert "s3cret" not in message and "ss-" not in message
+    assert f"127.0.0.1:{port}/runs" in message  # the host is the host, not part of the password
 
 
 # --- exactly-once decisions under races ----------------------------------------------------------

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
+import sqlite3
 from os import PathLike, fspath
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError
 
+from handrail._utils import mask_secrets
 from handrail.durable.errors import StoreError, StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -27,9 +28,34 @@ CONNECT_TIMEOUT_S = 10
 URL_HELP = "use sqlite:///path/to/handrail.db or postgresql://user:password@host:5432/dbname"
 
 
-def mask(text: str) -> str:
-    """A URL with its password replaced by `***`, even when it does not parse."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
+def mask(text: str, *secrets: str | None) -> str:
+    """`text` with every password in it replaced by `***` (see `mask_secrets`), even in a URL
+    that does not parse."""
+    return mask_secrets(text, *secrets)
+
+
+def _quote_at_signs(text: str) -> str:
+    """The URL with any `@` in its password or its query written `%40`: the user info ends at
+    the *last* `@` before the query (SQLAlchemy would end it at another one, and take the rest
+    for the host), and a `?password=` may hold `@` too."""
+    scheme, sep, rest = text.partition("://")
+    if not sep or rest.startswith("/"):  # no user info (`sqlite:///a@b.db` is a path)
+        return text
+    end = min((i for i in (rest.find("?"), rest.find("#")) if i != -1), default=len(rest))
+    head, tail = rest[:end], rest[end:].replace("@", "%40")
+    at = head.rfind("@")
+    user, colon, secret = head[: max(at, 0)].partition(":")
+    if at > 0 and colon and "@" in secret:
+        head = f"{user}:{secret.replace('@', '%40')}@{head[at + 1 :]}"
+    return f"{scheme}://{head}{tail}"
+
+
+def password(url: URL) -> str | None:
+    """The URL's password, given as `user:PASSWORD@` or as a `?password=` parameter."""
+    given = url.query.get("password")
+    if isinstance(given, tuple):
+        given = given[0] if given else None
+    return url.password or given or None
 
 
 def parse(url: str | PathLike[str]) -> tuple[URL, str]:
@@ -42,11 +68,10 @@ def parse(url: str | PathLike[str]) -> tuple[URL, str]:
     if "://" not in text:
         raise StoreError(f"`{shown}` is not a database URL; {URL_HELP}")
     try:
-        parsed = make_url(text)
+        parsed = make_url(_quote_at_signs(text))
     except (ArgumentError, ValueError) as e:
         raise StoreError(f"cannot parse the database URL `{shown}` ({e}); {URL_HELP}") from e
-    if parsed.password is None:
-        shown = text
+    shown = mask(text, password(parsed))
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         if "+" not in parsed.drivername:  # SQLAlchemy's default driver is psycopg2; ours is 3
@@ -70,11 +95,16 @@ def parse(url: str | PathLike[str]) -> tuple[URL, str]:
     raise StoreError(f"handrail cannot keep runs in `{backend}` (`{shown}`); {URL_HELP}")
 
 
-def make_engine(url: URL, shown: str, *, relaxed: bool = False) -> Engine:
+def make_engine(url: URL, shown: str, *, relaxed: bool = False, read_only: bool = False) -> Engine:
     """One engine for the store; for SQLite, creates the file's folder first.
 
     `relaxed` (Postgres): commits that do not wait for the server's disk flush
-    (`synchronous_commit = off`), for writes something else makes durable anyway."""
+    (`synchronous_commit = off`), for writes something else makes durable anyway.
+    `read_only` (SQLite): opens the file read-only (`mode=ro`), changing nothing in it or its
+    folder, so it can be read on a read-only file system or without write permission."""
+    if url.get_backend_name() == "sqlite" and read_only:
+        assert url.database is not None
+        return _read_only_sqlite(Path(url.database).expanduser().resolve())
     if url.get_backend_name() == "sqlite":
         assert url.database is not None
         path = Path(url.database).expanduser()
@@ -105,21 +135,71 @@ def make_engine(url: URL, shown: str, *, relaxed: bool = False) -> Engine:
     return create_engine(url, connect_args=connect_args, json_serializer=_json_dumps)
 
 
-def reason(error: DBAPIError) -> str:
-    """The first line of the driver's message."""
-    lines = str(error.orig if error.orig is not None else error).strip().splitlines()
-    return lines[0].strip() if lines else type(error).__name__
+def _read_only_sqlite(path: Path) -> Engine:
+    """A SQLite engine that only reads. A WAL database needs its `-shm` file to be read; where
+    it is missing and cannot be created (a read-only folder or file system), the file is read
+    as `immutable` (as it is on disk: nobody can be writing it there)."""
+    uri = path.as_uri()
+
+    def connect() -> sqlite3.Connection:
+        timeout = SQLITE_BUSY_TIMEOUT_MS / 1000
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, timeout=timeout)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if "unable to open" not in str(e) and "readonly" not in str(e):
+                raise
+            conn = sqlite3.connect(
+                f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False, timeout=timeout
+            )
+        return conn
+
+    engine = create_engine("sqlite://", creator=connect, json_serializer=_json_dumps)
+    event.listen(engine, "connect", _sqlite_connect_read_only)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
 
 
-def unavailable(dialect: str, shown: str, error: DBAPIError) -> str:
+CORRUPTED = ("file is not a database", "database disk image is malformed")
+"""What SQLite says of a file that is not (or no longer) a database."""
+READ_ONLY = ("readonly database", "read-only file system", "unable to open database file")
+"""What SQLite says when it cannot write the file or create the files beside it."""
+
+
+def corrupted(message: str) -> bool:
+    return any(text in message for text in CORRUPTED)
+
+
+def reason(error: BaseException, *secrets: str | None) -> str:
+    """The first line of the driver's message, passwords masked."""
+    orig = getattr(error, "orig", None)
+    lines = str(orig if orig is not None else error).strip().splitlines()
+    return mask(lines[0].strip() if lines else type(error).__name__, *secrets)
+
+
+def unavailable(dialect: str, shown: str, error: BaseException, secret: str | None = None) -> str:
     """The one-line message for a database that cannot be used, with the fix."""
+    why = reason(error, secret)
     if dialect == "sqlite":
+        if corrupted(why):
+            return (
+                f"the SQLite database {shown} is corrupted ({why}); restore it from a backup, "
+                "or move it aside to start an empty one (`sqlite3 FILE .recover` may rescue "
+                "its runs)"
+            )
+        if any(text in why for text in READ_ONLY):
+            return (
+                f"cannot write the SQLite database {shown} ({why}); make the file and its "
+                "folder writable, or use another --db (`runs list`, `review list` and "
+                "`report` can read it as it is)"
+            )
         return (
-            f"cannot use the SQLite database {shown} ({reason(error)}); check the path, its "
+            f"cannot use the SQLite database {shown} ({why}); check the path, its "
             "permissions and free disk space"
         )
     return (
-        f"cannot reach the database at {shown} ({reason(error)}); start the server or fix the "
+        f"cannot reach the database at {shown} ({why}); start the server or fix the "
         "URL (HANDRAIL_DATABASE_URL or --db)"
     )
 
@@ -140,6 +220,15 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         # power cut can cost the last ones. FULL would sync the disk on every step.
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_connect_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
 

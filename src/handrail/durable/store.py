@@ -477,9 +477,7 @@ class SqlStore:
             raise StoreUnavailable(unavailable(self.dialect, self.url, e, self._secret)) from e
         except DBAPIError as e:
             if opening or (self.dialect == "sqlite" and corrupted(reason(e))):
-                raise StoreUnavailable(
-                    unavailable(self.dialect, self.url, e, self._secret)
-                ) from e
+                raise StoreUnavailable(unavailable(self.dialect, self.url, e, self._secret)) from e
             raise StoreError(
                 f"the database at {self.url} refused a write: {reason(e, self._secret)}; "
                 "this is a bug in handrail or a change made to its tables by hand"
