@@ -29,7 +29,8 @@ from handrail import (
     not_before,
     sums_to,
 )
-from handrail.checks import AmbiguousDate, _number_readings, parse_date
+from handrail.checks import AmbiguousDate, parse_date
+from handrail.core.values import numbers_in
 
 
 class Line(BaseModel):
@@ -156,16 +157,17 @@ def test_a_list_value_is_refused() -> None:
     [
         ("1,234.50", {"1234.50"}),
         ("1.234,50", {"1234.50"}),
-        ("1 234,50", {"1234.50"}),
+        ("1 234,50", {"1234.50", "1", "234.50"}),  # "1 234,50" may be two numbers
         ("1'234.5", {"1234.5"}),
-        ("1,234", {"1.234", "1234"}),  # a thousands group or three decimals: both
+        ("1,234", {"1234"}),  # a lone comma before three digits groups thousands
+        ("1.234", {"1.234", "1234"}),  # a lone point before three digits: both
         ("12,50", {"12.50"}),
         ("1.234.567", {"1234567"}),
         ("42", {"42"}),
     ],
 )
-def test_number_readings(token: str, readings: set[str]) -> None:
-    assert _number_readings(token) == {Decimal(r) for r in readings}
+def test_document_numbers_in_every_reading(token: str, readings: set[str]) -> None:
+    assert numbers_in(token) == {Decimal(r) for r in readings}
 
 
 # --- dates -------------------------------------------------------------------------------------
@@ -346,9 +348,24 @@ def test_in_range() -> None:
         in_range("tax", min=5, max=1)
 
 
-def test_a_text_where_a_number_belongs_is_reported() -> None:
-    with pytest.raises(TypeError, match="`total` is 'about forty', not a number"):
-        judge(sums_to("total", "lines"), {"total": "about forty", "lines": [40]})
+def test_a_text_where_a_number_belongs_fails_naming_the_field() -> None:
+    result = judge(sums_to("total", "lines"), {"total": "about forty", "lines": [40]})
+    assert (result.passed, result.message) == (False, "`total` 'about forty' is not a number")
+    assert result.fields == ("total",)
+    result = judge(sums_to("total", "lines"), {"total": 40, "lines": [{"amount": "forty"}]})
+    assert result.message == "line 1 `amount` 'forty' is not a number"
+    assert result.fields == ("lines",)
+
+
+def test_sums_to_reads_amounts_as_written() -> None:
+    # "1,234" is 1234 (a lone comma before three digits groups thousands), as the scorer reads it.
+    check = sums_to("total", "lines", plus="tax")
+    assert judge(check, {"total": "1,234", "lines": ["1.000,00", "€ 200"], "tax": "34"}).passed
+    result = judge(check, {"total": "1.234", "lines": [1000, 200], "tax": 34})
+    assert result.message == (
+        "`total` '1.234' is ambiguous: 1.234 (decimal point) or 1234 (thousands separator)"
+    )
+    assert result.fields == ("total",)
 
 
 def test_every_factory_takes_on_fail_cap_and_name() -> None:

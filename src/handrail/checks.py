@@ -19,6 +19,12 @@ What every factory here shares:
 - Messages name the field and the values, e.g. "total 459.00 is not subtotal 412.50 + tax 82.50
   = 495.00 (off by 36.00)".
 
+Numbers and dates are read by `handrail.core.values` (`read_number`, `read_date`), the one
+reader the eval scorers use too; docs/values.md states the rule. A value that is not a number
+fails the check naming the field ("`total` 'about forty' is not a number"), and so does an
+ambiguous one ("`total` '1.234' is ambiguous: 1.234 (decimal point) or 1234 (thousands
+separator)"): a person decides, the check does not guess. "1,234" is 1234.
+
 Dates: `parse_date` reads ISO dates and the common written forms (25/12/2018, 25-12-18,
 25.12.2018, 25 Dec 2018, December 25, 2018). A numeric date whose first two numbers could each be
 the day (03/04/2025: 3 April or March 4) is ambiguous: with `dayfirst=None`, the default, it does
@@ -31,12 +37,11 @@ is never ambiguous.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -44,6 +49,15 @@ from pydantic import BaseModel
 from handrail.core.nodes import Check, OnFail
 from handrail.core.records import CheckResult
 from handrail.core.state import State
+from handrail.core.values import (
+    Ambiguous,
+    AmbiguousDate,
+    NotADate,
+    numbers_in,
+    parse_date,
+    read_date,
+    read_number,
+)
 
 DEFAULT_CAP = 0.5
 """The confidence a failed ready-made check leaves its fields, unless told otherwise."""
@@ -104,6 +118,8 @@ def _check(
                 message=f"the output has no field `{e}`; check the field names given to `{name}`",
                 fields=(_top(str(e)),),
             )
+        except _Unreadable as e:
+            return CheckResult(passed=False, message=str(e), fields=(e.field,))
 
     guarded.__name__ = name
     guarded.__doc__ = fn.__doc__
@@ -116,70 +132,14 @@ def _fields(*paths: str) -> tuple[str, ...]:
 
 # --- numbers -----------------------------------------------------------------------------------
 
-# Digits with the separators numbers are written with: , . ' and the narrow or non-breaking
-# spaces; a plain space only between a digit and a group of exactly three (1 249,00).
-_NUMBER = re.compile(r"\d(?:[\d,.'\u00a0\u202f]|(?<=\d) (?=\d{3}(?!\d)))*")
 
+class _Unreadable(Exception):
+    """A value the check cannot read as a number; the message says which and why, for a
+    person. `field` is the output field it belongs to (whose confidence the failure caps)."""
 
-def _number_readings(token: str) -> set[Decimal]:
-    """Every number `token` may mean: `1,234.50` -> {1234.50}; `1.234` -> {1.234, 1234}.
-
-    The last of `,` and `.` when both appear is the decimal mark; one mark followed by exactly
-    three digits may be either; spaces and apostrophes group thousands.
-    """
-    token = re.sub(r"[\s'\u00a0\u202f]", "", token).strip(",.")
-    if not token:
-        return set()
-    marks = [c for c in token if c in ",."]
-    readings: list[str] = []
-    if not marks:
-        readings.append(token)
-    elif len(set(marks)) == 2:
-        decimal_mark = marks[-1]
-        group_mark = "," if decimal_mark == "." else "."
-        readings.append(token.replace(group_mark, "").replace(decimal_mark, "."))
-    elif len(marks) > 1:
-        readings.append(token.replace(marks[0], ""))
-    else:
-        whole, _, fraction = token.partition(marks[0])
-        readings.append(f"{whole}.{fraction}")
-        if len(fraction) == 3:
-            readings.append(whole + fraction)
-    found = set()
-    for reading in readings:
-        try:
-            found.add(Decimal(reading))
-        except InvalidOperation:
-            continue
-    return found
-
-
-def _as_decimal(value: Any) -> Decimal | None:
-    """A field's value as a number: ints, floats, Decimals, and strings with one reading."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | Decimal):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, str):
-        text = value.strip()
-        negative = text.startswith(("-", "\u2212", "(")) or text.endswith(("-", "CR", "cr"))
-        tokens = _NUMBER.findall(text)
-        if len(tokens) != 1 or re.search(r"[^\d\s,.'\u00a0\u202f()\-\u2212]", _no_money(text)):
-            return None
-        readings = _number_readings(tokens[0])
-        if len(readings) != 1:
-            return None
-        (number,) = readings
-        return -number if negative else number
-    return None
-
-
-def _no_money(text: str) -> str:
-    """`text` without currency symbols and codes, for telling an amount from other text."""
-    text = "".join(c for c in text if unicodedata.category(c) != "Sc")
-    return re.sub(r"^[A-Z]{3}\s+|\s+(?:[A-Z]{3}|CR|cr)$", "", text.strip())
+    def __init__(self, label: str, why: str, field: str) -> None:
+        super().__init__(f"{label} {why}")
+        self.field = field
 
 
 def _money(value: Decimal) -> str:
@@ -198,16 +158,6 @@ def _normal_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     kept = (c if c.isalnum() else " " for c in text)
     return " " + " ".join("".join(kept).split()) + " "
-
-
-def _document_numbers(text: str) -> set[Decimal]:
-    numbers: set[Decimal] = set()
-    for token in _NUMBER.findall(text):
-        numbers |= _number_readings(token)
-        if " " in token:  # "2 500 ml" may be 2 and 500 as well as 2500
-            for part in token.split(" "):
-                numbers |= _number_readings(part)
-    return numbers
 
 
 def appears_in_document(
@@ -232,7 +182,7 @@ def appears_in_document(
     def in_document(output: Any, state: State) -> CheckResult:
         text = state.text
         plain = _normal_text(text) if normalize else text
-        numbers = {abs(n) for n in _document_numbers(text)} if normalize else set()
+        numbers = {abs(n) for n in numbers_in(text)} if normalize else set()
         missing: dict[str, Any] = {}
         judged: list[str] = []
         for path in fields:
@@ -262,8 +212,9 @@ def _appears(value: Any, text: str, numbers: set[Decimal], normalize: bool) -> b
     """`numbers`: the document's numbers without their sign."""
     if not normalize:
         return str(value) in text
-    number = _as_decimal(value)
-    if number is not None and abs(number) in numbers:
+    number = read_number(value)
+    readings = number.readings if isinstance(number, Ambiguous) else (number,)
+    if any(isinstance(n, Decimal) and abs(n) in numbers for n in readings):
         return True
     if isinstance(value, str):
         wanted = _normal_text(value)
@@ -274,112 +225,14 @@ def _appears(value: Any, text: str, numbers: set[Decimal], normalize: bool) -> b
 # --- dates -------------------------------------------------------------------------------------
 
 
-class AmbiguousDate(ValueError):
-    """A numeric date that reads as two real dates (03/04/2025), with `dayfirst` unset."""
-
-    def __init__(self, text: str, readings: tuple[date, date]) -> None:
-        first, second = readings
-        self.text = text
-        self.readings = readings
-        self.brief = (
-            f"{text!r} is ambiguous: {_long(first)} (day first) or {_long(second)} (month first)"
-        )
-        super().__init__(
-            f"{self.brief}; pass dayfirst=True or dayfirst=False if every document uses one order"
-        )
-
-
-_MONTH_NAMES = (
-    "jan january|feb february|mar march|apr april|may|jun june|jul july|aug august"
-    "|sep sept september|oct october|nov november|dec december"
-)
-_MONTHS = {
-    name: number
-    for number, names in enumerate(_MONTH_NAMES.split("|"), start=1)
-    for name in names.split()
-}
-_MONTH = r"([a-z]{3,9})\.?"
-_SEP = r"[-/. ]"
-_YMD = re.compile(rf"(\d{{4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{1,2}})")
-_NUMERIC = re.compile(rf"(\d{{1,2}}){_SEP}(\d{{1,2}}){_SEP}(\d{{4}}|\d{{2}})")
-_DAY_MONTH = re.compile(rf"(\d{{1,2}}){_SEP}?{_MONTH}{_SEP}?(\d{{4}}|\d{{2}})")
-_MONTH_DAY = re.compile(rf"{_MONTH}{_SEP}?(\d{{1,2}}){_SEP}+(\d{{4}})")
-_WEEKDAY = re.compile(r"^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+")
-_TIME = re.compile(r"(?:[ t]\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?\s*(?:z|[+-]\d{2}:?\d{2}|am|pm)?)$")
+def _read_date(
+    value: Any, dayfirst: bool | None, formats: Sequence[str] | None
+) -> date | Ambiguous[date] | NotADate:
+    return read_date(value, dayfirst=dayfirst, formats=formats)
 
 
 def _long(day: date) -> str:
     return f"{day.day} {day:%B %Y}"
-
-
-def _year(text: str) -> int:
-    # Two-digit years as strptime's %y reads them: 69-99 are 1900s, 00-68 are 2000s.
-    year = int(text)
-    if len(text) == 2:
-        year += 1900 if year >= 69 else 2000
-    return year
-
-
-def _real(year: int, month: int, day: int) -> date | None:
-    try:
-        return date(year, month, day)
-    except ValueError:
-        return None
-
-
-def parse_date(
-    text: str, *, dayfirst: bool | None = None, formats: Sequence[str] | None = None
-) -> date:
-    """The date `text` names, or `ValueError` saying why not (`AmbiguousDate` for 03/04/2025
-    with `dayfirst=None`). With `formats` (strptime formats), only those are tried."""
-    given = text
-    if formats is not None:
-        for fmt in formats:
-            try:
-                return datetime.strptime(text.strip(), fmt).date()
-            except ValueError:
-                continue
-        raise ValueError(f"{given!r} matches none of the formats {list(formats)}")
-    text = text.strip().lower().replace(",", " ")
-    text = _TIME.sub("", _WEEKDAY.sub("", text)).strip()
-    text = re.sub(r"(\d)(?:st|nd|rd|th)\b", r"\1", text)
-    text = re.sub(r"\s+", " ", text)
-    found: date | None = None
-    if match := _YMD.fullmatch(text):
-        found = _real(int(match[1]), int(match[2]), int(match[3]))
-    elif match := _NUMERIC.fullmatch(text):
-        first, second, year = int(match[1]), int(match[2]), _year(match[3])
-        day_first, month_first = _real(year, second, first), _real(year, first, second)
-        if day_first and month_first and day_first != month_first:
-            if dayfirst is None:
-                raise AmbiguousDate(given, (day_first, month_first))
-            found = day_first if dayfirst else month_first
-        else:
-            found = day_first or month_first
-    elif (match := _DAY_MONTH.fullmatch(text)) and match[2] in _MONTHS:
-        found = _real(_year(match[3]), _MONTHS[match[2]], int(match[1]))
-    elif (match := _MONTH_DAY.fullmatch(text)) and match[1] in _MONTHS:
-        found = _real(int(match[3]), _MONTHS[match[1]], int(match[2]))
-    else:
-        raise ValueError(f"{given!r} is not a date in a form handrail reads")
-    if found is None:
-        raise ValueError(f"{given!r} is not a real date")
-    return found
-
-
-def _read_date(
-    value: Any, dayfirst: bool | None, formats: Sequence[str] | None
-) -> date | ValueError:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if not isinstance(value, str):
-        return ValueError(f"{value!r} is a {type(value).__name__}, not a date")
-    try:
-        return parse_date(value, dayfirst=dayfirst, formats=formats)
-    except ValueError as e:
-        return e
 
 
 def date_parses(
@@ -401,10 +254,9 @@ def date_parses(
         if value is None or value == "":
             return CheckResult(passed=True, fields=fields)
         found = _read_date(value, dayfirst, formats)
-        if isinstance(found, ValueError):
+        if not isinstance(found, date):
             # A reviewer reads this: the readings, not the `dayfirst` advice for developers.
-            why = found.brief if isinstance(found, AmbiguousDate) else str(found)
-            return CheckResult(passed=False, message=f"`{field}` {why}", fields=fields)
+            return CheckResult(passed=False, message=f"`{field}` {found.why}", fields=fields)
         return CheckResult(passed=True, details={"date": found.isoformat()}, fields=fields)
 
     return _check(parses, check_name, on_fail, cap)
@@ -431,7 +283,7 @@ def not_before(
         if any(v is None or v == "" for v in values):
             return CheckResult(passed=True, fields=fields)
         end, start = (_read_date(v, dayfirst, formats) for v in values)
-        if isinstance(end, ValueError) or isinstance(start, ValueError):
+        if not isinstance(end, date) or not isinstance(start, date):
             return CheckResult(passed=True, message="a date does not parse; not compared")
         if end < start:
             return CheckResult(
@@ -453,25 +305,27 @@ class _Amount:
     label: str
 
 
-def _number(value: Any, label: str) -> _Amount:
-    if value is None:
+def _number(value: Any, label: str, field: str) -> _Amount:
+    """`value` read as a number (`handrail.core.values.read_number`), or `_Unreadable` saying
+    why not: not a number, or ambiguous (1.234: a decimal point or a thousands separator)."""
+    if value is None or value == "":
         return _Amount(None, label)
-    number = _as_decimal(value)
-    if number is None:
-        raise TypeError(f"{label} is {value!r}, not a number")
+    number = read_number(value)
+    if not isinstance(number, Decimal):
+        raise _Unreadable(label, number.why, _top(field))
     return _Amount(number, label)
 
 
 def _line_amounts(lines: Any, lines_field: str, amount: str) -> list[_Amount]:
     if not isinstance(lines, list | tuple):
-        return [_number(lines, f"`{lines_field}`")]
+        return [_number(lines, f"`{lines_field}`", lines_field)]
     found = []
     for index, line in enumerate(lines, start=1):
         label = f"line {index}"
         if isinstance(line, int | float | Decimal | str) and not isinstance(line, bool):
-            found.append(_number(line, label))
+            found.append(_number(line, f"`{lines_field}` {label}", lines_field))
         else:
-            found.append(_number(_get(line, amount), f"{label} `{amount}`"))
+            found.append(_number(_get(line, amount), f"{label} `{amount}`", lines_field))
     return found
 
 
@@ -499,7 +353,7 @@ def sums_to(
     fields = _fields(total_field, lines_field, *extras)
 
     def adds_up(output: Any, state: State) -> CheckResult:
-        total = _number(_get(output, total_field), f"`{total_field}`").value
+        total = _number(_get(output, total_field), f"`{total_field}`", total_field).value
         lines = _get(output, lines_field)
         if total is None or lines is None:
             return CheckResult(passed=True, message="nothing to add up", fields=fields)
@@ -513,7 +367,7 @@ def sums_to(
                 fields=fields,
             )
         lines_sum = sum((p.value for p in parts if p.value is not None), Decimal(0))
-        extra = [_number(_get(output, f), f"`{f}`") for f in extras]
+        extra = [_number(_get(output, f), f"`{f}`", f) for f in extras]
         expected = lines_sum + sum((e.value or Decimal(0) for e in extra), Decimal(0))
         if abs(total - expected) <= allowed:
             return CheckResult(passed=True, fields=fields)
@@ -557,9 +411,9 @@ def line_amounts(
         wrong = []
         for index, line in enumerate(lines, start=1):
             label = f"line {index}"
-            qty = _number(_get(line, quantity), f"{label} `{quantity}`").value
-            price = _number(_get(line, unit_price), f"{label} `{unit_price}`").value
-            given = _number(_get(line, amount), f"{label} `{amount}`").value
+            qty = _number(_get(line, quantity), f"{label} `{quantity}`", lines_field).value
+            price = _number(_get(line, unit_price), f"{label} `{unit_price}`", lines_field).value
+            given = _number(_get(line, amount), f"{label} `{amount}`", lines_field).value
             if qty is None or price is None or given is None:
                 continue
             if abs(qty * price - given) > allowed:
@@ -598,7 +452,7 @@ def in_range(
     fields = _fields(field)
 
     def within(output: Any, state: State) -> CheckResult:
-        value = _number(_get(output, field), f"`{field}`").value
+        value = _number(_get(output, field), f"`{field}`", field).value
         if value is None:
             return CheckResult(passed=True, fields=fields)
         if low is not None and value < low:
