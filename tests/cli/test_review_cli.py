@@ -424,3 +424,117 @@ def test_escalate_text_and_a_pipeline_without_code(cli: Invoke, db: str, tmp_pat
         f"error: where pipeline `move_late`'s code is was never recorded in {db}; name it with "
         "--target path/to/file.py:pipeline\n"
     )
+
+
+# --- what a reviewer sees: the document, each field against its gate, schema errors ---------------
+
+SCHEMA_FAILURE = Path(__file__).parent / "schema_failure.py"
+
+
+def test_review_show_has_the_document_and_each_field_against_its_threshold(
+    cli: Invoke, db: str, runs: dict
+) -> None:
+    espresso = shown(cli, db, "review", "show", review_of(runs, ESPRESSO), "--target", TARGET)
+    # The document as the run read it (an email: its headers and body as text).
+    assert espresso["document_text"].startswith(
+        "Subject: Return and refund: Vela Pro espresso machine\n"
+    )
+    assert "Daniel Okafor" in espresso["document_text"]
+    fields = {row["field"]: row for row in espresso["fields"]}
+    assert list(fields) == ["email", "customer_name", "order_id", "amount", "product"]
+    # `details` keeps the default gate: its one required field is held to 0.8, the rest to none.
+    # The confidences are those of `details` (the review is the `refund_approval` gate's).
+    assert fields["email"] == {
+        "field": "email",
+        "value": "d.okafor@example.com",
+        "confidence": 0.95,
+        "confidence_source": "heuristic",
+        "threshold": 0.8,
+        "status": "ok",
+    }
+    assert {fields[f]["status"] for f in fields if f != "email"} == {"not gated"}
+    assert fields["amount"]["value"] == 1249.0
+    assert espresso["schema_errors"] == []
+
+    # A label: the output against the classifier's gate, known from the reason even without
+    # the pipeline's code.
+    charged = shown(cli, db, "review", "show", review_of(runs, CHARGED_TWICE))
+    assert charged["fields"] == [
+        {
+            "field": "category",
+            "value": "refund",
+            "confidence": pytest.approx(1.25 / 3.25),
+            "confidence_source": "heuristic",
+            "threshold": 0.7,
+            "status": "below",
+        }
+    ]
+
+    table = cli("review", "show", review_of(runs, CHARGED_TWICE), "--db", db).stdout
+    assert "`category` against its gate (as the reasons say)" in table
+    assert "│ category │ refund │ 0.38 (heuristic) │ 0.7       │ below │" in table
+    document = shown(cli, db, "review", "show", review_of(runs, CHARGED_TWICE))["document_text"]
+    assert f"document ({len(document)} characters):" in table
+    assert "Subject: Charged twice for one order" in table
+
+
+@pytest.fixture
+def schema_review(db: str) -> str:
+    """A review raised because `refund`'s answers never fit its schema (nothing under review)."""
+    from tests.cli import schema_failure
+
+    async def run() -> str:
+        async with DurableRunner(
+            schema_failure.pipeline, model=schema_failure.model(), db=db
+        ) as runner:
+            record = await runner.run("Refund order A-17: twelve euros, please.")
+        assert record.review is not None and record.review.output is None
+        return record.review.review_id
+
+    return asyncio.run(run())
+
+
+def test_review_show_after_a_schema_failure_names_the_field_and_why(
+    cli: Invoke, db: str, schema_review: str
+) -> None:
+    target = f"{SCHEMA_FAILURE}:pipeline"
+    data = shown(cli, db, "review", "show", schema_review, "--target", target)
+    assert data["output"] is None
+    assert data["schema_errors"] == [
+        {
+            "field": "amount",
+            "message": "Input should be a valid number, unable to parse string as a number "
+            "(got 'twelve euros')",
+        }
+    ]
+    assert [(f["field"], f["threshold"], f["status"]) for f in data["fields"]] == [
+        ("order_id", 0.8, "no confidence"),
+        ("amount", 0.9, "no confidence"),
+        ("note", None, "not gated"),
+    ]
+    assert data["document_text"] == "Refund order A-17: twelve euros, please."
+
+    text = cli("review", "show", schema_review, "--db", db, "--target", target).stdout
+    assert "why `refund`'s last answer did not fit its schema" in text
+    assert "│ amount │ Input should be a valid number, unable to parse string as a number " in text
+
+
+def test_edit_sets_fields_when_nothing_is_under_review(
+    cli: Invoke, db: str, schema_review: str
+) -> None:
+    target = f"{SCHEMA_FAILURE}:pipeline"
+    typo = cli("review", "edit", schema_review, "--set", "amout=12", "--db", db, "--target", target)
+    assert typo.exit_code == 2  # a usage mistake, as for other bad --set values
+    assert typo.stderr == (
+        "error: `amout` is not a field of `refund`'s schema; its fields: `order_id`, `amount`, "
+        "`note`\n"
+    )
+    result = cli(
+        "review", "edit", schema_review, "--set", "order_id=A-17", "--set", "amount=12",
+        "--db", db, "--target", target, "--json", "-r", "dana",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [line] = result.json_lines()
+    assert line["status"] == "completed"
+    assert line["outputs"]["refund"] == {"order_id": "A-17", "amount": 12.0, "note": None}
+    assert line["outputs"]["act"] == "refund 12.0"

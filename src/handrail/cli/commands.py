@@ -7,23 +7,24 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from handrail.cli.targets import absolute_target, load_pipeline
 from handrail.core.hooks import Hooks
 from handrail.core.model import Model
 from handrail.core.pipeline import Pipeline
-from handrail.core.records import RunRecord
+from handrail.core.records import ModelSpec, RunRecord
 from handrail.core.runner import Runner
 from handrail.core.state import Document
 from handrail.exceptions import InputError
-from handrail.inputs import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, load_documents
+from handrail.inputs import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, Skipped, read_inputs
 from handrail.providers import get_model, model_name
 from handrail.providers.replay import RecordingModel, ReplayModel
 
 if TYPE_CHECKING:
-    pass
+    from handrail.durable import Escalated
 
 # `handrail.durable` (DBOS, SQLAlchemy: 0.4 s to import) is imported by the functions that use
 # it, so that `handrail graph`, `run --in-memory` and `--help` start quickly.
@@ -45,12 +46,19 @@ class Queued:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Batch:
     """Documents loaded and the pipeline and model to run them; unusable documents are
-    `InputError`s (each becomes a failed run of its own)."""
+    `InputError`s (each becomes a failed run of its own); `skipped` lists what the folders hold
+    that is not a document, and why."""
 
     target: str
     pipeline: Pipeline
     model: Model
     items: tuple[Document | InputError, ...]
+    skipped: tuple[Skipped, ...] = ()
+    spec: ModelSpec | None = None
+    """What `model` is, as each run's record keeps it (see `model_spec`)."""
+    reused: set[str] = field(default_factory=set)
+    """Run ids whose result an earlier run made (same document, pipeline version and model),
+    filled in as the batch runs."""
 
     @property
     def document_ids(self) -> list[str]:
@@ -69,15 +77,22 @@ class Batch:
         db: str | None = None,
         executor_id: str | None = None,
         hooks: Sequence[Hooks] = (),
+        rerun: bool = False,
     ) -> list[RunRecord]:
         """Run every item here; records in input order. A broken document fails only its own
         run. Durable (kept in `db`, see `database_url`) unless `in_memory`. `hooks` observe the
-        runs (tracing)."""
+        runs (tracing). A document run before by the same pipeline version and model keeps its
+        result (noted in `reused`) unless `rerun`."""
         if in_memory:
-            runner = Runner(self.pipeline, model=self.model, hooks=hooks)
-            return asyncio.run(
-                runner.run_many(self.items, concurrency=concurrency, on_result=on_result)
-            )
+            runner = Runner(self.pipeline, model=self.model, model_spec=self.spec, hooks=hooks)
+            try:
+                return asyncio.run(
+                    runner.run_many(
+                        self.items, concurrency=concurrency, on_result=on_result, rerun=rerun
+                    )
+                )
+            finally:
+                self.reused.update(runner.reused)
         return asyncio.run(
             self._run_durably(
                 concurrency=concurrency,
@@ -85,6 +100,7 @@ class Batch:
                 db=db,
                 executor_id=executor_id,
                 hooks=hooks,
+                rerun=rerun,
             )
         )
 
@@ -96,42 +112,56 @@ class Batch:
         db: str | None,
         executor_id: str | None,
         hooks: Sequence[Hooks],
+        rerun: bool,
     ) -> list[RunRecord]:
         from handrail.durable import DurableRunner
 
         async with DurableRunner(
-            self.pipeline, model=self.model, db=db, executor_id=executor_id, hooks=hooks
+            self.pipeline,
+            model=self.model,
+            model_spec=self.spec,
+            model_for=build_model,  # runs of other models this process recovers keep theirs
+            db=db,
+            executor_id=executor_id,
+            hooks=hooks,
         ) as runner:
             runner.sql.save_pipeline(self.pipeline.name, absolute_target(self.target))
-            return await runner.run_many(self.items, concurrency=concurrency, on_result=on_result)
+            try:
+                return await runner.run_many(
+                    self.items, concurrency=concurrency, on_result=on_result, rerun=rerun
+                )
+            finally:
+                self.reused.update(runner.reused)
 
-    def submit(self, *, db: str | None = None) -> list[Queued]:
+    def submit(self, *, db: str | None = None, rerun: bool = False) -> list[Queued]:
         """Queue every item for `handrail worker`s and return at once."""
-        return asyncio.run(self._submit(db=db, wait=False))[0]
+        return asyncio.run(self._submit(db=db, wait=False, rerun=rerun))[0]
 
     def submit_and_wait(
-        self, *, db: str | None = None, timeout: float | None = None
+        self, *, db: str | None = None, timeout: float | None = None, rerun: bool = False
     ) -> list[RunRecord]:
         """Queue every item for `handrail worker`s and wait for their records (`TimeoutError`
         after `timeout` seconds)."""
-        return asyncio.run(self._submit(db=db, wait=True, timeout=timeout))[1]
+        return asyncio.run(self._submit(db=db, wait=True, timeout=timeout, rerun=rerun))[1]
 
     async def _submit(
-        self, *, db: str | None, wait: bool, timeout: float | None = None
+        self, *, db: str | None, wait: bool, timeout: float | None = None, rerun: bool = False
     ) -> tuple[list[Queued], list[RunRecord]]:
         from handrail.durable import Submitter
 
-        submitter = Submitter(self.pipeline, db=db)
+        submitter = Submitter(self.pipeline, db=db, model_spec=self.spec)
         try:
             store = submitter.store
             store.save_pipeline(self.pipeline.name, absolute_target(self.target))
-            local = Runner(self.pipeline, store=store)  # records unreadable documents' failures
+            # records unreadable documents' failures
+            local = Runner(self.pipeline, store=store, model_spec=self.spec)
             run_ids: list[str] = []
             for item in self.items:
                 if isinstance(item, InputError):
                     run_ids.append(local.failed_input(item).run_id)
                     continue
-                run_ids.append(await submitter.submit(item))
+                run_ids.append(await submitter.submit(item, rerun=rerun))
+            self.reused.update(submitter.reused)
             if wait:
                 return [], await submitter.wait(run_ids, timeout=timeout)
             queued = []
@@ -163,6 +193,47 @@ def choose_model(
     return ReplayModel(replay, model=answering.name, fallback=answering)
 
 
+def model_spec(
+    model: Model,
+    *,
+    record: str | os.PathLike[str] | None = None,
+    replay: str | os.PathLike[str] | None = None,
+) -> ModelSpec:
+    """What `choose_model` made, as a run's record keeps it: the model's name and the record
+    and replay folders (absolute), so `build_model` makes the same model in any process."""
+    return ModelSpec(
+        name=model.name,
+        record=None if record is None else str(Path(record).expanduser().resolve()),
+        replay=None if replay is None else str(Path(replay).expanduser().resolve()),
+    )
+
+
+_UNSAFE_PARAMS = frozenset({"api_base", "base_url", "api_key", "headers", "extra_headers"})
+_UNSAFE_ENDINGS = ("_key", "_token", "_secret", "password")
+
+
+def build_model(spec: ModelSpec) -> Model:
+    """The model a run's `ModelSpec` describes, built again (see `model_spec`). A stored spec
+    naming where to send requests or credentials is refused: those come from the command line
+    or the environment, never from the database."""
+    unsafe = sorted(
+        k for k in spec.params if k.lower() in _UNSAFE_PARAMS or k.lower().endswith(_UNSAFE_ENDINGS)
+    )
+    if unsafe:
+        raise InputError(
+            f"the run's model `{spec.name}` is recorded with {', '.join(unsafe)}, which handrail "
+            "never takes from the database; give the model with --model"
+        )
+    if spec.replay is not None and spec.record is None:
+        return ReplayModel(spec.replay, model=spec.name)
+    answering = get_model(spec.name, **spec.params)
+    if spec.record is not None:
+        answering = RecordingModel(answering, spec.record)
+    if spec.replay is None:
+        return answering
+    return ReplayModel(spec.replay, model=spec.name, fallback=answering)
+
+
 def prepare_run(
     target: str,
     inputs: Sequence[str | os.PathLike[str]],
@@ -172,19 +243,32 @@ def prepare_run(
     replay: str | os.PathLike[str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     stdin: BinaryIO | None = None,
+    follow_symlinks: bool = False,
 ) -> Batch:
-    """Load the pipeline, the model (see `choose_model`) and the documents; `InputError` for a
-    mistake in the command (bad target, unknown model, missing path, nothing to run)."""
+    """Load the pipeline, the model (see `choose_model`) and the documents (see `read_inputs`);
+    `InputError` for a mistake in the command (bad target, unknown model, missing path, nothing
+    to run)."""
     pipeline = load_pipeline(target)
     chosen = choose_model(model, record=record, replay=replay)
-    items = load_documents(inputs, max_bytes=max_bytes, stdin=stdin)
-    if not items:
+    spec = model_spec(chosen, record=record, replay=replay)
+    loaded = read_inputs(inputs, max_bytes=max_bytes, stdin=stdin, follow_symlinks=follow_symlinks)
+    if not loaded.items:
         named = ", ".join(f"`{os.fspath(p)}`" for p in inputs) or "the command"
+        shown = "; ".join(f"`{s.path}`: {s.reason}" for s in loaded.skipped[:3])
+        more = f" and {len(loaded.skipped) - 3} more" if len(loaded.skipped) > 3 else ""
         raise InputError(
             f"no documents to run: nothing in {named} is a {', '.join(SUPPORTED_SUFFIXES)} "
             "file (hidden files are skipped); name files or folders that hold some"
+            + (f" (skipped {shown}{more})" if shown else "")
         )
-    return Batch(target=target, pipeline=pipeline, model=chosen, items=tuple(items))
+    return Batch(
+        target=target,
+        pipeline=pipeline,
+        model=chosen,
+        items=loaded.items,
+        skipped=loaded.skipped,
+        spec=spec,
+    )
 
 
 def serve(
@@ -198,26 +282,44 @@ def serve(
     executor_id: str | None = None,
     on_ready: Callable[[str, str, str], None] | None = None,
     hooks: Sequence[Hooks] = (),
+    on_escalated: Callable[[Escalated], object] | None = None,
 ) -> None:
     """Work as a queue worker for the pipeline TARGET names until SIGTERM or SIGINT; `on_ready`
-    gets this worker's executor id, the pipeline's name and the database once it serves; the
-    model as `choose_model` makes it; `hooks` observe the runs (tracing)."""
+    gets this worker's executor id, the pipeline's name and the database once it serves,
+    `on_escalated` each deadline escalation it applies; `hooks` observe the runs (tracing).
+
+    Each run is answered by the model it was started (or submitted) with, as its record says,
+    built once per model. Given `model`, `record` or `replay`, the model `choose_model` makes
+    answers every run instead (an override)."""
     pipeline = load_pipeline(target)
+    override = model is not None or record is not None or replay is not None
     chosen = choose_model(model, record=record, replay=replay)
+    spec = model_spec(chosen, record=record, replay=replay)
     asyncio.run(
-        _serve(target, pipeline, chosen, db, concurrency, executor_id, on_ready or _nothing, hooks)
+        _serve(
+            target,
+            pipeline,
+            (chosen, spec, None if override else build_model),
+            db,
+            concurrency,
+            executor_id,
+            on_ready or _nothing,
+            hooks,
+            on_escalated,
+        )
     )
 
 
 async def _serve(
     target: str,
     pipeline: Pipeline,
-    model: Model,
+    models: tuple[Model, ModelSpec, Callable[[ModelSpec], Model] | None],
     db: str | None,
     concurrency: int,
     executor_id: str | None,
     on_ready: Callable[[str, str, str], None],
     hooks: Sequence[Hooks],
+    on_escalated: Callable[[Escalated], object] | None = None,
 ) -> None:
     from handrail.durable import DurableRunner
 
@@ -227,12 +329,20 @@ async def _serve(
     for number in signals:
         loop.add_signal_handler(number, stop.set)
     try:
+        model, spec, model_for = models
         async with DurableRunner(
-            pipeline, model=model, db=db, kind="worker", executor_id=executor_id, hooks=hooks
+            pipeline,
+            model=model,
+            model_spec=spec,
+            model_for=model_for,
+            db=db,
+            kind="worker",
+            executor_id=executor_id,
+            hooks=hooks,
         ) as runner:
             runner.sql.save_pipeline(pipeline.name, absolute_target(target))
             on_ready(runner.executor_id, pipeline.name, runner.sql.url)
-            await runner.serve(concurrency=concurrency, stop=stop)
+            await runner.serve(concurrency=concurrency, stop=stop, on_escalated=on_escalated)
     finally:
         for number in signals:
             with contextlib.suppress(Exception):
@@ -254,8 +364,10 @@ __all__ = [
     "Batch",
     "GraphFormat",
     "Queued",
+    "build_model",
     "choose_model",
     "draw",
+    "model_spec",
     "prepare_run",
     "serve",
 ]

@@ -12,20 +12,34 @@ unknown or already decided, an edit that does not fit), 2 for a mistake in the c
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from handrail._version import __version__
 from handrail.cli import commands, eval_cmd, output, report_cmd, review_cmd, runs_cmd, show
-from handrail.cli.logs import route_library_logs
-from handrail.cli.options import Db, ExecutorId, ModelChoice, Record, Replay, Target, errors
-from handrail.cli.progress import progress_bar, wants_progress
+from handrail.cli.logs import report_held_logs, route_library_logs
+from handrail.cli.options import (
+    Db,
+    ExecutorId,
+    ModelChoice,
+    Progress,
+    Record,
+    Replay,
+    Target,
+    errors,
+)
+from handrail.cli.progress import OnResult, progress_bar, wants_progress
 from handrail.cli.tracing import Trace, traced
+from handrail.core.records import RunRecord
 from handrail.exceptions import InputError
-from handrail.inputs import DEFAULT_MAX_BYTES
+from handrail.inputs import DEFAULT_MAX_BYTES, Skipped
+
+if TYPE_CHECKING:
+    from handrail.durable import Escalated
 
 app = typer.Typer(
     name="handrail",
@@ -85,6 +99,13 @@ def run(
     max_bytes: Annotated[
         int, typer.Option("--max-bytes", min=1, help="Documents larger than this fail.")
     ] = DEFAULT_MAX_BYTES,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="Read symlinks that point outside their folder (skipped by default).",
+        ),
+    ] = False,
     db: Db = None,
     in_memory: Annotated[
         bool,
@@ -111,18 +132,29 @@ def run(
             show_default=False,
         ),
     ] = None,
+    rerun: Annotated[
+        bool,
+        typer.Option(
+            "--rerun",
+            help="Run every document again, even those run before by the same pipeline "
+            "version and model (whose results are otherwise reused).",
+        ),
+    ] = False,
     trace: Trace = None,
 ) -> None:
     """Run a pipeline on documents and show what happened to each.
 
     Runs are durable: kept in --db (else $HANDRAIL_DATABASE_URL, else .handrail/handrail.db), so
-    `handrail runs` and `handrail review` find them and a document is never run twice.
+    `handrail runs` and `handrail review` find them. A document already run by the same
+    pipeline version (its prompts, gates, checks, schemas...) and model is not run twice: its
+    result is reused, and the summary counts it (--rerun runs it again).
 
     Exit code 0 when the batch ran, even if documents failed or wait for review (see the summary).
 
-    Exit code 1 when the database cannot be used, 2 for a mistake in the command.
+    Exit code 1 when the database cannot be used, 2 for a mistake in the command, 130 when
+    stopped by Ctrl-C (run the same command again to finish).
     """
-    with errors():
+    with errors() as progress:
         _check_run_options(
             db=db,
             in_memory=in_memory,
@@ -133,13 +165,20 @@ def run(
             recordings=record is not None or replay is not None,
         )
         batch = commands.prepare_run(
-            target, inputs, model=model, record=record, replay=replay, max_bytes=max_bytes
+            target,
+            inputs,
+            model=model,
+            record=record,
+            replay=replay,
+            max_bytes=max_bytes,
+            follow_symlinks=follow_symlinks,
         )
+        progress.total = len(batch.items)
         if submit and not wait:
-            _print_queued(batch.submit(db=db), json_output)
+            _print_queued(batch.submit(db=db, rerun=rerun), json_output, batch.skipped)
             return
         if submit:
-            records = batch.submit_and_wait(db=db, timeout=timeout)
+            records = batch.submit_and_wait(db=db, timeout=timeout, rerun=rerun)
         else:
             show_bar = wants_progress(sys.stderr, json_output=json_output)
             with (
@@ -148,16 +187,27 @@ def run(
             ):
                 records = batch.run(
                     concurrency=concurrency,
-                    on_result=on_result,
+                    on_result=_counting(progress, on_result),
                     in_memory=in_memory,
                     db=db,
                     executor_id=executor_id,
                     hooks=hooks,
+                    rerun=rerun,
                 )
     if json_output:
-        output.print_json_lines(batch.document_ids, records)
+        output.print_json_lines(batch.document_ids, records, batch.skipped, reused=batch.reused)
     else:
-        output.print_summary(batch.document_ids, records)
+        output.print_summary(batch.document_ids, records, batch.skipped, reused=batch.reused)
+
+
+def _counting(progress: Progress, on_result: OnResult) -> OnResult:
+    """`on_result`, also counting the documents finished (for the line Ctrl-C prints)."""
+
+    def counted(record: RunRecord) -> None:
+        progress.count()
+        on_result(record)
+
+    return counted
 
 
 def _check_run_options(
@@ -188,16 +238,22 @@ def _check_run_options(
         raise InputError("--no-wait and --timeout go with --submit")
 
 
-def _print_queued(queued: list[commands.Queued], json_output: bool) -> None:
+def _print_queued(
+    queued: list[commands.Queued], json_output: bool, skipped: Sequence[Skipped] = ()
+) -> None:
     if json_output:
         for item in queued:
             show.print_json(
                 {"run_id": item.run_id, "document": item.document, "status": item.status}
             )
+        for entry in skipped:
+            show.print_json(output.skipped_json(entry))
         return
     console = show.console()
     for item in queued:
         console.print(Text(f"{item.run_id}  {item.status:<12}  {item.document}"))
+    for line in output.skipped_lines(skipped):
+        console.print(Text(line))
     waiting = sum(item.status == "queued" for item in queued)
     console.print(
         Text(f"{waiting} queued for `handrail worker`; follow them with `handrail runs list`")
@@ -233,14 +289,37 @@ def worker(
     """Serve a pipeline's queue until SIGTERM or Ctrl-C.
 
     Runs the documents `handrail run --submit` queues, continues decided reviews, applies due
-    escalations and recovers the runs of stopped workers. Prints one line once it serves; exit
-    code 0 when stopped by a signal, 1 when the database cannot be used.
+    escalations and recovers the runs of stopped workers. Each run is answered by the model it
+    was started or submitted with (as its record says); --model, --record or --replay make
+    this worker answer every run with that model instead, and it says so. Prints one line once
+    it serves, one per deadline escalation it applies, and one when it stops; exit code 0
+    when stopped by a signal, 1 when the database cannot be used.
     """
+    served: list[str] = []
+    escalations: list[Escalated] = []
 
     def ready(executor: str, pipeline: str, url: str) -> None:
+        served.append(executor)
         typer.echo(f"worker {executor} serving {pipeline} on {url} (concurrency {concurrency})")
         sys.stdout.flush()
 
+    def escalated(done: Escalated) -> None:
+        escalations.append(done)
+        then = f"; run {done.run_id} is now {done.run_status.value}" if done.run_status else ""
+        typer.echo(f"escalated review {done.review_id}: {done.action}: {done.detail}{then}")
+        sys.stdout.flush()
+
+    if model is not None or record is not None or replay is not None:
+        given = " ".join(
+            f"{flag} {value}"
+            for flag, value in (("--model", model), ("--record", record), ("--replay", replay))
+            if value is not None
+        )
+        typer.echo(
+            f"note: this worker answers every run with {given}, whatever model the run was "
+            "started with",
+            err=True,
+        )
     with errors(), traced(trace) as hooks:
         commands.serve(
             target,
@@ -252,7 +331,13 @@ def worker(
             executor_id=executor_id,
             on_ready=ready,
             hooks=hooks,
+            on_escalated=escalated,
         )
+        if served:
+            typer.echo(
+                f"worker {served[0]} stopped (a signal asked it to); it applied "
+                f"{len(escalations)} escalation{'s' * (len(escalations) != 1)}"
+            )
 
 
 app.command("eval")(eval_cmd.eval_)
@@ -269,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             return code or 0
         print(code, file=sys.stderr)
         return 1
+    finally:
+        report_held_logs()  # the log lines held back as repeats, counted
     return 0
 
 

@@ -4,9 +4,12 @@ key-value headers for people, JSON for machines. Times are UTC."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
@@ -16,6 +19,7 @@ from rich.text import Text
 from handrail.cli.output import display_names, jsonable, notes, record_json, result_brief
 from handrail.cli.records import ReviewView
 from handrail.core.records import (
+    Attempt,
     Confidence,
     ReviewDecision,
     ReviewReason,
@@ -25,6 +29,9 @@ from handrail.core.records import (
     StepRecord,
     StepStatus,
 )
+
+if TYPE_CHECKING:
+    from handrail.core.pipeline import Pipeline
 
 _RUN_STYLES = {
     RunStatus.COMPLETED: "green",
@@ -110,6 +117,8 @@ def run_summary_json(record: RunRecord) -> dict[str, Any]:
         "cost": record.usage.cost,
         "reviews": [review.review_id for review in record.reviews],
         "error": _error_json(record),
+        "model": record.model.name if record.model is not None else None,
+        "pipeline_version": record.pipeline_version or None,
     }
 
 
@@ -122,6 +131,7 @@ def runs_table(records: Sequence[RunRecord]) -> Table:
     _columns(table, *(["pipeline"] if several else []))
     _columns(table, "status", "started (UTC)", wrap=False)
     _columns(table, "duration", "steps", "tokens", right=True, wrap=False)
+    _columns(table, "model", "version", wrap=False)
     for record, name in zip(records, names, strict=True):
         table.add_row(
             Text(record.run_id),
@@ -132,6 +142,8 @@ def runs_table(records: Sequence[RunRecord]) -> Table:
             Text(duration(record.duration_s)),
             Text(str(len(record.steps))),
             Text(str(record.usage.total_tokens)),
+            Text(record.model.name if record.model is not None else ""),
+            Text(record.pipeline_version),
         )
     return table
 
@@ -148,6 +160,8 @@ def run_detail_json(record: RunRecord) -> dict[str, Any]:
         "steps": [step_json(step) for step in record.steps],
         "reviews": [review_json(ReviewView(request=r)) for r in record.reviews],
         "decisions": [decision_json(rid, decision) for rid, decision in record.decisions],
+        "model": jsonable(record.model),
+        "pipeline_version": record.pipeline_version or None,
         "warnings": list(record.warnings),
     }
 
@@ -168,6 +182,15 @@ def step_json(step: StepRecord) -> dict[str, Any]:
         "cost": step.usage.cost,
         "model": step.model,
         "warnings": [w for attempt in step.attempts for w in attempt.warnings],
+        "retries": [
+            {
+                "attempt": attempt.number,
+                "outcome": attempt.outcome,
+                "error": attempt.error,
+                "then": then,
+            }
+            for attempt, then in retried(step)
+        ],
         "error": (
             {"type": step.error.type, "message": step.error.message}
             if step.error is not None
@@ -184,6 +207,8 @@ def run_detail(record: RunRecord) -> RenderableType:
         ("run", Text(record.run_id)),
         ("status", _status(record.status)),
         ("pipeline", Text(record.pipeline)),
+        ("version", Text(record.pipeline_version)),
+        ("model", Text(record.model.describe() if record.model is not None else "")),
         ("document", Text(record.document_id)),
         ("started", Text(f"{when(record.started_at)} UTC" if record.started_at else "")),
         ("duration", Text(duration(record.duration_s))),
@@ -210,8 +235,15 @@ def steps_table(steps: Sequence[StepRecord]) -> Table:
     _columns(table, "route")
     _columns(table, "duration", "tokens", "cost", right=True, wrap=False)
     _columns(table, "error")
+    why = any(retried(step) for step in steps)
+    _columns(table, *(["retried because"] if why else []))
     for step in steps:
         error = f"{step.error.type}: {step.error.message}" if step.error is not None else ""
+        because = "; ".join(
+            f"{attempt.number}: {attempt.outcome.replace('_', ' ')}"
+            + (f" ({attempt.error})" if attempt.error else "")
+            for attempt, _ in retried(step)
+        )
         table.add_row(
             Text(step.node),
             Text(step.kind),
@@ -224,8 +256,16 @@ def steps_table(steps: Sequence[StepRecord]) -> Table:
             Text(str(step.usage.total_tokens)),
             Text(cost(step.usage.cost)),
             Text(_compact(error, 160)),
+            *([Text(_compact(because, 200))] if why else []),
         )
     return table
+
+
+def retried(step: StepRecord) -> list[tuple[Attempt, str]]:
+    """The attempts of `step` that were followed by another, with what came next (`reask`,
+    `transport_retry`...): why each retry happened is the attempt's outcome and error."""
+    attempts = step.attempts
+    return [(attempt, following.kind) for attempt, following in pairwise(attempts)]
 
 
 def decisions_table(decisions: Sequence[tuple[str, ReviewDecision]]) -> Table:
@@ -257,8 +297,30 @@ def _decision_note(decision: ReviewDecision) -> str:
 # --- reviews ----------------------------------------------------------------------------------
 
 
-def review_json(view: ReviewView) -> dict[str, Any]:
-    """One review: what is under review, why, where it waits and what becomes of it."""
+def review_json(
+    view: ReviewView,
+    *,
+    run: RunRecord | None = None,
+    thresholds: Mapping[str, float | None] | None = None,
+) -> dict[str, Any]:
+    """One review: what is under review, why, where it waits and what becomes of it; with its
+    `run` (`review show`), also the document's text, the fields against their thresholds and
+    the schema errors (see `review_detail`)."""
+    review = view.request
+    shown = _review_json(view)
+    if run is not None:
+        shown |= {
+            "document_text": run.document.text if run.document is not None else None,
+            "fields": [field_json(row) for row in field_rows(review, thresholds, run)],
+            "schema_errors": [
+                {"field": location, "message": message}
+                for location, message in schema_errors(run, review)
+            ],
+        }
+    return shown
+
+
+def _review_json(view: ReviewView) -> dict[str, Any]:
     review = view.request
     return {
         "review_id": review.review_id,
@@ -336,9 +398,16 @@ def reviews_table(views: Sequence[ReviewView], title: str | None = None) -> Tabl
     return table
 
 
-def review_detail(view: ReviewView) -> RenderableType:
+def review_detail(
+    view: ReviewView,
+    *,
+    run: RunRecord | None = None,
+    thresholds: Mapping[str, float | None] | None = None,
+) -> RenderableType:
     """What a reviewer needs to decide: the output under review, the confidence, the reasons,
-    and where the review waits and until when."""
+    and where the review waits and until when; with the review's `run`, also the document's
+    text, each field against its threshold (`thresholds`: see `gate_thresholds`) and, after a
+    schema failure, which fields failed and why."""
     review = view.request
     escalates = ""
     if review.deadline is not None:
@@ -376,15 +445,203 @@ def review_detail(view: ReviewView) -> RenderableType:
             Text(reason.check or ""),
         )
     output = json.dumps(jsonable(review.output), indent=2, ensure_ascii=False)
-    parts: list[RenderableType] = [
-        header,
-        reasons,
-        Text(f"output under review (`{review.target}`):", style="bold"),
-        Text(output),
-    ]
+    parts: list[RenderableType] = [header, reasons]
+    if run is not None:
+        rows = field_rows(review, thresholds, run)
+        if rows:
+            parts.append(_fields_table(review, rows, thresholds is not None))
+        errors = schema_errors(run, review)
+        if errors:
+            parts.append(_schema_table(review, errors))
+    parts += [Text(f"output under review (`{review.target}`):", style="bold"), Text(output)]
+    if run is not None and run.document is not None:
+        parts += [
+            Text(f"document ({len(run.document.text)} characters):", style="bold"),
+            Text(run.document.text),
+        ]
     if view.decision is not None:
         parts.append(decisions_table([(review.review_id, view.decision)]))
     return Group(*parts)
+
+
+# --- a review's fields, thresholds and schema errors -----------------------------------------
+
+
+def gate_thresholds(pipeline: Pipeline, review: ReviewRequest) -> dict[str, float | None]:
+    """The thresholds the gate of the node under review (`review.target`) holds its output to:
+    per field of an `Extract` (None: a field the gate does not hold to any, an optional one
+    it does not name), or the output's under the node's name. Empty for a node without a
+    gate."""
+    from handrail.core.nodes import Extract, LLMNode
+
+    node = pipeline.nodes.get(review.target)
+    gate = node.gate if isinstance(node, LLMNode) else None
+    if gate is None:
+        return {}
+    if isinstance(node, Extract):
+        fields = node.schema.model_fields
+        return {
+            name: gate.fields.get(name, gate.accept)
+            if info.is_required() or name in gate.fields
+            else None
+            for name, info in fields.items()
+        }
+    return {review.target: gate.accept}
+
+
+def schema_fields(pipeline: Pipeline, review: ReviewRequest) -> list[str]:
+    """The fields of the schema of the node under review (none for a node whose output is one
+    value)."""
+    schema = getattr(pipeline.nodes.get(review.target), "schema", None)
+    fields = getattr(schema, "model_fields", None)
+    return list(fields) if isinstance(fields, Mapping) else []
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FieldRow:
+    """One field of the output under review (or the whole output, for a label)."""
+
+    field: str
+    value: Any
+    confidence: Confidence | None
+    threshold: float | None
+    """What the gate holds it to; None when it holds it to none, or it is not known."""
+    status: str
+    """`ok`, `below`, `no confidence`, `not gated`, or `` when the threshold is not known."""
+
+
+def field_rows(
+    review: ReviewRequest,
+    thresholds: Mapping[str, float | None] | None = None,
+    run: RunRecord | None = None,
+) -> list[FieldRow]:
+    """Each field's value and confidence against its threshold: `thresholds` from the node's
+    gate (`gate_thresholds`), else the ones the review's reasons name (the fields below). The
+    confidences are the review's, else (a `Review` gate's review has none of its own) those of
+    the reviewed node's last step in `run`."""
+    step = _last_step(run, review.target) if run is not None else None
+    field_confidence = review.field_confidence or (step.field_confidence if step else {})
+    node_confidence = review.confidence or (step.confidence if step else None)
+    named = {
+        r.field or review.target: r.threshold for r in review.reasons if r.threshold is not None
+    }
+    known: dict[str, float | None] = {**named, **(thresholds or {})}
+    output = review.output
+    fields = [n for n in known if n != review.target] + list(field_confidence)
+    if isinstance(output, Mapping) or (output is None and fields):
+        # An object, or nothing (a schema failure): the fields the gate or the model name.
+        values: Mapping[str, Any] = output if isinstance(output, Mapping) else {}
+        names = [*(thresholds or {}), *values, *fields]
+        names = [n for n in dict.fromkeys(names) if n != review.target or n in values]
+        scores = field_confidence
+    else:  # one value, such as a label
+        names = [review.target]
+        values = {review.target: output}
+        scores = {review.target: node_confidence} if node_confidence is not None else {}
+    rows = []
+    for name in names:
+        score = scores.get(name)
+        threshold = known.get(name)
+        if name not in known:
+            status = ""
+        elif threshold is None:
+            status = "not gated"
+        elif score is None:
+            status = "no confidence"
+        else:
+            status = "ok" if score.value >= threshold else "below"
+        rows.append(
+            FieldRow(
+                field=name,
+                value=values.get(name),
+                confidence=score,
+                threshold=threshold,
+                status=status,
+            )
+        )
+    return rows
+
+
+def field_json(row: FieldRow) -> dict[str, Any]:
+    return {
+        "field": row.field,
+        "value": jsonable(row.value),
+        "confidence": row.confidence.value if row.confidence is not None else None,
+        "confidence_source": row.confidence.source if row.confidence is not None else None,
+        "threshold": row.threshold,
+        "status": row.status or None,
+    }
+
+
+_LOCATION = re.compile(r"^\S")
+_DETAIL = re.compile(
+    r"\s*\[type=[^,\]]*(?:, input_value=(?P<value>.*?))?(?:, input_type=[^\]]*)?\]$"
+)
+
+
+def schema_errors(run: RunRecord, review: ReviewRequest) -> list[tuple[str, str]]:
+    """(field, why) for each schema error of the last try of the node under review, when its
+    output did not fit its schema (pydantic's message, with the value it got)."""
+    step = _last_step(run, review.target)
+    attempts = step.attempts if step is not None else ()
+    if not attempts or attempts[-1].outcome != "invalid_output" or not attempts[-1].error:
+        return []
+    return parse_validation_error(attempts[-1].error)
+
+
+def _last_step(run: RunRecord, node: str) -> StepRecord | None:
+    return next((step for step in reversed(run.steps) if step.node == node), None)
+
+
+def parse_validation_error(text: str) -> list[tuple[str, str]]:
+    """(location, message) pairs from the text of a pydantic `ValidationError`; the whole text
+    as one message when it is not one."""
+    lines = text.splitlines()
+    found: list[tuple[str, str]] = []
+    location: str | None = None
+    for line in lines[1:]:
+        if _LOCATION.match(line):
+            location = line.strip()
+        elif location is not None and line.startswith("  ") and not line.startswith("    "):
+            message = line.strip()
+            detail = _DETAIL.search(message)
+            if detail is not None:
+                message = message[: detail.start()]
+                if detail.group("value") is not None:
+                    message += f" (got {detail.group('value')})"
+            found.append((location, message))
+            location = None
+    return found or [("", " ".join(text.split()))]
+
+
+def _fields_table(review: ReviewRequest, rows: Sequence[FieldRow], from_gate: bool) -> Table:
+    title = f"`{review.target}` against its gate" + ("" if from_gate else " (as the reasons say)")
+    table = Table(title=title, title_justify="left")
+    _columns(table, "field")
+    _columns(table, "value")
+    _columns(table, "confidence", "threshold", wrap=False)
+    _columns(table, "", wrap=False)
+    styles = {"below": "yellow", "no confidence": "yellow", "ok": "green"}
+    for row in rows:
+        table.add_row(
+            Text(row.field),
+            Text(_compact(row.value, 60)),
+            Text(confidence(row.confidence)),
+            Text("" if row.threshold is None else f"{row.threshold:g}"),
+            Text(row.status, style=styles.get(row.status, "")),
+        )
+    return table
+
+
+def _schema_table(review: ReviewRequest, errors: Sequence[tuple[str, str]]) -> Table:
+    table = Table(
+        title=f"why `{review.target}`'s last answer did not fit its schema", title_justify="left"
+    )
+    _columns(table, "field", wrap=False)
+    _columns(table, "error")
+    for location, message in errors:
+        table.add_row(Text(location), Text(message))
+    return table
 
 
 def _node(review: ReviewRequest) -> str:
@@ -428,22 +685,30 @@ def _error_json(record: RunRecord) -> dict[str, str] | None:
 
 
 __all__ = [
+    "FieldRow",
     "confidence",
     "console",
     "cost",
     "decision_json",
     "decisions_table",
     "duration",
+    "field_json",
+    "field_rows",
+    "gate_thresholds",
+    "parse_validation_error",
     "print_json",
     "print_table",
     "reason_json",
     "review_detail",
     "review_json",
+    "retried",
     "reviews_table",
     "run_detail",
     "run_detail_json",
     "run_summary_json",
     "runs_table",
+    "schema_errors",
+    "schema_fields",
     "step_json",
     "when",
 ]
