@@ -250,29 +250,26 @@ def test_a_batch_waiting_on_runs_of_a_process_that_dies_takes_them_over(
     procs = procs_for(sqlite_url)
     name, count = "two_batches", 16
     docs = app.documents(count, "tb")
-    args = [
-        "--name",
-        name,
-        "--prefix",
-        "tb",
-        "--count",
-        str(count),
-        "--latency",
-        "0.4",
-        "--concurrency",
-        "8",
-    ]
-    first = procs.start("first", "batch", *args)
+    common = ["--name", name, "--prefix", "tb", "--latency", "0.2", "--concurrency", "16"]
+    # The first process runs the first half; the second all of it: it runs the second half
+    # itself and waits for the runs the first one has in flight.
+    # (its actions take 10 s: its runs are in flight when the second one waits for them)
+    first = start_with(
+        procs, "first", "batch", {app.ACT_DELAY: "10"}, *common, "--count", str(count // 2)
+    )
     wait_until(
-        lambda: len(starts(procs.events(), pid=first.pid)) >= 8,
+        lambda: len({d for d, _ in starts(procs.events(), pid=first.pid)}) == count // 2,
         60,
-        "the first batch to start 8 runs",
+        "the first batch to start its runs",
         procs,
     )
-    second = procs.start("second", "batch", *args)
-    # the second process opens the database and waits on the runs the first one started;
-    # 3 s later the first dies
-    time.sleep(3)
+    second = procs.start("second", "batch", *common, "--count", str(count))
+    wait_until(
+        lambda: any(e["pid"] == second.pid for e in procs.events()),
+        60,
+        "the second batch to start runs of its own",
+        procs,
+    )
     orphaned = {doc for doc, _ in in_flight(procs.events(), first.pid)}
     first.kill()
     killed_at = time.time()
