@@ -19,7 +19,7 @@ def test_json_lines_one_object_per_document_in_input_order(cli: Invoke, tickets:
     assert result.json_lines() == snapshot(
         [
             {
-                "run_id": "run-1",
+                "run_id": "run-13740347675aade5",
                 "document": "tickets/binary.txt",
                 "status": "failed",
                 "outputs": {},
@@ -32,7 +32,7 @@ def test_json_lines_one_object_per_document_in_input_order(cli: Invoke, tickets:
                 "steps": [],
             },
             {
-                "run_id": "run-2",
+                "run_id": "run-a7a476078ed8a776",
                 "document": "tickets/empty.txt",
                 "status": "failed",
                 "outputs": {},
@@ -183,10 +183,20 @@ def test_a_folder_is_run_recursively_in_sorted_order(cli: Invoke, tmp_path: Path
     (tmp_path / "in" / "ignored.pdf").write_text("not read")
     result = cli("run", HAPPY, str(tmp_path / "in"), "--json", "--concurrency", "3")
     ids = [
-        Path(line["document"]).relative_to(tmp_path / "in").as_posix()
+        (Path(line["document"]).relative_to(tmp_path / "in").as_posix(), line["status"])
         for line in result.json_lines()
     ]
-    assert ids == ["a.txt", "b/1.md", "b/2.txt", "c/d/e.txt"]
+    assert [name for name, status in ids if status != "skipped"] == [
+        "a.txt",
+        "b/1.md",
+        "b/2.txt",
+        "c/d/e.txt",
+    ]
+    assert [name for name, status in ids if status == "skipped"] == [
+        ".skip",  # a hidden folder is one entry
+        "c/.hidden.txt",
+        "ignored.pdf",
+    ]
 
 
 def test_results_keep_input_order_whatever_the_concurrency(cli: Invoke, tickets: Path) -> None:
@@ -244,7 +254,9 @@ def test_a_folder_with_nothing_to_read_is_a_usage_error(cli: Invoke, tmp_path: P
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: no documents to run: nothing in `{tmp_path / 'photos'}` is a .txt, .md, .eml, "
-        ".json file (hidden files are skipped); name files or folders that hold some\n"
+        ".json file (hidden files are skipped); name files or folders that hold some (skipped "
+        f"`{tmp_path / 'photos' / 'cat.png'}`: unsupported file type `.png` (handrail reads .txt, "
+        ".md, .eml, .json))\n"
     )
 
 

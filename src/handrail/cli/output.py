@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from handrail.core.records import ReviewRequest, RunRecord, RunStatus, StepStatus
+from handrail.inputs import Skipped
 
 _STYLES = {
     RunStatus.COMPLETED: "green",
@@ -76,17 +77,56 @@ def _review_json(review: ReviewRequest) -> dict[str, Any]:
     }
 
 
-def print_json_lines(document_ids: Sequence[str], records: Sequence[RunRecord]) -> None:
-    """One JSON object per document on stdout, in input order."""
+def skipped_json(skipped: Skipped) -> dict[str, Any]:
+    """The JSON Lines object for a file a folder holds that was not read: no run, the reason."""
+    return {"run_id": None, "document": skipped.path, "status": "skipped", "reason": skipped.reason}
+
+
+def print_json_lines(
+    document_ids: Sequence[str],
+    records: Sequence[RunRecord],
+    skipped: Sequence[Skipped] = (),
+    *,
+    reused: Collection[str] = (),
+) -> None:
+    """One JSON object per document on stdout, in input order (`reused`: true for a result an
+    earlier run made), then one per skipped file."""
     for document_id, record in zip(document_ids, records, strict=True):
-        print(json.dumps(record_json(record, document_id), ensure_ascii=False))
+        line = record_json(record, document_id) | {"reused": record.run_id in reused}
+        print(json.dumps(line, ensure_ascii=False))
+    for item in skipped:
+        print(json.dumps(skipped_json(item), ensure_ascii=False))
 
 
-def print_summary(document_ids: Sequence[str], records: Sequence[RunRecord]) -> None:
-    """A table with a row per document, then the totals per status."""
+def print_summary(
+    document_ids: Sequence[str],
+    records: Sequence[RunRecord],
+    skipped: Sequence[Skipped] = (),
+    *,
+    reused: Collection[str] = (),
+) -> None:
+    """A table with a row per document, the files skipped and why, then the totals, and how
+    many results earlier runs made (`reused`: their run ids)."""
     console = Console(highlight=False)
     console.print(summary_table(document_ids, records))
-    console.print(Text(totals_line(records)))
+    for line in skipped_lines(skipped):
+        console.print(Text(line))
+    console.print(Text(totals_line(records, skipped)))
+    count = len({record.run_id for record in records} & set(reused))
+    if count:
+        console.print(
+            Text(
+                f"{count} reused from earlier runs (same document, pipeline version and model); "
+                "--rerun runs them again"
+            )
+        )
+
+
+def skipped_lines(skipped: Sequence[Skipped]) -> list[str]:
+    """`skipped (not documents):` and a line per skipped file with the reason."""
+    if not skipped:
+        return []
+    return ["skipped (not documents):", *(f"  {s.path}: {s.reason}" for s in skipped)]
 
 
 def display_names(document_ids: Sequence[str]) -> tuple[str, list[str]]:
@@ -114,11 +154,12 @@ def summary_table(document_ids: Sequence[str], records: Sequence[RunRecord]) -> 
     return table
 
 
-def totals_line(records: Sequence[RunRecord]) -> str:
+def totals_line(records: Sequence[RunRecord], skipped: Sequence[Skipped] = ()) -> str:
     counts = Counter(record.status for record in records)
     n = len(records)
     parts = [f"{counts[status]} {label}" for status, label in _TOTALS]
-    return f"{n} document{'s' if n != 1 else ''}: " + ", ".join(parts)
+    line = f"{n} document{'s' if n != 1 else ''}: " + ", ".join(parts)
+    return line + (f"; {len(skipped)} skipped (listed above)" if skipped else "")
 
 
 def result_brief(record: RunRecord) -> str:
@@ -156,6 +197,8 @@ __all__ = [
     "print_summary",
     "record_json",
     "result_brief",
+    "skipped_json",
+    "skipped_lines",
     "summary_table",
     "totals_line",
 ]

@@ -259,10 +259,13 @@ class Runner:
         await task
 
     def failed_input(self, error: BaseException, *, document_id: str | None = None) -> RunRecord:
-        """A failed run for a document that could not even be read."""
+        """A failed run for a document that could not even be read. Its run id comes from the
+        pipeline, the document's name and the problem, so reading the same broken file again
+        replaces its failed run instead of adding one."""
         doc_id = document_id or getattr(error, "document_id", None) or "unreadable"
+        problem = (type(error).__name__, str(error))
         record = RunRecord(
-            run_id=new_id("run"),
+            run_id=derived_id("run", self.pipeline.name, "input", str(doc_id), *problem),
             pipeline=self.pipeline.name,
             document_id=str(doc_id),
             document_hash="",

@@ -1,0 +1,218 @@
+"""`handrail run` on inputs that are not plain documents: skipped files listed, special files,
+symlinks, unreadable folders and a closed stdin, each answered without hanging the batch, and the
+same failed run for the same broken file however often it is run (real processes, real SQLite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import BUG, HAPPY, REFUND, Invoke
+
+SUPPORTED = "handrail reads .txt, .md, .eml, .json"
+# Root can list a chmod-000 folder; without these two capabilities it cannot, like a user.
+AS_A_USER = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def handrail(
+    *args: str, cwd: Path, prefix: list[str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`handrail ARGS...` as a real process in `cwd`, with 2 GB of memory and a timeout: a
+    regression that blocks or reads without end fails the test instead of hanging it."""
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "handrail.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit_memory,
+        env={**os.environ, "COLUMNS": "250"},  # table rows and notes on one line each
+    )
+
+
+def lines(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def brief(line: dict[str, Any]) -> tuple[Any, ...]:
+    """(document, status, error message or skip reason)."""
+    detail = line.get("reason") or (line["error"] or {}).get("message")
+    return (line["document"], line["status"], detail)
+
+
+def test_the_summary_lists_every_skipped_file_and_why(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "refund.txt").write_text(REFUND)
+    (inbox / "scan.pdf").write_bytes(b"%PDF-1.4")
+    (inbox / "orders.csv").write_text("id,amount\n1,2\n")
+    (inbox / ".notes.txt").write_text(BUG)
+    monkeypatch.chdir(tmp_path)
+    result = cli("run", HAPPY, "inbox")
+    assert result.exit_code == 0
+    out = result.stdout.splitlines()
+    assert out[-5:] == [
+        "skipped (not documents):",
+        "  inbox/.notes.txt: hidden (names starting with `.` are not read)",
+        f"  inbox/orders.csv: unsupported file type `.csv` ({SUPPORTED})",
+        f"  inbox/scan.pdf: unsupported file type `.pdf` ({SUPPORTED})",
+        "1 document: 1 completed, 0 needs review, 0 failed, 0 rejected; 3 skipped (listed above)",
+    ]
+
+
+def test_json_lines_end_with_one_line_per_skipped_file(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "refund.txt").write_text(REFUND)
+    (inbox / "scan.pdf").write_bytes(b"%PDF-1.4")
+    monkeypatch.chdir(tmp_path)
+    result = cli("run", HAPPY, "inbox", "--json")
+    assert [brief(line) for line in result.json_lines()] == [
+        ("inbox/refund.txt", "completed", None),
+        ("inbox/scan.pdf", "skipped", f"unsupported file type `.pdf` ({SUPPORTED})"),
+    ]
+    assert result.json_lines()[-1] == {
+        "run_id": None,
+        "document": "inbox/scan.pdf",
+        "status": "skipped",
+        "reason": f"unsupported file type `.pdf` ({SUPPORTED})",
+    }
+
+
+def test_a_fifo_in_the_folder_does_not_hang_the_batch(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "refund.txt").write_text(REFUND)
+    os.mkfifo(tmp_path / "inbox" / "pipe.txt")  # nobody ever writes to it
+    done = handrail("run", HAPPY, "inbox", "--json", "--in-memory", cwd=tmp_path, timeout=60)
+    assert [brief(line) for line in lines(done)] == [
+        ("inbox/refund.txt", "completed", None),
+        ("inbox/pipe.txt", "skipped", "a named pipe (FIFO), not a regular file"),
+    ]
+
+
+def test_a_symlink_to_dev_zero_is_refused_within_max_bytes(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "refund.txt").write_text(REFUND)
+    (tmp_path / "inbox" / "zero.txt").symlink_to("/dev/zero")
+    run = ("run", HAPPY, "inbox", "--json", "--in-memory", "--max-bytes", "1000")
+    assert [brief(line) for line in lines(handrail(*run, cwd=tmp_path))] == [
+        ("inbox/refund.txt", "completed", None),
+        (
+            "inbox/zero.txt",
+            "skipped",
+            "a symlink to `/dev/zero`, outside `inbox`; pass --follow-symlinks to read it",
+        ),
+    ]
+    followed = lines(handrail(*run, "--follow-symlinks", cwd=tmp_path))
+    assert [brief(line) for line in followed] == [
+        ("inbox/refund.txt", "completed", None),
+        ("inbox/zero.txt", "skipped", "a character device, not a regular file"),
+    ]
+    named = lines(handrail(*run[:2], "inbox/zero.txt", *run[3:], "--follow-symlinks", cwd=tmp_path))
+    assert [brief(line) for line in named] == [
+        (
+            "inbox/zero.txt",
+            "failed",
+            "`inbox/zero.txt` is a character device, not a regular file; handrail reads "
+            "regular files only (copy its content into a file, or pipe it into `-`)",
+        )
+    ]
+
+
+def test_a_symlink_out_of_the_folder_never_puts_its_target_in_a_run(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "id.txt").write_text("SECRET-KEY-MATERIAL Order ID: A-17\n")
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "note.txt").symlink_to("../keys/id.txt")
+    (tmp_path / "inbox" / "refund.txt").write_text(REFUND)
+    db = f"sqlite:///{tmp_path / 'state.db'}"
+    done = handrail("run", HAPPY, "inbox", "--json", "--db", db, cwd=tmp_path)
+    assert [brief(line) for line in lines(done)] == [
+        ("inbox/refund.txt", "completed", None),
+        (
+            "inbox/note.txt",
+            "skipped",
+            f"a symlink to `{tmp_path / 'keys' / 'id.txt'}`, outside `inbox`; pass "
+            "--follow-symlinks to read it",
+        ),
+    ]
+    assert b"SECRET-KEY-MATERIAL" not in (tmp_path / "state.db").read_bytes()
+    allowed = handrail(
+        "run", HAPPY, "inbox", "--json", "--follow-symlinks", "--db", db, cwd=tmp_path
+    )
+    assert [(line["document"], line["run_id"] is not None) for line in lines(allowed)] == [
+        ("inbox/note.txt", True),
+        ("inbox/refund.txt", True),
+    ]
+
+
+def test_an_unreadable_subfolder_is_reported_and_the_rest_runs(tmp_path: Path) -> None:
+    locked = tmp_path / "inbox" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "a.txt").write_text(REFUND)
+    (tmp_path / "inbox" / "refund.txt").write_text(REFUND)
+    locked.chmod(0)
+    try:
+        prefix = AS_A_USER if os.geteuid() == 0 else []
+        done = handrail("run", HAPPY, "inbox", "--in-memory", cwd=tmp_path, prefix=prefix)
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-3:] == [
+        "skipped (not documents):",
+        "  inbox/locked/: a folder that cannot be read (Permission denied); check its permissions",
+        "1 document: 1 completed, 0 needs review, 0 failed, 0 rejected; 1 skipped (listed above)",
+    ]
+
+
+def test_a_closed_stdin_is_a_clear_failure_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "refund.txt").write_text(REFUND)
+    command = f"exec {sys.executable} -m handrail.cli run {HAPPY} refund.txt - --json --in-memory"
+    done = subprocess.run(
+        ["bash", "-c", command + " <&-"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert "Traceback" not in done.stderr
+    assert [brief(line) for line in lines(done)] == [
+        ("refund.txt", "completed", None),
+        (
+            "-",
+            "failed",
+            "stdin (`-`) is closed; pipe a document into `-` (`... - < file.txt`), or name "
+            "files instead",
+        ),
+    ]
+
+
+def test_an_empty_file_keeps_one_failed_run_over_three_reruns(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "empty.txt").write_text("")
+    (tmp_path / "inbox" / "binary.txt").write_bytes(b"\x89PNG\x00")
+    (tmp_path / "inbox" / "refund.txt").write_text(REFUND)
+    db = f"sqlite:///{tmp_path / 'state.db'}"
+    run_ids = []
+    for _ in range(3):
+        done = handrail("run", HAPPY, "inbox", "--json", "--db", db, cwd=tmp_path)
+        run_ids.append([line["run_id"] for line in lines(done)])
+    assert run_ids[0] == run_ids[1] == run_ids[2]
+    listed = lines(handrail("runs", "list", "--json", "--db", db, cwd=tmp_path))
+    assert sorted((line["document"], line["status"]) for line in listed) == [
+        ("inbox/binary.txt", "failed"),
+        ("inbox/empty.txt", "failed"),
+        ("inbox/refund.txt", "completed"),
+    ]
