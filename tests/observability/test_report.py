@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -375,7 +376,51 @@ def test_the_bottleneck_by_total_and_by_median() -> None:
     assert result.to_dict()["bottleneck"] == {
         "by_total": {"pipeline": "intake", "node": "many", "total_s": 14},
         "by_median": {"pipeline": "intake", "node": "slow", "median_s": 5},
+        "by_human_wait": None,
+        "is": "node",
     }
+
+
+def test_human_wait_per_queue_and_the_bottleneck_it_makes() -> None:
+    late = replace(review("rv-late", "c", at(0)), queue="claims", deadline=at(10))
+    on_time = replace(review("rv-fresh", "d", at(50)), queue="claims", deadline=at(3000))
+    requests = [review("rv-1", "a", at(0)), review("rv-2", "b", at(0)), late, on_time]
+    slow = [step("category", duration=300)]
+    runs = [
+        run("a", steps=slow, decisions=[("rv-1", decided("approve", at(1)))]),
+        run("b", steps=slow, decisions=[("rv-2", decided("edit", at(3)))]),
+        run("c", RunStatus.NEEDS_REVIEW, reviews=[late]),
+        run("d", RunStatus.NEEDS_REVIEW, reviews=[on_time]),
+    ]
+    result = report_of(runs, requests)
+    claims, default = result.queues  # the longest human wait first
+    assert (default.queue, default.decided, default.pending, default.overdue) == (
+        "default", 2, 0, 0,
+    )  # fmt: skip
+    assert (default.wait.total_s, default.wait.median_s) == (240, 120)
+    age = (NOW - at(0)).total_seconds() + (NOW - at(50)).total_seconds()
+    assert (claims.queue, claims.decided, claims.pending, claims.overdue) == ("claims", 0, 2, 1)
+    assert claims.pending_age_s == claims.human_wait_s == age
+    # 10 min of node time against hours of waiting for people: the queue is the bottleneck.
+    assert result.waiting is claims and result.human_bound
+    bottleneck = result.to_dict()["bottleneck"]
+    assert bottleneck["by_human_wait"] == {"queue": "claims", "human_wait_s": age}
+    assert bottleneck["is"] == "review"
+    assert result.to_dict()["review_queues"][1] == {
+        "queue": "default",
+        "decided": 2,
+        "wait": {"count": 2, "total_s": 240, "median_s": 120, "p90_s": pytest.approx(168)},
+        "pending": 0,
+        "pending_age_s": 0.0,
+        "overdue": 0,
+        "human_wait_s": 240,
+    }
+
+    # People quicker than the node in all (4 min against 10): the node stays the bottleneck.
+    quick = report_of(runs[:2], requests)
+    assert quick.waiting is not None and quick.waiting.human_wait_s == 240
+    assert not quick.human_bound
+    assert quick.to_dict()["bottleneck"]["is"] == "node"
 
 
 def test_nodes_of_different_pipelines_are_kept_apart() -> None:
@@ -470,8 +515,14 @@ def test_no_runs_gives_zero_counts_and_nulls() -> None:
             "total": 0,
             "by_kind": {"transport_retry": 0, "reask": 0, "check_retry": 0, "fallback_model": 0},
         },
-        "bottleneck": {"by_total": None, "by_median": None},
+        "bottleneck": {
+            "by_total": None,
+            "by_median": None,
+            "by_human_wait": None,
+            "is": None,
+        },
         "nodes": [],
+        "review_queues": [],
         "errors": [],
         "usage": {
             "tokens_total": 0,

@@ -65,6 +65,8 @@ def report(
         return
     console.print(Text(heading(result, where)), soft_wrap=True)
     parts = [summary_table(result), nodes_table(result)]
+    if result.queues:
+        parts.append(queues_table(result))
     if result.errors:
         parts.append(errors_table(result))
     show.print_table(console, Group(*parts))
@@ -160,6 +162,26 @@ def nodes_table(result: WorkflowReport) -> Table:
     return _fit(table)
 
 
+def queues_table(result: WorkflowReport) -> Table:
+    """Human wait per review queue: what node durations leave out."""
+    table = Table(title="review queues (human wait)", title_justify="left")
+    _columns(table, "queue")
+    _columns(table, "decided", "median wait", "p90 wait", "pending", "overdue", right=True)
+    _columns(table, "waited in all", right=True)
+    waiting = result.waiting if result.human_bound else None
+    for queue in result.queues:
+        table.add_row(
+            Text(queue.queue, style="bold" if queue is waiting else ""),
+            str(queue.decided),
+            _duration(queue.wait.median_s),
+            _duration(queue.wait.p90_s),
+            str(queue.pending),
+            Text(str(queue.overdue), style="red" if queue.overdue else ""),
+            show.duration(queue.human_wait_s),
+        )
+    return _fit(table)
+
+
 def errors_table(result: WorkflowReport) -> Table:
     table = Table(title="errors", title_justify="left")
     _columns(table, "error type")
@@ -236,17 +258,38 @@ def _pending(result: WorkflowReport) -> str:
 
 
 def _bottleneck(result: WorkflowReport) -> str:
-    top, typical = result.bottleneck, result.slowest_median
-    if top is None or typical is None:
+    """The node that took the most time, or the review queue when documents waited longer for
+    people than for it; the other beside it."""
+    top, typical, waiting = result.bottleneck, result.slowest_median, result.waiting
+    nodes = ""
+    if top is not None and typical is not None:
+        nodes = f"{_name(result, top)}: {show.duration(top.duration.total_s)} in all"
+        if typical is not top:
+            nodes += f"; slowest median step: {_name(result, typical)}"
+    human = ""
+    if waiting is not None and waiting.human_wait_s > 0:
+        overdue = f", {waiting.overdue} overdue" if waiting.overdue else ""
+        human = (
+            f"review queue `{waiting.queue}`: {show.duration(waiting.human_wait_s)} waiting for "
+            f"people in all ({waiting.pending} pending{overdue})"
+        )
+    if result.human_bound:
+        return human + (f"; slowest node: {nodes}" if nodes else "")
+    if not nodes:
         return "no steps"
-    text = f"{_name(result, top)}: {show.duration(top.duration.total_s)} in all"
-    if typical is not top:
-        text += f"; slowest median step: {_name(result, typical)}"
-    return text
+    return nodes + (f"; human wait: {human}" if human else "")
 
 
 def _name(result: WorkflowReport, node: NodeFigures) -> str:
     return f"{node.pipeline}.{node.node}" if len(result.pipelines) > 1 else node.node
 
 
-__all__ = ["errors_table", "heading", "load_report", "nodes_table", "report", "summary_table"]
+__all__ = [
+    "errors_table",
+    "heading",
+    "load_report",
+    "nodes_table",
+    "queues_table",
+    "report",
+    "summary_table",
+]

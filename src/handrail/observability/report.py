@@ -164,6 +164,39 @@ class ReviewFigures:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class QueueFigures:
+    """One review queue: how long its reviews waited for a person (human time, which node
+    durations leave out)."""
+
+    queue: str
+    decided: int = 0
+    wait: Durations = field(default_factory=Durations)
+    """From each decided review's `created_at` to its decision."""
+    pending: int = 0
+    pending_age_s: float = 0.0
+    """How long the pending reviews have waited so far, in all, at `generated_at`."""
+    overdue: int = 0
+    """Pending reviews past their deadline at `generated_at` (their escalation is due)."""
+
+    @property
+    def human_wait_s(self) -> float:
+        """All the time documents spent waiting for a person in this queue: the decided
+        reviews' waits and the pending ones' ages."""
+        return self.wait.total_s + self.pending_age_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue,
+            "decided": self.decided,
+            "wait": asdict(self.wait),
+            "pending": self.pending,
+            "pending_age_s": self.pending_age_s,
+            "overdue": self.overdue,
+            "human_wait_s": self.human_wait_s,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class UsageFigures:
     """Tokens and cost per document. An unknown cost is never counted as 0."""
 
@@ -202,6 +235,8 @@ class WorkflowReport:
     retries: Retries = field(default_factory=Retries)
     nodes: tuple[NodeFigures, ...] = ()
     """In order of first appearance, oldest run first."""
+    queues: tuple[QueueFigures, ...] = ()
+    """Review queues, the one documents waited in longest first."""
     errors: tuple[ErrorFigures, ...] = ()
     """Most frequent first."""
     usage: UsageFigures = field(default_factory=UsageFigures)
@@ -228,6 +263,20 @@ class WorkflowReport:
     def slowest_median(self) -> NodeFigures | None:
         """The node whose typical step is slowest."""
         return max(self.nodes, key=lambda n: n.duration.median_s or 0.0, default=None)
+
+    @property
+    def waiting(self) -> QueueFigures | None:
+        """The review queue documents waited in longest (decided waits and pending ages)."""
+        return max(self.queues, key=lambda q: q.human_wait_s, default=None)
+
+    @property
+    def human_bound(self) -> bool:
+        """Whether documents waited longer for people (in the longest queue) than for the
+        slowest node in all: then the bottleneck is the review queue."""
+        top, waiting = self.bottleneck, self.waiting
+        if waiting is None or waiting.human_wait_s <= 0:
+            return False
+        return top is None or waiting.human_wait_s > top.duration.total_s
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of `handrail report --json` (keys documented in docs/report.md)."""
@@ -257,8 +306,15 @@ class WorkflowReport:
             "bottleneck": {
                 "by_total": _node_ref(top, "total_s"),
                 "by_median": _node_ref(typical, "median_s"),
+                "by_human_wait": (
+                    {"queue": self.waiting.queue, "human_wait_s": self.waiting.human_wait_s}
+                    if self.waiting is not None
+                    else None
+                ),
+                "is": "review" if self.human_bound else "node" if top is not None else None,
             },
             "nodes": [node.to_dict() for node in self.nodes],
+            "review_queues": [queue.to_dict() for queue in self.queues],
             "errors": [{**asdict(error), "nodes": list(error.nodes)} for error in self.errors],
             "usage": asdict(self.usage),
         }
@@ -332,6 +388,7 @@ def build_report(
         exceptions=sum(step.error_type is not None for step in every_step),
         retries=Retries.of(step.attempts for step in every_step),
         nodes=_nodes(chosen, steps),
+        queues=_queues(chosen, lookup, now),
         errors=_errors(chosen, steps, len(every_step)),
         usage=_usage(chosen),
     )
@@ -398,6 +455,45 @@ def _reviews(
         oldest_pending_s=(now - oldest[0]).total_seconds() if oldest is not None else None,
         oldest_pending_id=oldest[1] if oldest is not None else None,
     )
+
+
+def _queues(
+    runs: Sequence[RunRecord], lookup: ReviewLookup, now: datetime
+) -> tuple[QueueFigures, ...]:
+    """Per review queue (the queue a review is in now, as the store has it): decided waits,
+    pending reviews, their ages and how many are past their deadline."""
+    waits: dict[str, list[float]] = {}
+    pending: dict[str, list[float]] = {}
+    overdue: Counter[str] = Counter()
+    decided: Counter[str] = Counter()
+    for run in runs:
+        for review_id, decision in run.decisions:
+            request = lookup(review_id)
+            created = _created_at(run, review_id, lookup)
+            queue = request.queue if request is not None else "default"
+            spent = waits.setdefault(queue, [])
+            decided[queue] += 1
+            if created is not None and decision.decided_at is not None:
+                spent.append(max((decision.decided_at - created).total_seconds(), 0.0))
+        for review in run.reviews:
+            stored = lookup(review.review_id) or review
+            pending.setdefault(stored.queue, []).append(
+                max((now - stored.created_at).total_seconds(), 0.0)
+            )
+            if stored.deadline is not None and stored.deadline <= now:
+                overdue[stored.queue] += 1
+    queues = [
+        QueueFigures(
+            queue=name,
+            decided=decided[name],
+            wait=Durations.of(waits.get(name, [])),
+            pending=len(pending.get(name, [])),
+            pending_age_s=sum(pending.get(name, [])),
+            overdue=overdue[name],
+        )
+        for name in dict.fromkeys([*waits, *pending])
+    ]
+    return tuple(sorted(queues, key=lambda q: (-q.human_wait_s, q.queue)))
 
 
 def _created_at(run: RunRecord, review_id: str, lookup: ReviewLookup) -> datetime | None:
