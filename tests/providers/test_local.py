@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel, Field
 
 from handrail.providers import local
 from handrail.providers.local import ModelFileError, resolve_model_path
@@ -192,3 +197,71 @@ def test_a_generation_stuck_in_a_loop_is_detected() -> None:
     assert not _looping('{"total": "' + "1558-TMN PUSAT KEPONG " * 3)
     assert not _looping("abcabcabcabc")  # too short to call it a loop
     assert not _looping('{"company": "SUNRISE BAKERY SDN BHD", "total": "4.50"}')
+
+
+# --- the schema the grammar is built from ------------------------------------------------------
+
+
+class _Line(BaseModel):
+    sku: str = Field(pattern=r"^[A-Z]{3}\d{4}$")
+    quantity: int = Field(ge=1, le=999)
+
+
+class _Claim(BaseModel):
+    claim_id: str = Field(pattern=r"^FM-\d{6}$", description="like FM-123456")
+    reference: str | None = Field(default=None, pattern=r"^\w+\.\d+$")
+    holder: str = Field(min_length=2, max_length=80)
+    notes: str | None = Field(default=None, max_length=10_000)
+    amount: float = Field(ge=0, multiple_of=0.01)
+    email: str = Field(json_schema_extra={"format": "email"})
+    filed: date
+    lines: list[_Line] = Field(max_length=20)
+    extra: Any = None
+
+
+def test_grammar_schema_keeps_the_shape_and_drops_what_the_grammar_cannot_enforce() -> None:
+    from handrail.providers.local._schema import ANY_VALUE, grammar_schema
+
+    schema = _Claim.model_json_schema()
+    safe, dropped = grammar_schema(schema)
+    text = json.dumps(safe)
+    for gone in ("pattern", "minimum", "maximum", "multipleOf", '"format": "email"'):
+        assert gone not in text, gone
+    assert {(d.field, d.keyword) for d in dropped} == {
+        ("claim_id", "pattern"),
+        ("reference", "pattern"),  # inside the anyOf with null
+        ("notes", "maxLength"),  # 10,000 nested optional groups: too deep
+        ("amount", "minimum"),
+        ("amount", "multipleOf"),
+        ("email", "format"),
+        ("_Line.sku", "pattern"),  # a model of its own, in $defs
+        ("_Line.quantity", "minimum"),
+        ("_Line.quantity", "maximum"),
+    }
+    (claim_id,) = [d for d in dropped if d.field == "claim_id"]
+    assert str(claim_id) == "`claim_id` pattern='^FM-\\\\d{6}$'"
+    props = safe["properties"]
+    # kept: the shape, small length bounds, the date format
+    assert safe["required"] == schema["required"]
+    assert props["holder"] == {"type": "string", "minLength": 2, "maxLength": 80}
+    assert props["filed"] == {"type": "string", "format": "date"}
+    assert props["email"] == {"type": "string"}
+    assert props["lines"]["maxItems"] == 20 and props["lines"]["items"] == {"$ref": "#/$defs/_Line"}
+    assert props["reference"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert props["extra"] == ANY_VALUE  # not "an object", which `{}` would become
+    assert safe["$defs"]["_Line"]["properties"]["quantity"] == {"type": "integer"}
+    # the input is not changed
+    assert schema["properties"]["claim_id"]["pattern"] == r"^FM-\d{6}$"
+
+
+def test_the_grammar_of_a_schema_with_patterns_has_no_regex_escapes() -> None:
+    # Before: `\d` and `\w` went into the grammar as they were, and llama.cpp rejected it.
+    if not os.environ.get("CI"):
+        pytest.importorskip("llama_cpp")
+    from handrail.providers.local._handler import _grammar
+
+    grammar = _grammar(_Claim.model_json_schema())
+    assert "\\d" not in grammar and "\\w" not in grammar
+    assert "claim-id" in grammar.replace("_", "-")  # the field is still there, as a string
+    rules = dict(line.split(" ::= ", 1) for line in grammar.splitlines())
+    assert "filed" in rules and "date" in rules["filed"]

@@ -147,3 +147,64 @@ async def test_plain_text_completion(litellm: Any) -> None:
     assert choice.message.content
     assert choice.finish_reason in ("stop", "length")
     assert response.usage.completion_tokens <= 4
+
+
+CLAIM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "claim_id": {"type": "string", "pattern": r"^FM-\d{6}$"},
+        "holder": {"anyOf": [{"type": "string", "pattern": r"^\w+(\s\w+)*$"}, {"type": "null"}]},
+    },
+    "required": ["claim_id", "holder"],
+}
+CLAIM = "Claim form\nClaim number: FM-204518\nPolicy holder: Marta Kowalska\nDamage: water\n"
+
+
+async def _extract_claim(litellm: Any) -> Any:
+    return await litellm.acompletion(
+        model="local/gemma3-270m",
+        messages=[
+            {"role": "system", "content": "Extract the claim number and the holder as JSON."},
+            {"role": "user", "content": CLAIM},
+        ],
+        handrail={"task": "extract", "labels": [], "schema": CLAIM_SCHEMA},
+        max_retries=0,
+    )
+
+
+async def test_a_schema_with_patterns_extracts(
+    litellm: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "llama.cpp rejected the grammar built from the JSON schema" and the grammar on
+    # stderr, for every document.
+    response = await _extract_claim(litellm)
+    choice = response.choices[0]
+    # The grammar was accepted and shaped the output (a small model may still loop and be cut
+    # off: the runner re-asks then, as for any invalid output).
+    assert choice.message.content.startswith('{ "claim_id": "')
+    if choice.finish_reason == "stop":
+        assert set(json.loads(choice.message.content)) == {"claim_id", "holder"}
+    err = capfd.readouterr().err
+    assert "llama_" not in err and "::=" not in err, err
+
+
+async def test_a_grammar_llama_cpp_refuses_names_the_field_quietly(
+    litellm: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handrail.providers.local import _handler, _schema
+
+    # Without the cut-down schema, the pattern's `\d` reaches llama.cpp (as on main before).
+    monkeypatch.setattr(_handler, "grammar_schema", lambda s: (dict(s), ()))
+    _handler._gbnf.cache_clear()
+    try:
+        with pytest.raises(litellm.exceptions.BadRequestError) as info:
+            await _extract_claim(litellm)
+    finally:
+        _handler._gbnf.cache_clear()
+    message = str(info.value)
+    assert "llama.cpp rejected the grammar" in message
+    assert "field `claim_id`" in message and "pattern" in message
+    assert "error parsing grammar" in message  # llama.cpp's own reason, one line
+    err = capfd.readouterr().err
+    assert "::=" not in err and "llama_" not in err, err
+    assert _schema.grammar_schema(CLAIM_SCHEMA)[1]  # the real step drops the patterns

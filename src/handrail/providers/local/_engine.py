@@ -11,12 +11,16 @@ shares are paid for once per process, not once per document.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import functools
 import json
+import logging
 import os
+import sys
+import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,6 +268,10 @@ _TOP_K = 64
 _MAX_PRIORS = 64
 
 
+class GrammarRejected(ValueError):
+    """llama.cpp could not compile a grammar; the message is its own first complaint."""
+
+
 class _GrammarChecker:
     """A llama.cpp grammar sampler used only as a filter: which candidate tokens it allows."""
 
@@ -271,9 +279,12 @@ class _GrammarChecker:
         import llama_cpp
 
         self._llama_cpp = llama_cpp
-        sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+        # On a grammar it cannot parse, llama.cpp writes the error and the whole grammar to
+        # file descriptor 2 itself (not through its log callback): catch it, and say it once.
+        with _stderr_captured() as said:
+            sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
         if not sampler:
-            raise ValueError("llama.cpp rejected the grammar built from the JSON schema")
+            raise GrammarRejected(_first_complaint(said()))
         self._sampler = sampler
 
     def allowed(self, candidates: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
@@ -295,6 +306,77 @@ class _GrammarChecker:
         if self._sampler:
             self._llama_cpp.llama_sampler_free(self._sampler)
             self._sampler = None
+
+
+def grammar_error(vocab: Any, grammar: str) -> str | None:
+    """What llama.cpp says is wrong with `grammar`, or None if it compiles."""
+    try:
+        _GrammarChecker(vocab, grammar).close()
+    except GrammarRejected as e:
+        return str(e)
+    return None
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[Callable[[], str]]:
+    """Whatever is written to file descriptor 2 meanwhile (C code included) goes to a temporary
+    file instead of the terminal; the yielded function returns it afterwards."""
+    captured: list[bytes] = []
+    _flush_stderr()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (a daemon): nothing reaches a terminal anyway
+        yield lambda: ""
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield lambda: b"".join(captured).decode("utf-8", errors="replace")
+            finally:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                sink.seek(0)
+                captured.append(sink.read())
+    finally:
+        os.close(saved)
+
+
+def _flush_stderr() -> None:
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+
+
+def _first_complaint(text: str) -> str:
+    """llama.cpp's grammar error without the grammar it prints after it."""
+    for line in text.splitlines():
+        if "error" in line or "failed" in line:
+            return line.strip()
+    return "llama.cpp gave no reason"
+
+
+_LOG = logging.getLogger("handrail.llama_cpp")
+_LOG_CALLBACK: Any = None
+
+
+def quiet_llama_logs() -> None:
+    """Send llama.cpp's log lines to the `handrail.llama_cpp` logger at DEBUG, never to the
+    terminal. (llama-cpp-python's own callback prints them to stderr whenever they are warnings:
+    its table of levels predates ggml's renumbering, so "llama_kv_cache_iswa: using full-size
+    SWA cache" reached every user even with verbose=False.) Idempotent."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        if _LOG.isEnabledFor(logging.DEBUG):
+            _LOG.debug("%s", text.decode("utf-8", errors="replace").rstrip("\n"))
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _LOG_CALLBACK = callback  # llama.cpp holds a bare pointer: keep the ctypes object alive
 
 
 def _choose(
@@ -402,6 +484,8 @@ def close_all() -> None:
 
 def _open(path: Path, *, n_ctx: int) -> Engine:
     from llama_cpp import Llama
+
+    quiet_llama_logs()
 
     threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     llama = Llama(

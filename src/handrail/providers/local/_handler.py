@@ -20,7 +20,7 @@ import functools
 import json
 import math
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from handrail.providers._litellm import litellm  # isort: skip
 from litellm.llms.custom_llm import CustomLLM  # isort: skip
 from handrail.providers.local import INSTALL, _engine
 from handrail.providers.local._paths import ModelFileError, resolve_model_path
+from handrail.providers.local._schema import grammar_schema
 from handrail.providers.tokens import field_confidence_from_tokens
 
 PROVIDER = "local"
@@ -129,14 +130,17 @@ def run_task(engine: _engine.Engine, messages: Sequence[Mapping[str, str]], task
             prompt_text += "\n\nJSON:\n"
         grammar = _grammar(task.schema)
     prompt = engine.tokenize(prompt_text, bos=True)
-    generation = engine.generate(
-        prompt,
-        max_tokens=task.max_tokens,
-        temperature=task.temperature,
-        grammar=grammar,
-        stop=task.stop,
-        seed=task.seed,
-    )
+    try:
+        generation = engine.generate(
+            prompt,
+            max_tokens=task.max_tokens,
+            temperature=task.temperature,
+            grammar=grammar,
+            stop=task.stop,
+            seed=task.seed,
+        )
+    except _engine.GrammarRejected as e:
+        raise _rejected(engine, task.schema, e) from e
     extra: dict[str, Any] = {"confidence": None, "source": "logprobs"}
     text = generation.text
     if task.kind == "extract":
@@ -233,17 +237,54 @@ def _grammar(schema: Mapping[str, Any] | None) -> str:
 @functools.lru_cache(maxsize=64)
 def _gbnf(schema_json: str) -> str:
     """The GBNF grammar of a JSON schema, built once per schema (a node sends the same one for
-    every document)."""
+    every document), from the schema without what the grammar cannot enforce (`_schema`):
+    pydantic checks those constraints on the output afterwards."""
+    safe, _ = grammar_schema(json.loads(schema_json))
+    try:
+        return _convert(safe)
+    except Exception as e:
+        raise _SchemaError(
+            f"the JSON schema cannot be turned into a grammar{_where(safe, _convert)}: {e}"
+        ) from e
+
+
+def _convert(schema: Mapping[str, Any]) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    try:
-        return str(json_schema_to_gbnf(schema_json))
-    except Exception as e:
-        raise _SchemaError(f"the JSON schema cannot be turned into a grammar: {e}") from e
+    return str(json_schema_to_gbnf(json.dumps(schema)))
+
+
+def _where(schema: Mapping[str, Any], fails: Callable[[Mapping[str, Any]], object]) -> str:
+    """` (field `x`: its schema ...)` for the first property whose schema alone makes `fails`
+    raise, so an error names the field and its constraints; "" when none does alone."""
+    defs = {k: schema[k] for k in ("$defs", "definitions") if k in schema}
+    for name, sub in (schema.get("properties") or {}).items():
+        alone = {"type": "object", "properties": {name: sub}, "required": [name], **defs}
+        try:
+            fails(alone)
+        except Exception:
+            return f" (field `{name}`: {json.dumps(sub)})"
+    return ""
 
 
 class _SchemaError(Exception):
     pass
+
+
+def _rejected(engine: _engine.Engine, schema: Mapping[str, Any] | None, e: Exception) -> Exception:
+    """llama.cpp refused the grammar: name the field (and its schema) that makes it refuse."""
+    safe, _ = grammar_schema(schema if schema is not None else {"type": "object"})
+    vocab = engine.llama._model.vocab
+
+    def fails(alone: Mapping[str, Any]) -> None:
+        error = _engine.grammar_error(vocab, _convert(alone))
+        if error is not None:
+            raise ValueError(error)
+
+    return _SchemaError(
+        f"llama.cpp rejected the grammar built from the JSON schema{_where(safe, fails)}: {e}; "
+        "this is a bug in handrail's schema-to-grammar step, please report it with the schema"
+    )
 
 
 _LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Lock]] = (
