@@ -174,6 +174,15 @@ class Pipeline:
     description: str = ""
     review: ReviewPolicy = field(default_factory=ReviewPolicy)
     """Where reviews wait and what happens at their deadline (a `Review` gate may override)."""
+    fingerprint: str = field(default="", init=False)
+    """The pipeline's version: a short hash of what decides its outputs (structure, prompt
+    texts, gates, checks, schemas; see `handrail.core.fingerprint`), computed when it is built.
+    Part of every run id, so a changed pipeline never reuses an earlier one's results."""
+
+    def __post_init__(self) -> None:
+        from handrail.core.fingerprint import pipeline_fingerprint
+
+        object.__setattr__(self, "fingerprint", pipeline_fingerprint(self))
 
     def review_policy(self, node: str) -> ReviewPolicy:
         """The review policy for a review raised at `node`."""

@@ -10,6 +10,7 @@ Jinja2 is a pure templating library; the core uses it as it uses pydantic (docs/
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -57,6 +58,8 @@ class Prompt:
     """For each name, the attributes read from it (`details.amount` -> {"details": {"amount"}})."""
     version: str | None = None
     """From a `{# version: N #}` comment in the file, if it has one."""
+    digest: str = ""
+    """SHA-256 of the template's text (part of the pipeline's fingerprint)."""
 
     def render(self, context: Mapping[str, Any]) -> list[Message]:
         from jinja2 import UndefinedError
@@ -164,6 +167,7 @@ def parse_prompt(source: str, name: str) -> Prompt:
         names=frozenset(names),
         attributes={k: frozenset(v) for k, v in attributes.items()},
         version=version.group(1) if (version := _VERSION.search(source)) else None,
+        digest=hashlib.sha256(source.encode("utf-8")).hexdigest(),
     )
 
 

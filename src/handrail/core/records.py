@@ -309,6 +309,32 @@ class ReviewDecision:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ModelSpec:
+    """The model a run runs with, as its record keeps it: enough to build the same model again
+    in another process (`handrail review approve`, a worker), never a secret such as an API key.
+    """
+
+    name: str
+    """The model's name: `fake`, `local/gemma3-270m`, `openai/gpt-4o-mini`..."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Parameters that shape its answers (temperature, confidence method...), JSON values."""
+    record: str | None = None
+    """The folder its answers are recorded to (`--record`), if any."""
+    replay: str | None = None
+    """The folder of recordings it answers from (`--replay`), if any."""
+
+    def describe(self) -> str:
+        """`fake/alpha (temperature=0.2; recording to DIR)`: for messages and tables."""
+        notes = [", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))]
+        if self.replay is not None:
+            notes.append(f"replaying {self.replay}")
+        if self.record is not None:
+            notes.append(f"recording to {self.record}")
+        shown = "; ".join(n for n in notes if n)
+        return f"{self.name} ({shown})" if shown else self.name
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RunRecord:
     """One execution of a pipeline on one document."""
 
@@ -337,6 +363,11 @@ class RunRecord:
     warnings: tuple[str, ...] = ()
     """What went wrong around the run without stopping it, e.g. a hook that raised ("hook
     Notify.review_requested raised ConnectionError: ...; the run went on"), oldest first."""
+    model: ModelSpec | None = None
+    """The model the run runs with (None: the runner had no default model, or an earlier
+    handrail kept none). A paused run is continued with it."""
+    pipeline_version: str = ""
+    """The fingerprint of the pipeline definition that ran it (`Pipeline.fingerprint`)."""
 
     @property
     def review(self) -> ReviewRequest | None:

@@ -17,6 +17,7 @@ from typing import Any, cast
 from handrail._utils import derived_id, new_id, now
 from handrail.core.decisions import decided_output, pending_review
 from handrail.core.execute import execute, execute_simple_rule
+from handrail.core.fingerprint import describe_model, digest, model_identity, spec_json
 from handrail.core.hooks import Hooks, HookScope, HookSet
 from handrail.core.model import Model
 from handrail.core.nodes import REJECTED_ROUTE, Classify, Node, Rule
@@ -25,6 +26,7 @@ from handrail.core.pipeline import Budget, Pipeline
 from handrail.core.records import (
     NO_USAGE,
     ErrorInfo,
+    ModelSpec,
     ReviewDecision,
     ReviewRequest,
     RunRecord,
@@ -59,9 +61,11 @@ class _Run:
         "document",
         "elapsed",
         "error",
+        "model",
         "reviews",
         "run_id",
         "sched",
+        "spec",
         "started_at",
         "state",
         "status",
@@ -69,6 +73,7 @@ class _Run:
         "t0",
         "trace_context",
         "usage",
+        "version",
         "warnings",
     )
 
@@ -88,6 +93,12 @@ class _Run:
         self.status = RunStatus.RUNNING
         self.call_ids = [0]
         self.trace_context: dict[str, str] = {}
+        self.model: Model | None = None
+        """The default model this run is answered by (see `Runner._model_for`)."""
+        self.spec: ModelSpec | None = None
+        """What that model is, as the run's record keeps it."""
+        self.version = ""
+        """The pipeline version a continued run started with ("" for a new run)."""
         self.warnings: list[str] = []
         """Hook errors and other problems that did not stop the run (`RunRecord.warnings`)."""
 
@@ -96,8 +107,16 @@ class Runner:
     """Runs a `Pipeline` in this process.
 
     - `model`: the default `Model` for LLM nodes; `models`: named models nodes or fallbacks ask for;
+    - `model_spec`: what `model` is, as run records keep it and run ids count it (default: its
+      `spec` attribute if it has one, else its name); give the parameters that shape its answers;
+    - `model_for`: builds the model a stored `ModelSpec` describes; given, each run is answered
+      (and a paused run continued) by the model it started with, built once per spec; without
+      it every run uses `model`;
     - `hooks`: observers (`Hooks` subclasses); `store`: a `RunStore` (in memory by default);
     - `budget`/`timeout`: override the pipeline's per-run limits.
+
+    A document already run by the same pipeline version (`Pipeline.fingerprint`) with the same
+    model is not run again: `run` returns the earlier record (and notes its id in `reused`).
     """
 
     def __init__(
@@ -110,6 +129,8 @@ class Runner:
         store: RunStore | None = None,
         budget: Budget | None = None,
         timeout: float | None = None,
+        model_spec: ModelSpec | None = None,
+        model_for: Callable[[ModelSpec], Model] | None = None,
     ) -> None:
         if not isinstance(pipeline, Pipeline):
             raise TypeError(
@@ -119,6 +140,12 @@ class Runner:
         self.pipeline = pipeline
         self.model = model
         self.models = dict(models or {})
+        self.model_spec = model_spec if model_spec is not None else describe_model(model)
+        self._build_model = model_for
+        self._built: dict[str, Model] = {}
+        self._identity = model_identity(self.model_spec, self.models)
+        self.reused: set[str] = set()
+        """Run ids `run` answered with an earlier run's record instead of running."""
         self.hooks = HookSet(hooks)
         self.store: RunStore = store if store is not None else InMemoryStore()
         self.budget = budget or pipeline.budget
@@ -144,9 +171,19 @@ class Runner:
 
     # --- public API ----------------------------------------------------------------------------
 
-    def run_id_for(self, document: DocumentLike) -> str:
-        """The run id a document gets by default: pipeline name + content hash."""
-        return derived_id("run", self.pipeline.name, Document.of(document).hash)
+    def run_id_for(self, document: DocumentLike, *, model: ModelSpec | None = None) -> str:
+        """The run id a document gets by default: from the pipeline's name and version
+        (`Pipeline.fingerprint`), the model (`model`, default the runner's: its name and
+        parameters) and the document's content hash. Two runs are the same only when all agree.
+        """
+        identity = self._identity if model is None else model_identity(model, self.models)
+        return derived_id(
+            "run",
+            self.pipeline.name,
+            self.pipeline.fingerprint,
+            identity,
+            Document.of(document).hash,
+        )
 
     async def run(
         self, document: DocumentLike, *, run_id: str | None = None, rerun: bool = False
@@ -160,6 +197,7 @@ class Runner:
         if not rerun:
             existing = self.store.get_run(run_id)
             if existing is not None and existing.status is not RunStatus.FAILED:
+                self.reused.add(run_id)
                 return existing
             running = self._inflight.get(run_id)
             if running is not None:  # the same document twice in one batch: one run
@@ -179,10 +217,17 @@ class Runner:
                 future.cancel()
 
     async def _run_new(
-        self, run_id: str, doc: Document, earlier: RunRecord | None = None
+        self,
+        run_id: str,
+        doc: Document,
+        earlier: RunRecord | None = None,
+        *,
+        spec: ModelSpec | None = None,
     ) -> RunRecord:
-        """Run a document afresh; `earlier` is the run it replaces (a failed one), if any."""
+        """Run a document afresh; `earlier` is the run it replaces (a failed one), if any;
+        `spec` the model it was started with (default: the runner's)."""
         run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start, self._sources))
+        run.spec, run.model = self._model_for(spec)
         scope, token = self.hooks.enter(run_id, run.warnings)
         if not doc.text.strip():
             run.status = RunStatus.FAILED
@@ -210,8 +255,10 @@ class Runner:
         *,
         concurrency: int = 8,
         on_result: Callable[[RunRecord], None] | None = None,
+        rerun: bool = False,
     ) -> list[RunRecord]:
-        """Run many documents, at most `concurrency` at a time; results in input order.
+        """Run many documents, at most `concurrency` at a time; results in input order
+        (`rerun`: as `run`'s).
 
         An item that is an exception (e.g. an `InputError` from loading a file) becomes a failed
         run of its own: one broken document never fails the batch.
@@ -227,7 +274,7 @@ class Runner:
                 if isinstance(item, BaseException):
                     record = self.failed_input(item)
                 else:
-                    record = await self.run(item)
+                    record = await self.run(item, rerun=rerun)
                 results[index] = record
                 if on_result is not None:
                     on_result(record)
@@ -273,6 +320,8 @@ class Runner:
             error=ErrorInfo(type=type(error).__name__, message=str(error)),
             started_at=now(),
             ended_at=now(),
+            model=self.model_spec,
+            pipeline_version=self.pipeline.fingerprint,
         )
         self.store.save_run(record)
         if self.hooks.run_finished:
@@ -372,6 +421,17 @@ class Runner:
         if run.status is RunStatus.RUNNING:
             await self._drive_guarded(run)
         return await self._end(run, scope, token)
+
+    def _model_for(self, spec: ModelSpec | None) -> tuple[ModelSpec | None, Model | None]:
+        """The model a run started with `spec` is answered by, and its spec as recorded: the
+        runner's own unless `spec` differs and `model_for` can build it (once per spec)."""
+        if spec is None or spec == self.model_spec or self._build_model is None:
+            return self.model_spec, self.model
+        key = digest(spec_json(spec))
+        model = self._built.get(key)
+        if model is None:
+            model = self._built[key] = self._build_model(spec)
+        return spec, model
 
     def _revive(self, name: str, value: Any) -> Any:
         """An output as its node's type again (a store that serialises gives back dicts)."""
@@ -497,7 +557,7 @@ class Runner:
             visit=visit,
             hooks=self.hooks,
             models=self.models,
-            default_model=self.model,
+            default_model=run.model,
             call_ids=run.call_ids,
         )
         return await execute(node, ctx)
@@ -693,6 +753,8 @@ class Runner:
             document=run.document,
             trace_context=dict(run.trace_context),
             warnings=tuple(run.warnings),
+            model=run.spec,
+            pipeline_version=run.version or self.pipeline.fingerprint,
         )
         self.store.save_run(record)
         if self.hooks.run_finished:
@@ -771,6 +833,8 @@ class Runner:
         run.reviews = {r.review_id: r for r in record.reviews}
         run.trace_context = dict(record.trace_context)
         run.warnings = list(record.warnings)
+        run.spec, run.model = self._model_for(record.model)
+        run.version = record.pipeline_version
         state = run.state
         for step in record.steps:
             if step.status is StepStatus.SUPERSEDED:
