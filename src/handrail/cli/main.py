@@ -21,6 +21,7 @@ from rich.text import Text
 
 from handrail._version import __version__
 from handrail.cli import commands, eval_cmd, output, report_cmd, review_cmd, runs_cmd, show
+from handrail.cli.help import HelpGroup
 from handrail.cli.logs import report_held_logs, route_library_logs
 from handrail.cli.options import (
     Db,
@@ -47,6 +48,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    cls=HelpGroup,  # --help without `<bool>`/`<str>` beside every option
 )
 app.add_typer(runs_cmd.app)
 app.add_typer(review_cmd.app)
