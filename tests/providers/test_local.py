@@ -265,3 +265,20 @@ def test_the_grammar_of_a_schema_with_patterns_has_no_regex_escapes() -> None:
     assert "claim-id" in grammar.replace("_", "-")  # the field is still there, as a string
     rules = dict(line.split(" ::= ", 1) for line in grammar.splitlines())
     assert "filed" in rules and "date" in rules["filed"]
+
+
+def test_a_schema_the_grammar_converter_cannot_read_names_the_field() -> None:
+    if not os.environ.get("CI"):
+        pytest.importorskip("llama_cpp")
+    from handrail.providers.local._handler import _grammar, _SchemaError
+
+    schema = {
+        "type": "object",
+        "properties": {"ok": {"type": "string"}, "code": {"type": "strange"}},
+        "required": ["ok", "code"],
+    }
+    with pytest.raises(_SchemaError) as info:
+        _grammar(schema)
+    assert str(info.value).startswith(
+        'the JSON schema cannot be turned into a grammar (field `code`: {"type": "strange"}): '
+    )
