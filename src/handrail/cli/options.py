@@ -11,29 +11,89 @@ import getpass
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
+from handrail._utils import mask_secrets
+from handrail.cli.logs import report_held_logs
 from handrail.exceptions import InputError, ReviewError, StoreError
 
 FAILED = 1
 USAGE_ERROR = 2
+INTERRUPTED = 130
+"""Stopped by Ctrl-C (128 + SIGINT, what shells report)."""
+
+
+@dataclass(kw_only=True, slots=True)
+class Progress:
+    """What a command got done, for the one line Ctrl-C prints: a command that runs
+    documents sets `total` and calls `count` for each one finished."""
+
+    total: int | None = None
+    done: int = 0
+
+    def count(self, *_: object) -> None:
+        self.done += 1
+
+    def interrupted(self) -> str:
+        if self.total is None:
+            return "handrail: stopped by Ctrl-C; run the same command again to finish"
+        left = self.total - self.done
+        return (
+            f"handrail: stopped by Ctrl-C after {self.done} of {self.total} documents; run the "
+            f"same command again to finish the other {left} (finished ones are not run again)"
+        )
 
 
 @contextmanager
-def errors() -> Iterator[None]:
-    """Errors the user can act on: `error: ...` on stderr, no traceback. A mistake in the
-    command exits 2; a database, review or timeout problem exits 1."""
+def errors() -> Iterator[Progress]:
+    """Errors the user can act on: `error: ...` on stderr, no traceback, passwords masked. A
+    mistake in the command exits 2; a database, review or timeout problem exits 1; Ctrl-C
+    prints one line (what finished, how to go on: see `Progress`) and exits 130."""
+    progress = Progress()
     try:
-        yield
+        yield progress
     except InputError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_masked(e)}", err=True)
         raise typer.Exit(USAGE_ERROR) from None
     except (StoreError, ReviewError, TimeoutError) as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_masked(e)}", err=True)
         raise typer.Exit(FAILED) from None
+    except KeyboardInterrupt:
+        report_held_logs()
+        typer.echo(progress.interrupted(), err=True)
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def _masked(error: BaseException) -> str:
+    """The error's message with passwords masked: those of any URL in it, and the password of
+    the database this command was given (`--db`, else `HANDRAIL_DATABASE_URL`) wherever it
+    appears."""
+    return mask_secrets(str(error), *database_passwords())
+
+
+def database_passwords() -> list[str]:
+    """The passwords of the databases this command may use, to mask wherever they appear."""
+    from sqlalchemy.engine import make_url  # only on the way out with an error
+
+    given: list[str] = [os.environ.get("HANDRAIL_DATABASE_URL", "")]
+    context = click.get_current_context(silent=True)
+    if context is not None and isinstance(context.params.get("db"), str):
+        given.append(context.params["db"])
+    found = []
+    for url in given:
+        try:
+            parsed = make_url(url.strip())
+        except Exception:  # not a URL: no password to find
+            continue
+        secret = parsed.password or parsed.query.get("password")
+        if isinstance(secret, str) and secret:
+            found.append(secret)
+    return found
 
 
 def default_reviewer() -> str | None:
@@ -131,7 +191,9 @@ ExecutorId = Annotated[
 
 __all__ = [
     "FAILED",
+    "INTERRUPTED",
     "USAGE_ERROR",
+    "Progress",
     "Db",
     "ExecutorId",
     "Json",

@@ -50,7 +50,7 @@ from handrail.core.records import (
 )
 from handrail.core.runner import DocumentLike, Runner, _Run
 from handrail.core.state import Document
-from handrail.durable.engine import parse
+from handrail.durable.engine import parse, reason
 from handrail.durable.errors import StoreError, StoreUnavailable
 from handrail.durable.runtime import (
     QUEUE,
@@ -315,10 +315,15 @@ class DurableRunner(Runner):
     # --- runs -----------------------------------------------------------------------------------
 
     async def _run_new(
-        self, run_id: str, doc: Document, earlier: RunRecord | None = None
+        self,
+        run_id: str,
+        doc: Document,
+        earlier: RunRecord | None = None,
+        *,
+        spec: ModelSpec | None = None,
     ) -> RunRecord:
         if not doc.text.strip():  # nothing to checkpoint: the core fails it at once
-            return await super()._run_new(run_id, doc)
+            return await super()._run_new(run_id, doc, spec=spec)
         self._require_open()
         workflow_id = run_workflow_id(run_id, earlier)
         version = self.other_versions.get(workflow_id)
@@ -326,7 +331,7 @@ class DurableRunner(Runner):
             return self._left_by(version, run_id, doc, earlier)
         with SetWorkflowID(workflow_id):
             handle = await DBOS.start_workflow_async(
-                self._run_wf, run_id, _dump_document(doc), _dump_spec(self.model_spec)
+                self._run_wf, run_id, _dump_document(doc), _dump_spec(spec or self.model_spec)
             )
         return await self._result(handle, run_id, doc)
 
@@ -626,15 +631,28 @@ class DurableRunner(Runner):
         self._require_open()
         if concurrency < 1:
             raise ValueError(f"concurrency={concurrency}: use 1 or more")
-        await DBOS.register_queue_async(
-            queue_name(self.pipeline.name),
-            worker_concurrency=concurrency,
-            polling_interval_sec=poll,
-            on_conflict="always_update",
-        )
         stop = stop or asyncio.Event()
+        registered = False
+        outage = _Outage()
         while not stop.is_set():
-            for escalated in await self.maintain():
+            try:  # a database outage is waited out, not fatal: logged, then tried again
+                if not registered:
+                    await DBOS.register_queue_async(
+                        queue_name(self.pipeline.name),
+                        worker_concurrency=concurrency,
+                        polling_interval_sec=poll,
+                        on_conflict="always_update",
+                    )
+                    registered = True
+                escalations = await self.maintain()
+            except Exception as e:
+                if not _is_outage(e):
+                    raise
+                outage.failed(e, self.sql.url, self.sql._secret)
+                escalations = []
+            else:
+                outage.over(self.sql.url)
+            for escalated in escalations:
                 if on_escalated is not None:
                     on_escalated(escalated)
             with contextlib.suppress(TimeoutError):
@@ -645,6 +663,42 @@ class DurableRunner(Runner):
         await self.reap()
         await self.resume_decided()
         return await self.escalate_due()
+
+
+def _is_outage(error: BaseException) -> bool:
+    """A database that cannot be reached or used for now (a restart, a full disk), as the store,
+    SQLAlchemy, psycopg or sqlite3 report it; a worker waits those out."""
+    if isinstance(error, StoreUnavailable | ConnectionError):
+        return True
+    if getattr(error, "connection_invalidated", False):
+        return True
+    return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(error).__mro__)
+
+
+class _Outage:
+    """A worker's database outage: one warning when it starts, one line when it is over (the
+    CLI collapses the repeats of DBOS's own lines meanwhile)."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, error: BaseException, where: str, secret: str | None) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "the database at %s cannot be used (%s); the worker waits and tries again",
+                where,
+                reason(error, secret),
+            )
+
+    def over(self, where: str) -> None:
+        if self.since is not None:
+            log.warning(
+                "the database at %s is back after %.0f s; the worker goes on",
+                where,
+                time.monotonic() - self.since,
+            )
+            self.since = None
 
 
 class Submitter:
