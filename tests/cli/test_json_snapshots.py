@@ -93,6 +93,7 @@ Support\
                     "cost": 0.0,
                     "model": "fake",
                     "warnings": [],
+                    "retries": [],
                     "error": None,
                     "review_id": None,
                     "output": "refund",
@@ -112,6 +113,7 @@ Support\
                     "cost": 0.0,
                     "model": "fake",
                     "warnings": [],
+                    "retries": [],
                     "error": None,
                     "review_id": None,
                     "output": {"order_id": "A-17", "amount": 100.0},
@@ -131,6 +133,7 @@ Support\
                     "cost": 0.0,
                     "model": None,
                     "warnings": [],
+                    "retries": [],
                     "error": None,
                     "review_id": None,
                     "output": 120.0,
@@ -150,6 +153,7 @@ Support\
                     "cost": 0.0,
                     "model": "fake",
                     "warnings": [],
+                    "retries": [],
                     "error": None,
                     "review_id": None,
                     "output": """\
@@ -208,6 +212,18 @@ def test_review_show_and_decision_json(cli: Invoke, db: str) -> None:
             ],
             "output": "bug",
             "decision": None,
+            "document_text": "The app has a bug.\n",
+            "fields": [
+                {
+                    "field": "category",
+                    "value": "bug",
+                    "confidence": 0.7142857142857143,
+                    "confidence_source": "heuristic",
+                    "threshold": 0.8,
+                    "status": "below",
+                }
+            ],
+            "schema_errors": [],
         }
     )
     decided = json_of(
