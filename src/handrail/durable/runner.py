@@ -50,7 +50,7 @@ from handrail.core.records import (
 )
 from handrail.core.runner import DocumentLike, Runner, _Run
 from handrail.core.state import Document
-from handrail.durable.engine import parse, reason
+from handrail.durable.engine import parse, password, reason
 from handrail.durable.errors import StoreError, StoreUnavailable
 from handrail.durable.runtime import (
     QUEUE,
@@ -721,8 +721,8 @@ class Submitter:
         except Exception as e:
             self.store.close()
             raise StoreUnavailable(
-                f"cannot prepare the run queue in {self.store.url} ({type(e).__name__}: {e}); "
-                "check that the database is reachable and writable"
+                f"cannot prepare the run queue in {self.store.url} ({type(e).__name__}: "
+                f"{reason(e, password(parsed))}); check that the database is reachable and writable"
             ) from e
         refuse_pickles()
         self._client = DBOSClient(
