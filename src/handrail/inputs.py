@@ -131,6 +131,9 @@ def load_document(
     """
     path = Path(path)
     doc_id = document_id or path.as_posix()
+    if not _utf8(doc_id):  # it could be neither stored nor shown
+        shown = _printable(doc_id)
+        return _error(shown, f"`{shown}`: its name is not valid UTF-8; rename it")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         kind = f"type `{suffix}`" if suffix else "type (no extension)"
@@ -221,6 +224,9 @@ class _Walk:
             self.entry(folder / entry.name, entry, chain)
 
     def entry(self, path: Path, entry: os.DirEntry[str], chain: tuple[Path, ...]) -> None:
+        if not _utf8(path.as_posix()):
+            self.skip(path, "its name is not valid UTF-8 (rename it)")
+            return
         if entry.name.startswith("."):
             self.skip(path, "hidden (names starting with `.` are not read)", folder=_is_dir(path))
             return
@@ -256,7 +262,7 @@ class _Walk:
             self.files.append(path)
 
     def skip(self, path: Path, reason: str, folder: bool = False) -> None:
-        shown = path.as_posix() + ("/" if folder else "")
+        shown = _printable(path.as_posix()) + ("/" if folder else "")
         self.skipped.append(Skipped(path=shown, reason=reason))
 
     def shown(self, real: Path) -> str:
@@ -267,6 +273,21 @@ class _Walk:
             return real.as_posix()
         parts = (self.root / rel).as_posix() if rel.parts else self.root.as_posix()
         return parts.rstrip("/") + "/"
+
+
+def _utf8(name: str) -> bool:
+    """Whether a path can be stored and shown: not so when the file system gave bytes that are
+    not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    """A path with its undecodable bytes shown as U+FFFD."""
+    return os.fsencode(name).decode("utf-8", "replace")
 
 
 def _parts(path: Path) -> tuple[str, ...]:

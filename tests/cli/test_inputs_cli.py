@@ -216,3 +216,25 @@ def test_an_empty_file_keeps_one_failed_run_over_three_reruns(tmp_path: Path) ->
         ("inbox/empty.txt", "failed"),
         ("inbox/refund.txt", "completed"),
     ]
+
+
+def test_a_file_name_that_is_not_utf8_fails_only_itself(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "refund.txt").write_text(REFUND)
+    with open(os.path.join(os.fsencode(inbox), b"caf\xe9.txt"), "w") as file:  # Latin-1 name
+        file.write(REFUND)
+    db = f"sqlite:///{tmp_path / 'state.db'}"
+    done = handrail("run", HAPPY, "inbox", "--json", "--db", db, cwd=tmp_path)
+    assert [brief(line) for line in lines(done)] == [
+        ("inbox/refund.txt", "completed", None),
+        ("inbox/caf\ufffd.txt", "skipped", "its name is not valid UTF-8 (rename it)"),
+    ]
+    named = handrail("run", HAPPY, "inbox/caf\udce9.txt", "--json", "--db", db, cwd=tmp_path)
+    assert [brief(line) for line in lines(named)] == [
+        (
+            "inbox/caf\ufffd.txt",
+            "failed",
+            "`inbox/caf\ufffd.txt`: its name is not valid UTF-8; rename it",
+        )
+    ]
