@@ -238,3 +238,24 @@ def test_a_file_name_that_is_not_utf8_fails_only_itself(tmp_path: Path) -> None:
             "`inbox/caf\ufffd.txt`: its name is not valid UTF-8; rename it",
         )
     ]
+
+
+def test_submit_without_waiting_lists_the_skipped_files_too(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "refund.txt").write_text(REFUND)
+    (inbox / "scan.pdf").write_bytes(b"%PDF-1.4")
+    monkeypatch.chdir(tmp_path)
+    result = cli("run", HAPPY, "inbox", "--submit", "--no-wait", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [(line["document"], line["status"]) for line in result.json_lines()] == [
+        ("inbox/refund.txt", "queued"),
+        ("inbox/scan.pdf", "skipped"),
+    ]
+    table = cli("run", HAPPY, "inbox", "--submit", "--no-wait")
+    assert table.stdout.splitlines()[1:3] == [
+        "skipped (not documents):",
+        f"  inbox/scan.pdf: unsupported file type `.pdf` ({SUPPORTED})",
+    ]
