@@ -13,7 +13,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
-from handrail import Check, CheckResult, Extract, FakeModel, PipelineBuilder, Reply, Rule, Runner
+from handrail import (
+    Check,
+    CheckResult,
+    Extract,
+    Fail,
+    FakeModel,
+    PipelineBuilder,
+    Reply,
+    Rule,
+    Runner,
+)
 from handrail.observability import TracingHooks
 from handrail.observability.spans import CAPTURE_ENV
 
@@ -76,6 +86,9 @@ async def run_both(hooks: TracingHooks) -> None:
     assert str(failed.status) == "failed"
     reviewed = await Runner(checked, model=model(), hooks=[hooks]).run(TICKET)
     assert str(reviewed.status) == "needs_review"
+    echoed = FakeModel({"payment": Fail("exception", f"the provider echoed {CARD}")})
+    refused = await Runner(checked, model=echoed, hooks=[hooks]).run(TICKET)
+    assert str(refused.status) == "failed"
 
 
 async def test_no_document_text_reaches_spans_or_logs_without_capture(
@@ -129,3 +142,5 @@ async def test_with_capture_on_the_messages_are_recorded(capture: str) -> None:
         (e.attributes or {}).get("gen_ai.evaluation.explanation") for e in extract.events
     ]
     assert f"card {CARD} is on the block list" in explanations
+    chat = [s for s in spans if s.name == "chat fake" and s.status.description]
+    assert [s.status.description for s in chat] == [f"the provider echoed {CARD}"]
