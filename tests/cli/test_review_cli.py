@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ from .conftest import BUG, HAPPY, PIPELINES, Invoke
 from .triage import TARGET, run_example
 
 DEADLINES = Path(__file__).parent / "deadlines.py"
+
+
+def deadlines(folder: Path) -> Path:
+    """`deadlines.py` copied into the project folder (recorded code is imported only from there)."""
+    shutil.copy2(DEADLINES, folder / "deadlines.py")
+    return folder / "deadlines.py"
 
 
 @pytest.fixture
@@ -365,7 +372,11 @@ def test_recorded_code_that_moved_is_a_usage_error(cli: Invoke, db: str, runs: d
         conn.execute("UPDATE handrail_pipelines SET target = '/gone/pipeline.py:pipeline'")
     result = cli("review", "approve", review_of(runs, ESPRESSO), "--db", db)
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: target file `/gone/pipeline.py` does not exist")
+    assert result.stderr.startswith(
+        "error: pipeline `support_triage`'s code is recorded in the database as "
+        "`/gone/pipeline.py:pipeline`, which is not a .py file inside it"
+    )
+    assert "pass --target" in result.stderr
     assert (
         cli(
             "review", "approve", review_of(runs, ESPRESSO), "--db", db, "--target", TARGET
@@ -381,9 +392,10 @@ def test_escalate_applies_overdue_escalations_of_every_pipeline(
     cli: Invoke, db: str, tmp_path: Path
 ) -> None:
     (tmp_path / "ticket.txt").write_text("Please refund my order.\n")
+    code = deadlines(tmp_path)
     ran = {}
     for name in ("reject_late", "move_late"):
-        [line] = cli("run", f"{DEADLINES}:{name}", "ticket.txt", "--db", db, "--json").json_lines()
+        [line] = cli("run", f"{code}:{name}", "ticket.txt", "--db", db, "--json").json_lines()
         assert line["status"] == "needs_review"
         ran[name] = line
     pending = cli("review", "list", "--db", db, "--json").json_lines()
@@ -410,8 +422,9 @@ def test_escalate_applies_overdue_escalations_of_every_pipeline(
 
 def test_escalate_text_and_a_pipeline_without_code(cli: Invoke, db: str, tmp_path: Path) -> None:
     (tmp_path / "ticket.txt").write_text("Please refund my order.\n")
+    code = deadlines(tmp_path)
     for name in ("reject_late", "move_late"):
-        assert cli("run", f"{DEADLINES}:{name}", "ticket.txt", "--db", db).exit_code == 0
+        assert cli("run", f"{code}:{name}", "ticket.txt", "--db", db).exit_code == 0
     with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
         conn.execute("DELETE FROM handrail_pipelines WHERE name = 'move_late'")
     result = cli("review", "escalate", "--db", db)

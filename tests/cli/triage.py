@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,8 +33,22 @@ def by_document(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {Path(line["document"]).name: line for line in lines}
 
 
+def project_copy(folder: Path | None = None) -> str:
+    """The example's code and prompts copied into `folder` (default: the current folder), as a
+    project of one's own holds its pipeline; its target there. `handrail review` imports a
+    pipeline recorded in the database only from the folder it runs in."""
+    folder = Path(folder or os.getcwd()).resolve()
+    code = folder / "examples" / "support_triage"
+    if not (code / "pipeline.py").exists():
+        code.mkdir(parents=True)
+        shutil.copy2(EXAMPLE / "pipeline.py", code / "pipeline.py")
+        shutil.copytree(ROOT / "prompts" / "support_triage", folder / "prompts" / "support_triage")
+    return f"{code / 'pipeline.py'}:pipeline"
+
+
 def run_example(cli: Invoke, db: str) -> dict[str, dict[str, Any]]:
-    result = cli("run", TARGET, DOCUMENTS, "--db", db, "--json")
+    """The example run from the current folder (a copy of its code there, see `project_copy`)."""
+    result = cli("run", project_copy(), DOCUMENTS, "--db", db, "--json")
     assert result.exit_code == 0, result.stderr
     lines = result.json_lines()
     assert statuses(lines) == STATUSES

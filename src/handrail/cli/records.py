@@ -390,7 +390,13 @@ def finish(
 ) -> Finished:
     """Finish a run a process left unfinished (see `DurableRunner.finish`), here, with the
     model it started with (or `model`); returns what was done and the run's record."""
-    run = get_run(db, run_id)
+    try:
+        run = get_run(db, run_id)
+    except ReviewNotFound as e:
+        raise ReviewNotFound(
+            f"{e}; a run cut off before its first result has no record yet: run its document "
+            "again with `handrail run` (it resumes where it stopped)"
+        ) from e
     pipeline = _pipeline_for(run.pipeline, db, target)
     continuing = continuing_model(run, model)
     if continuing.overrides is not None and on_override is not None:

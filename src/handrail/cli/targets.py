@@ -9,6 +9,7 @@ taking no arguments that returns one. Every problem raises `InputError` saying h
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
@@ -42,6 +43,48 @@ def absolute_target(target: str) -> str:
     where, _, attr = target.rpartition(":") if ":" in target else (target, "", DEFAULT_ATTR)
     if _is_file(where):
         where = str(Path(where).expanduser().resolve())
+    return f"{where}:{attr}"
+
+
+def project_target(recorded: str, *, pipeline: str, folder: str | None = None) -> str:
+    """A TARGET read from the database, if it is code the user could have run from `folder`
+    (default: the current folder, the project): a `.py` file inside it (symlinks resolved), or a
+    module whose top-level package is found there. Anything else (a file elsewhere, a module
+    found only on `sys.path`) raises `InputError` naming it, without importing anything:
+    whoever can write the database must not choose which code handrail imports."""
+    project = Path(folder or os.getcwd()).resolve()
+    where, _, attr = recorded.rpartition(":") if ":" in recorded else (recorded, "", DEFAULT_ATTR)
+    refused = (
+        f"pipeline `{pipeline}`'s code is recorded in the database as `{recorded}`, which is not "
+        f"{{why}}; handrail imports recorded code only from the project folder it runs in "
+        f"({project.as_posix()}): run the command from the project folder or pass "
+        "--target path/to/file.py:pipeline"
+    )
+    if not where or not attr:
+        raise InputError(refused.format(why="a target (path/to/file.py:pipeline)"))
+    if _is_file(where):
+        path = Path(where).expanduser()
+        resolved = (path if path.is_absolute() else project / path).resolve()
+        if resolved.suffix != ".py" or not resolved.is_relative_to(project):
+            raise InputError(refused.format(why="a .py file inside it"))
+        if not resolved.is_file():
+            raise InputError(
+                f"pipeline `{pipeline}`'s code was recorded as `{recorded}`, which no longer "
+                "exists; pass --target path/to/file.py:pipeline"
+            )
+        return f"{resolved}:{attr}"
+    top = where.split(".")[0]
+    try:
+        found = importlib.machinery.PathFinder.find_spec(top, [str(project)])
+    except (ImportError, ValueError):
+        found = None
+    origin = None
+    if found is not None:
+        origin = found.origin if found.has_location else None
+        locations = list(found.submodule_search_locations or [])
+        origin = origin or (locations[0] if locations else None)
+    if origin is None or not Path(origin).resolve().is_relative_to(project):
+        raise InputError(refused.format(why="a module inside it"))
     return f"{where}:{attr}"
 
 
@@ -185,4 +228,4 @@ def _one_line(error: BaseException) -> str:
     return " ".join(lines)
 
 
-__all__ = ["DEFAULT_ATTR", "absolute_target", "load_pipeline"]
+__all__ = ["DEFAULT_ATTR", "absolute_target", "load_pipeline", "project_target"]
