@@ -15,7 +15,10 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from os import PathLike
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 from handrail._utils import now
 from handrail.core.records import ErrorInfo, RunRecord, RunStatus
@@ -86,6 +89,10 @@ def abandon(db: str | PathLike[str] | None, version: str) -> list[AbandonedRun]:
         )
     url = database_url(db)
     parsed, shown = parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database is not None
+        if not Path(parsed.database).expanduser().is_file():
+            return []  # nothing was ever kept there (and giving up nothing creates nothing)
     store = SqlStore(url)
     try:
         refuse_pickles()
@@ -98,9 +105,14 @@ def abandon(db: str | PathLike[str] | None, version: str) -> list[AbandonedRun]:
     liveness = Runtime(parsed, shown)._liveness_for()
     done: list[AbandonedRun] = []
     try:
-        flows = client.list_workflows(
-            status=["PENDING", "ENQUEUED"], app_version=version, load_input=False
-        )
+        try:
+            flows = client.list_workflows(
+                status=["PENDING", "ENQUEUED"], app_version=version, load_input=False
+            )
+        except DBAPIError as e:
+            if "workflow_status" not in str(e):
+                raise
+            flows = []  # no durable run ever started here: DBOS's tables were never made
         for flow in flows:
             if not flow.name.startswith("handrail."):
                 continue
