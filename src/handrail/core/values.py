@@ -120,13 +120,14 @@ def read_number(value: object) -> Decimal | Ambiguous[Decimal] | NotANumber:
         return NotANumber(text=repr(value), why=f"{value!r} is a bool, not a number")
     if isinstance(value, int):
         return Decimal(value)
-    if isinstance(value, float | Decimal):
-        if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float):
+        if not math.isfinite(value):
             return NotANumber(text=repr(value), why=f"{value!r} is not a finite number")
-        number = Decimal(repr(value)) if isinstance(value, float) else value
-        if not number.is_finite():
+        return Decimal(repr(value))  # 0.1 is 0.1, not its binary expansion
+    if isinstance(value, Decimal):
+        if not value.is_finite():
             return NotANumber(text=str(value), why=f"{str(value)!r} is not a finite number")
-        return number
+        return value
     return NotANumber(text=repr(value), why=f"{value!r} is a {type(value).__name__}, not a number")
 
 
