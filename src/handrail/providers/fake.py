@@ -24,10 +24,12 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from handrail.core.model import ModelRequest, ModelResponse
 from handrail.core.records import Confidence, ConfidenceSource, Usage
+from handrail.core.values import read_number
 from handrail.exceptions import (
     AuthenticationError,
     ProviderTimeout,
@@ -322,12 +324,18 @@ def _key(text: str) -> str:
     return re.sub(r"[\W_]+", "", text.lower())
 
 
+_LEADING_NUMBER = re.compile(r"-?\d[\d.,' ]*\d|-?\d")
+
+
 def _coerce(value: str, spec: Mapping[str, Any]) -> Any:
     kinds = {spec.get("type")} | {s.get("type") for s in spec.get("anyOf", [])}
     if kinds & {"number", "integer"}:
-        cleaned = re.sub(r"[^\d.\-]", "", value.replace(",", ""))
-        try:
-            return float(cleaned) if "number" in kinds else int(float(cleaned))
-        except ValueError:
-            return value
+        # handrail's one reader of numbers: "1.234,50" is 1234.5; an ambiguous or unreadable
+        # text stays text, for the schema to refuse
+        number = read_number(value)
+        if not isinstance(number, Decimal) and (lead := _LEADING_NUMBER.search(value)):
+            number = read_number(lead.group())  # "3 items", "total: 12.50 EUR"
+        if isinstance(number, Decimal):
+            return float(number) if "number" in kinds else int(number)
+        return value
     return value
