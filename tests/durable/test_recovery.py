@@ -28,6 +28,7 @@ from tests.durable.test_processes import (
     Procs,
     assert_all_completed_once,
     checkpoints,
+    dbos_table,
     in_flight,
     sql,
     starts,
@@ -83,7 +84,8 @@ def workflow_rows(url: str) -> dict[str, tuple[str, str, str]]:
     """workflow id -> (status, executor id, application version), every workflow."""
     rows = sql(
         url,
-        "SELECT workflow_uuid, status, executor_id, application_version FROM workflow_status",
+        "SELECT workflow_uuid, status, executor_id, application_version FROM "
+        + dbos_table(url, "workflow_status"),
     )
     return {w: (s, e, v) for w, s, e, v in rows}
 
@@ -114,8 +116,20 @@ saved)."""
 def test_a_decision_killed_at_any_point_is_finished_later_and_never_adopted_by_another(
     sqlite_url: str, procs_for: Callable[[str], Procs]
 ) -> None:
-    procs = procs_for(sqlite_url)
-    name, count = "cut_off", 2 * len(KILL_POINTS)
+    decisions_killed_then_finished(sqlite_url, procs_for(sqlite_url), KILL_POINTS)
+
+
+def test_on_postgres_a_decision_killed_mid_way_is_taken_over_later(
+    durable_postgres_url: str, procs_for: Callable[[str], Procs]
+) -> None:
+    url = durable_postgres_url
+    decisions_killed_then_finished(url, procs_for(url), ("details", "act"))
+
+
+def decisions_killed_then_finished(url: str, procs: Procs, points: tuple[str, ...]) -> None:
+    """Decide a review in a process killed at each of `points`, then another review in a new
+    process (which must touch nothing else), then finish the cut-off runs."""
+    name, count = "cut_off", 2 * len(points)
     docs = app.documents(count, "co", review=range(count))
     common = ["--name", name, "--prefix", "co", "--latency", "0.3"]
     raised = procs.start(
@@ -131,16 +145,16 @@ def test_a_decision_killed_at_any_point_is_finished_later_and_never_adopted_by_a
     assert [r["status"] for r in runs] == ["needs_review"] * count, runs
     review = {r["doc"]: r["review_id"] for r in runs}
     run_id = {r["doc"]: r["run_id"] for r in runs}
-    victims = [d.id for d in docs[: len(KILL_POINTS)]]
-    bystanders = [d.id for d in docs[len(KILL_POINTS) :]]
+    victims = [d.id for d in docs[: len(points)]]
+    bystanders = [d.id for d in docs[len(points) :]]
     slow = {app.ACT_DELAY: "0.8"}
 
     def decided(doc: str) -> bool:
-        with SqlStore(sqlite_url) as store:
+        with SqlStore(url) as store:
             stored = store.get_review(review[doc])
         return stored is not None and stored.status == "decided"
 
-    for point, victim, bystander in zip(KILL_POINTS, victims, bystanders, strict=True):
+    for point, victim, bystander in zip(points, victims, bystanders, strict=True):
         approve = json.dumps([{"review_id": review[victim], "action": "approve"}])
         decider = start_with(
             procs, f"decide-{point}", "decide", slow, *common, "--decisions", approve
@@ -162,7 +176,7 @@ def test_a_decision_killed_at_any_point_is_finished_later_and_never_adopted_by_a
         wait_until(reached, 60, f"the decider of {victim} to reach `{point}`", procs, poll=0.005)
         decider.kill()
         assert decided(victim), f"{point}: the killed decision was not recorded"
-        with SqlStore(sqlite_url) as store:
+        with SqlStore(url) as store:
             victim_then = store.get_run(run_id[victim])
         assert victim_then is not None
         events_then, effects_then = procs.events(), procs.effects()
@@ -180,7 +194,7 @@ def test_a_decision_killed_at_any_point_is_finished_later_and_never_adopted_by_a
         assert [e for e in procs.effects() if e["pid"] == next_one.pid] == [
             e for e in procs.effects() if e["doc"] == bystander
         ]
-        with SqlStore(sqlite_url) as store:
+        with SqlStore(url) as store:
             victim_now = store.get_run(run_id[victim])
         assert victim_now == victim_then, f"{point}: the next command changed the cut-off run"
         assert [e for e in procs.events() if e["doc"] == victim] == [
@@ -189,7 +203,7 @@ def test_a_decision_killed_at_any_point_is_finished_later_and_never_adopted_by_a
         assert [e for e in procs.effects() if e["doc"] == victim] == [
             e for e in effects_then if e["doc"] == victim
         ]
-        flows = workflow_rows(sqlite_url)
+        flows = workflow_rows(url)
         state = flows.get(continuation_id(review[victim]))
         assert state is None or state[1] != output["executor_id"], (
             f"{point}: the cut-off continuation moved to the next command's executor: {state}"
@@ -197,7 +211,7 @@ def test_a_decision_killed_at_any_point_is_finished_later_and_never_adopted_by_a
 
     # Each cut-off run is finished later, once, by a process that touches it.
     # (the steps after a review are checkpointed under the continuation's workflow id)
-    checkpointed = checkpoints(sqlite_url, {continuation_id(review[d]): d for d in victims})
+    checkpointed = checkpoints(url, {continuation_id(review[d]): d for d in victims})
     finisher = procs.start(
         "finish", "finish", *common, "--run-ids", json.dumps([run_id[v] for v in victims])
     )
@@ -205,11 +219,13 @@ def test_a_decision_killed_at_any_point_is_finished_later_and_never_adopted_by_a
     assert [r["run"]["status"] for r in results] == ["completed"] * len(victims), results
     hows = {v: r["how"] for v, r in zip(victims, results, strict=True)}
     assert set(hows.values()) <= {"took over", "started", "nothing"}, hows
-    assert hows[victims[1]] == "took over", "a continuation killed mid-way is taken over"
+    if "details" in points:
+        mid_way = victims[points.index("details")]
+        assert hows[mid_way] == "took over", "a continuation killed mid-way is taken over"
 
     events = procs.events()
     ids = {run_id[d.id]: d.id for d in docs}
-    with SqlStore(sqlite_url) as store:
+    with SqlStore(url) as store:
         for doc, run in run_id.items():
             record = store.get_run(run)
             assert record is not None and record.status is RunStatus.COMPLETED, (doc, record)
@@ -230,14 +246,14 @@ def test_a_decision_killed_at_any_point_is_finished_later_and_never_adopted_by_a
     assert set(effects) == set(expected)
     # the action ran once per key, except where the kill came after its side effect and
     # before its checkpoint (at least once: twice at most)
-    may_repeat = {victims[KILL_POINTS.index("effect")], victims[KILL_POINTS.index("ended")]}
+    may_repeat = {v for v, p in zip(victims, points, strict=True) if p in ("effect", "ended")}
     repeated = {expected[k]: n for k, n in effects.items() if n > 1}
     assert all(d in may_repeat and n == 2 for d, n in repeated.items()), repeated
     assert all(started[(d, "act")] <= 2 for d in victims)
     assert all(started[(d, n)] == 1 for d in bystanders for n in ("details", "act")), (
         "the bystanders' steps ran once each"
     )
-    pending = {w: s for w, s in workflow_rows(sqlite_url).items() if s[0] not in ("SUCCESS",)}
+    pending = {w: s for w, s in workflow_rows(url).items() if s[0] not in ("SUCCESS",)}
     assert not pending, f"workflows that did not succeed: {pending}"
 
 
