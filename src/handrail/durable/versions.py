@@ -33,9 +33,8 @@ ABANDONED = "Abandoned"
 def how_to_finish(version: str) -> str:
     """What to do about runs version `version` left pending."""
     return (
-        f"Finish them by running handrail {version} on this database (`pip install "
-        f"handrail=={version}`, then the same command), or give them up with "
-        f"`handrail runs abandon --version {version}`."
+        f"Finish them by running handrail {version} (the version that started them) on this "
+        f"database, or give them up with `handrail runs abandon --version {version}`."
     )
 
 
