@@ -40,7 +40,8 @@ def test_runs_show_says_why_each_attempt_was_retried(cli: Invoke, db: str) -> No
 
     table = cli("runs", "show", runs[name]["run_id"], "--db", db).stdout
     assert "retried because" in table
-    assert "1: invalid output (" in table
+    # the schema failure in brief: which field, and why
+    assert "1: invalid output (email: Field required" in table
     quiet = next(n for n, run in shown.items() if all(s["attempts"] == 1 for s in run["steps"]))
     assert "retried because" not in cli("runs", "show", runs[quiet]["run_id"], "--db", db).stdout
 

@@ -241,7 +241,7 @@ def steps_table(steps: Sequence[StepRecord]) -> Table:
         error = f"{step.error.type}: {step.error.message}" if step.error is not None else ""
         because = "; ".join(
             f"{attempt.number}: {attempt.outcome.replace('_', ' ')}"
-            + (f" ({attempt.error})" if attempt.error else "")
+            + (f" ({_why(attempt)})" if attempt.error else "")
             for attempt, _ in retried(step)
         )
         table.add_row(
@@ -259,6 +259,14 @@ def steps_table(steps: Sequence[StepRecord]) -> Table:
             *([Text(_compact(because, 200))] if why else []),
         )
     return table
+
+
+def _why(attempt: Attempt) -> str:
+    """An attempt's error in brief: a schema failure as `field: why` pairs."""
+    error = attempt.error or ""
+    if attempt.outcome != "invalid_output":
+        return error
+    return "; ".join(f"{where}: {why}" if where else why for where, why in parse_validation_error(error))
 
 
 def retried(step: StepRecord) -> list[tuple[Attempt, str]]:
