@@ -266,7 +266,8 @@ def _why(attempt: Attempt) -> str:
     error = attempt.error or ""
     if attempt.outcome != "invalid_output":
         return error
-    return "; ".join(f"{where}: {why}" if where else why for where, why in parse_validation_error(error))
+    pairs = parse_validation_error(error)
+    return "; ".join(f"{where}: {why}" if where else why for where, why in pairs)
 
 
 def retried(step: StepRecord) -> list[tuple[Attempt, str]]:
