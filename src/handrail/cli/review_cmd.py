@@ -11,7 +11,7 @@ from handrail.cli import output, records, show
 from handrail.cli.options import Db, Json, default_reviewer, errors
 from handrail.cli.tracing import traced
 from handrail.core.records import ReviewDecision, RunRecord, RunStatus
-from handrail.exceptions import InputError
+from handrail.exceptions import InputError, ReviewNotFound
 
 app = typer.Typer(
     name="review",
@@ -105,7 +105,10 @@ def show_(
     """
     with errors():
         view = records.get_review(db, review_id)
-        run = records.get_run(db, view.request.run_id)
+        try:
+            run: RunRecord | None = records.get_run(db, view.request.run_id)
+        except ReviewNotFound:  # a review kept without its run: show what the review has
+            run = None
         thresholds = _thresholds(view, db, target)
     if json_output:
         show.print_json(show.review_json(view, run=run, thresholds=thresholds))
