@@ -191,14 +191,25 @@ class Telemetry:
             )
         return self.stats()
 
-    def _find_refused(self) -> None:
+    def _find_refused(self, within_s: float = 0.3) -> None:
         """Note the OTLP collectors that refuse connections now (a quick local answer), unless
-        they took an export already."""
+        they took an export already. Each is asked in a thread of its own, `within_s` in all:
+        a slow name lookup or connection is not a refusal and is not waited for."""
         urls = {e.url for _, e in self._counters if e.url is not None and not e.exported}
         urls |= {url for url, _ in self._metric_exporters}
-        for url in urls:
-            if _refuses(url):
-                self._refused.add(f"otlp {url}")
+        refused: set[str] = set()
+
+        def ask(url: str) -> None:
+            if _refuses(url, timeout_s=within_s):
+                refused.add(url)
+
+        threads = [threading.Thread(target=ask, args=(url,), daemon=True) for url in urls]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + within_s
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+        self._refused |= {f"otlp {url}" for url in list(refused)}
 
     def _guarded(self, what: str, step: Any) -> None:
         """Run one step of stopping; a failure becomes a line in `problems`, never an error
@@ -558,7 +569,7 @@ def _shutdown_within(processor: BatchSpanProcessor, timeout_ms: int) -> None:
         processor.shutdown()  # type: ignore[no-untyped-call]
 
 
-def _refuses(url: str, timeout_s: float = 0.25) -> bool:
+def _refuses(url: str, timeout_s: float = 0.3) -> bool:
     """Whether the collector at `url` refuses connections right now (nothing listens on its
     port, answered at once): a final export could only fail. A proxy in the way, a slow answer
     or any other error is not taken as a refusal (then the usual bounded wait applies)."""
