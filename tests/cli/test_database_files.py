@@ -141,3 +141,42 @@ def test_a_database_damaged_inside_is_called_corrupted_not_a_bug(
     line = one_error_line(handrail(tmp_path, "runs", "list", "--db", str(kept)))
     assert line.startswith(f"error: the SQLite database sqlite:///{kept} is corrupted (")
     assert "bug in handrail" not in line
+
+
+@pytest.mark.skipif(not ROOT_USER, reason="mounting a small tmpfs (a disk that fills) needs root")
+def test_a_full_disk_costs_a_few_lines_not_tracebacks(tmp_path: Path) -> None:
+    """The support example's ten documents on a 900 kB file system: the database fills up
+    mid-batch. Each kind of failure is one line (then counted), and the command ends with one
+    error line that says so; no traceback (there were 130, over 2,000 lines)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    example = Path(HAPPY).parents[2] / "examples" / "support_triage"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HANDRAIL_", "OTEL_"))}
+    command = shlex.join(
+        [
+            sys.executable, "-m", "handrail.cli", "run", f"{example / 'pipeline.py'}:pipeline",
+            str(example / "documents"), "--db", str(disk / "handrail.db"),
+        ]
+    )  # fmt: skip
+    result = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            f"mount -t tmpfs -o size=900k tmpfs {disk} && {command}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert 1 <= len(lines) <= 12, result.stderr
+    assert lines[-1] == (
+        f"error: cannot use the SQLite database sqlite:///{disk / 'handrail.db'} (database or "
+        "disk is full); check the path, its permissions and free disk space"
+    )

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 from handrail._utils import mask_secrets
 
-LIBRARY_LOGGERS = ("dbos", "handrail")
-"""The loggers whose warnings and errors a command prints on stderr."""
+LIBRARY_LOGGERS = ("dbos", "handrail", "asyncio")
+"""The loggers whose warnings and errors a command prints on stderr (asyncio's: the tasks a
+failing database left behind, each with a whole traceback otherwise)."""
 COLLAPSE_EVERY_S = 10.0
 """How often a repeated log line is printed again (with how many were held back)."""
 _MAX_KINDS = 500
@@ -155,8 +156,8 @@ _handlers: dict[str, _CurrentStderr] = {}
 
 
 def route_library_logs(*names: str, every: float = COLLAPSE_EVERY_S) -> None:
-    """Send the warnings of the named loggers (default: DBOS's and handrail's) to the current
-    stderr, one line each, repeats collapsed (one `Collapse` shared by all of them, which
+    """Send the warnings of the named loggers (default: DBOS's, handrail's, asyncio's) to the
+    current stderr, one line each, repeats collapsed (one `Collapse` shared by all of them, which
     starts afresh: a command's first line of a kind is always printed)."""
     collapse = next(iter(_handlers.values())).collapse if _handlers else Collapse(every)
     collapse.reset()

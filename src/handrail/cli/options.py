@@ -61,6 +61,7 @@ def errors() -> Iterator[Progress]:
         typer.echo(f"error: {_masked(e)}", err=True)
         raise typer.Exit(USAGE_ERROR) from None
     except (StoreError, ReviewError, TimeoutError) as e:
+        report_held_logs()  # the error line comes last
         typer.echo(f"error: {_masked(e)}", err=True)
         raise typer.Exit(FAILED) from None
     except KeyboardInterrupt:
