@@ -56,7 +56,8 @@ def test_a_document_already_run_is_not_run_again(cli: Invoke, db: str, tmp_path:
     filed = helpdesk_tickets(tmp_path)
     second = by_document(cli("run", TARGET, DOCUMENTS, "--db", db, "--json").json_lines())
     kept = [name for name, line in first.items() if line["status"] != "failed"]
-    assert [second[name] for name in kept] == [first[name] for name in kept]
+    assert [second[name] | {"reused": False} for name in kept] == [first[name] for name in kept]
+    assert all(second[name]["reused"] for name in kept)
     assert helpdesk_tickets(tmp_path) == filed, "no ticket was filed twice"
 
 
@@ -231,8 +232,9 @@ def test_runs_list_json_newest_first(cli: Invoke, example_db: str) -> None:
     assert review_id.startswith("rv-") and espresso["error"] is None
     assert set(espresso) == {
         "run_id", "document", "pipeline", "status", "started_at", "ended_at", "duration_s",
-        "steps", "tokens", "cost", "reviews", "error",
+        "steps", "tokens", "cost", "reviews", "error", "model", "pipeline_version",
     }  # fmt: skip
+    assert espresso["model"] == "fake" and len(espresso["pipeline_version"]) == 12
 
 
 def test_runs_list_filters(cli: Invoke, example_db: str) -> None:

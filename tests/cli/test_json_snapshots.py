@@ -43,7 +43,7 @@ def test_runs_list_and_show_json(cli: Invoke, db: str) -> None:
     assert cli("run", HAPPY, "refund.txt", "--db", db).exit_code == 0
     assert json_of(cli, "runs", "list", "--db", db) == snapshot(
         {
-            "run_id": "run-3aff20890baffac5",
+            "run_id": "run-f007aa375ba1967e",
             "document": "refund.txt",
             "pipeline": "happy",
             "status": "completed",
@@ -55,11 +55,13 @@ def test_runs_list_and_show_json(cli: Invoke, db: str) -> None:
             "cost": 0.0,
             "reviews": [],
             "error": None,
+            "model": "fake",
+            "pipeline_version": "0e8013f91772",
         }
     )
-    assert json_of(cli, "runs", "show", "run-3aff20890baffac5", "--db", db) == snapshot(
+    assert json_of(cli, "runs", "show", "run-f007aa375ba1967e", "--db", db) == snapshot(
         {
-            "run_id": "run-3aff20890baffac5",
+            "run_id": "run-f007aa375ba1967e",
             "document": "refund.txt",
             "status": "completed",
             "outputs": {
@@ -174,6 +176,8 @@ Support\
             "cost": 0.0,
             "reviews": [],
             "decisions": [],
+            "model": {"name": "fake", "params": {}, "record": None, "replay": None},
+            "pipeline_version": "0e8013f91772",
             "warnings": [],
         }
     )
@@ -184,12 +188,12 @@ def test_review_show_and_decision_json(cli: Invoke, db: str) -> None:
     review_id = line["review"]["review_id"]
     assert json_of(cli, "review", "show", review_id, "--db", db) == snapshot(
         {
-            "review_id": "rv-b0ba5942ce829287",
+            "review_id": "rv-bf98179ff1d8d975",
             "status": "pending",
             "pipeline": "happy",
             "node": "category",
             "target": "category",
-            "run_id": "run-3ccb2b66cf8ac098",
+            "run_id": "run-6e3a6c59da79c3eb",
             "document": "bug.txt",
             "queue": "default",
             "created_at": "...",
@@ -227,11 +231,22 @@ def test_review_show_and_decision_json(cli: Invoke, db: str) -> None:
         }
     )
     decided = json_of(
-        cli, "review", "edit", review_id, "--set", "category=refund", "--db", db, "-r", "dana"
+        cli,
+        "review",
+        "edit",
+        review_id,
+        "--set",
+        "category=refund",
+        "--db",
+        db,
+        "-r",
+        "dana",
+        "--target",  # the recorded code is outside this folder (the test's): not imported
+        HAPPY,
     )
     assert decided == snapshot(
         {
-            "run_id": "run-3ccb2b66cf8ac098",
+            "run_id": "run-6e3a6c59da79c3eb",
             "document": "bug.txt",
             "status": "failed",
             "outputs": {"category": "refund"},
@@ -261,7 +276,7 @@ def test_review_show_and_decision_json(cli: Invoke, db: str) -> None:
     )
     assert json_of(cli, "review", "list", "--all", "--db", db)["decision"] == snapshot(
         {
-            "review_id": "rv-b0ba5942ce829287",
+            "review_id": "rv-bf98179ff1d8d975",
             "action": "edit",
             "reviewer": "dana",
             "decided_at": "...",

@@ -30,6 +30,7 @@ def test_json_lines_one_object_per_document_in_input_order(cli: Invoke, tickets:
                     "convert it to text (.txt, .md, .eml, .json) first",
                 },
                 "steps": [],
+                "reused": False,
             },
             {
                 "run_id": "run-a7a476078ed8a776",
@@ -43,9 +44,10 @@ def test_json_lines_one_object_per_document_in_input_order(cli: Invoke, tickets:
                     "(check the file, or leave it out of the batch)",
                 },
                 "steps": [],
+                "reused": False,
             },
             {
-                "run_id": "run-3aff20890baffac5",
+                "run_id": "run-f007aa375ba1967e",
                 "document": "tickets/refund.txt",
                 "status": "completed",
                 "outputs": {
@@ -74,14 +76,15 @@ Support\
                     {"node": "with_tax", "status": "completed", "route": None, "confidence": 1.0},
                     {"node": "reply", "status": "completed", "route": None, "confidence": None},
                 ],
+                "reused": False,
             },
             {
-                "run_id": "run-3ccb2b66cf8ac098",
+                "run_id": "run-6e3a6c59da79c3eb",
                 "document": "tickets/sub/bug.md",
                 "status": "needs_review",
                 "outputs": {},
                 "review": {
-                    "review_id": "rv-b0ba5942ce829287",
+                    "review_id": "rv-bf98179ff1d8d975",
                     "node": "category",
                     "reasons": [
                         {
@@ -104,6 +107,7 @@ Support\
                         "confidence": 0.7142857142857143,
                     }
                 ],
+                "reused": False,
             },
         ]
     )

@@ -175,13 +175,13 @@ def run(
             max_bytes=max_bytes,
             follow_symlinks=follow_symlinks,
         )
-        progress.total = len(batch.items)
         if submit and not wait:
             _print_queued(batch.submit(db=db, rerun=rerun), json_output, batch.skipped)
             return
         if submit:
             records = batch.submit_and_wait(db=db, timeout=timeout, rerun=rerun)
         else:
+            progress.total = len(batch.items)  # what Ctrl-C reports (workers run submitted ones)
             show_bar = wants_progress(sys.stderr, json_output=json_output)
             with (
                 traced(trace) as hooks,
@@ -300,10 +300,22 @@ def worker(
     served: list[str] = []
     escalations: list[Escalated] = []
 
+    given = " ".join(
+        f"{flag} {value}"
+        for flag, value in (("--model", model), ("--record", record), ("--replay", replay))
+        if value is not None
+    )
+
     def ready(executor: str, pipeline: str, url: str) -> None:
         served.append(executor)
         typer.echo(f"worker {executor} serving {pipeline} on {url} (concurrency {concurrency})")
         sys.stdout.flush()
+        if given:  # an override of each run's own model: said once, when serving
+            typer.echo(
+                f"note: this worker answers every run with {given}, whatever model the run "
+                "was started with",
+                err=True,
+            )
 
     def escalated(done: Escalated) -> None:
         escalations.append(done)
@@ -311,17 +323,6 @@ def worker(
         typer.echo(f"escalated review {done.review_id}: {done.action}: {done.detail}{then}")
         sys.stdout.flush()
 
-    if model is not None or record is not None or replay is not None:
-        given = " ".join(
-            f"{flag} {value}"
-            for flag, value in (("--model", model), ("--record", record), ("--replay", replay))
-            if value is not None
-        )
-        typer.echo(
-            f"note: this worker answers every run with {given}, whatever model the run was "
-            "started with",
-            err=True,
-        )
     with errors(), traced(trace) as hooks:
         commands.serve(
             target,
