@@ -308,6 +308,56 @@ def test_a_batch_waiting_on_runs_of_a_process_that_dies_takes_them_over(
     assert all(n <= 2 for n in effects.values())
 
 
+def test_a_batch_that_takes_over_runs_finishes_them_before_it_exits(
+    sqlite_url: str, procs_for: Callable[[str], Procs]
+) -> None:
+    """The second batch has documents of its own only; it takes over the dead first one's runs
+    (its reaper) and, its own done, waits for them rather than cut them off again at exit."""
+    procs = procs_for(sqlite_url)
+    name, half = "adopted", 6
+    common = ["--name", name, "--prefix", "ad", "--latency", "0.2", "--concurrency", "8"]
+    first = start_with(
+        procs, "first", "batch", {app.ACT_DELAY: "20"}, *common, "--count", str(half)
+    )
+    wait_until(
+        lambda: len(starts(procs.events(), pid=first.pid, node="act")) == half,
+        60,
+        "the first batch to have every action in flight",
+        procs,
+    )
+    # the second one's actions take 2 s: its own runs end before those it takes over
+    second = start_with(
+        procs,
+        "second",
+        "batch",
+        {app.ACT_DELAY: "2"},
+        *common,
+        "--count",
+        str(half),
+        "--start",
+        str(half),
+    )
+    wait_until(
+        lambda: any(e["pid"] == second.pid for e in procs.events()),
+        60,
+        "the second batch to start its own runs",
+        procs,
+    )
+    first.kill()
+    result = second.result(timeout=60)
+    assert [r["status"] for r in result["runs"]] == ["completed"] * half, result["runs"]
+    # nothing left pending or cut off: the first one's runs were finished by the second
+    rows = workflow_rows(sqlite_url)
+    pending = {w: r for w, r in rows.items() if r[0] != "SUCCESS"}
+    assert not pending, f"workflows the second batch left unfinished: {pending}"
+    with SqlStore(sqlite_url) as store:
+        records = store.list_runs(pipeline=name)
+    assert sorted(r.document_id for r in records) == [f"ad-{i:03d}" for i in range(2 * half)]
+    assert {r.status for r in records} == {RunStatus.COMPLETED}
+    taken = {e["doc"] for e in procs.events() if e["pid"] == second.pid}
+    assert {f"ad-{i:03d}" for i in range(half)} <= taken
+
+
 # --- B8: runs another handrail version left pending -------------------------------------------
 
 OLD = "0.0.1-old"

@@ -240,6 +240,7 @@ class DurableRunner(Runner):
         (unless `kind="cli"`) those of stopped processes too."""
         if self.runtime.launched:
             return self
+        before = _ACTIVE.get(self.pipeline.name)
         _ACTIVE[self.pipeline.name] = self
         try:
             self._register()
@@ -247,7 +248,10 @@ class DurableRunner(Runner):
             await asyncio.to_thread(self.runtime.launch, listen)
         except BaseException:
             _ACTIVE.pop(self.pipeline.name, None)
-            _destroy_quietly()
+            if before is not None:  # another runner is open: its workflows still need it
+                _ACTIVE[self.pipeline.name] = before
+            if Runtime.current is None:  # never another open runner's DBOS
+                _destroy_quietly()
             raise
         await self.reap()
         self.other_versions = await asyncio.to_thread(self.runtime.other_versions)
@@ -290,7 +294,36 @@ class DurableRunner(Runner):
         return await self.open()
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        try:
+            if exc[0] is None and self._kind == "local":
+                await self.finish_taken()
+        finally:
+            await self.close()
+
+    async def finish_taken(self, poll: float = 0.2) -> int:
+        """Wait for the runs this process took over from dead ones and is still running (a batch
+        that adopted them finishes them, rather than leave them cut off again when it exits);
+        takes no more meanwhile. Returns how many it waited for. Called on a clean exit of
+        `async with` for `kind="local"` (`handrail run`); a worker leaves its runs to others."""
+        if not self.runtime.launched:
+            return 0
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        self.runtime.take_nothing_queued()
+        waited: set[str] = set()
+        while True:
+            try:
+                running = await asyncio.to_thread(self.runtime.running_here)
+            except Exception as e:  # never fail a finished batch on its way out
+                log.warning("could not check for runs taken over from stopped processes (%s)", e)
+                return len(waited)
+            if not running:
+                return len(waited)
+            waited |= running
+            await asyncio.sleep(poll)
 
     def _register(self) -> None:
         name = self.pipeline.name

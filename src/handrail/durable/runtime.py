@@ -444,6 +444,25 @@ class Runtime:
         log.info("took over %s from %s", workflow_id, owner or "the internal queue")
         return True
 
+    def take_nothing_queued(self) -> None:
+        """From now on, take nothing from DBOS's internal queue (see `_take_nothing_queued`)."""
+        if self.launched:
+            _take_nothing_queued()
+
+    def running_here(self) -> set[str]:
+        """Ids of the workflows of this process's pipelines pending under its executor id (one
+        of another pipeline, dequeued here by mistake, never runs here: not counted)."""
+        if not self.launched:
+            return set()
+        flows = DBOS.list_workflows(
+            status="PENDING",
+            executor_id=self.executor_id,
+            name=sorted(self._names),
+            load_input=False,
+            load_output=False,
+        )
+        return {w.workflow_id for w in flows}
+
     def other_versions(self) -> dict[str, str]:
         """Workflows of this process's pipelines left pending or queued by another handrail
         version (a crash, then an upgrade): workflow id -> that version. No process of this
