@@ -20,7 +20,7 @@ if _ROOT not in sys.path:
 from tests import _postgres  # noqa: E402
 
 from .conftest import Invoke  # noqa: E402
-from .triage import DOCUMENTS, TARGET, run_example, start_worker  # noqa: E402
+from .triage import DOCUMENTS, TARGET, project_copy, run_example, start_worker  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_run_review_and_worker_on_postgres(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     db = postgres_db
-    runs = run_example(cli, db)
+    runs = run_example(cli, db, project_copy())
     review_id = runs["02_refund_espresso_machine.eml"]["review"]["review_id"]
     assert len(cli("review", "list", "--db", db, "--json").json_lines()) == 3
 

@@ -17,7 +17,7 @@ from handrail.cli.targets import load_pipeline
 from handrail.durable import DurableRunner, SqlStore
 
 from .conftest import BUG, HAPPY, PIPELINES, Invoke
-from .triage import TARGET, run_example
+from .triage import TARGET, project_copy, run_example
 
 DEADLINES = Path(__file__).parent / "deadlines.py"
 
@@ -37,7 +37,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def runs(cli: Invoke, db: str) -> dict[str, dict[str, Any]]:
     """The example run durably: its JSON line per document file name."""
-    return run_example(cli, db)
+    return run_example(cli, db, project_copy())
 
 
 def review_of(runs: dict[str, dict[str, Any]], document: str) -> str:

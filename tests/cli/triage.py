@@ -46,9 +46,10 @@ def project_copy(folder: Path | None = None) -> str:
     return f"{code / 'pipeline.py'}:pipeline"
 
 
-def run_example(cli: Invoke, db: str) -> dict[str, dict[str, Any]]:
-    """The example run from the current folder (a copy of its code there, see `project_copy`)."""
-    result = cli("run", project_copy(), DOCUMENTS, "--db", db, "--json")
+def run_example(cli: Invoke, db: str, target: str = TARGET) -> dict[str, dict[str, Any]]:
+    """The example run (its code at `target`: pass `project_copy()` for `handrail review` to
+    find it from the current folder without --target)."""
+    result = cli("run", target, DOCUMENTS, "--db", db, "--json")
     assert result.exit_code == 0, result.stderr
     lines = result.json_lines()
     assert statuses(lines) == STATUSES
