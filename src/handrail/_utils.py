@@ -50,16 +50,20 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s`]*")
 _PASSWORD_PARAM = re.compile(r"""(?i)\b((?:ssl)?password\s*=\s*)('[^']*'|"[^"]*"|[^\s&#;'"`,)]+)""")
 
 
-def mask_secrets(text: str, *secrets: str | None) -> str:
+def mask_secrets(text: str, *secrets: str | None, urls: bool = True) -> str:
     """`text` with every password in it replaced by `***`: the password of each URL in it
     (`scheme://user:PASSWORD@host/...`, also when the password holds `@`, `/` or `:`),
     `password=` values (URL query parameters, libpq `key=value` strings), and each of `secrets`
-    (say, a URL's parsed password) wherever it appears.
+    (say, a URL's parsed password) wherever it appears; `urls=False`: only those (for text
+    whose URLs were masked already, and which may show an example URL such as
+    `postgresql://user:password@host/db`).
 
     The one function every message, log line and shown URL goes through."""
     for secret in secrets:
         if secret and len(secret) >= MIN_SECRET:
             text = text.replace(secret, MASK)
+    if not urls:
+        return text
     text = _URL.sub(_mask_url, text)
     return _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)
 

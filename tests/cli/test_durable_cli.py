@@ -187,8 +187,9 @@ def test_a_file_that_is_not_a_database_is_a_one_line_error(
     result = cli(*command, "--db", f"sqlite:///{notes}")
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: cannot use the SQLite database sqlite:///{notes} (file is not a database); "
-        "check the path, its permissions and free disk space\n"
+        f"error: the SQLite database sqlite:///{notes} is corrupted (file is not a database); "
+        "restore it from a backup, or move it aside to start an empty one (`sqlite3 FILE "
+        ".recover` may rescue its runs)\n"
     )
 
 

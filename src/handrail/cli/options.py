@@ -71,10 +71,10 @@ def errors() -> Iterator[Progress]:
 
 
 def _masked(error: BaseException) -> str:
-    """The error's message with passwords masked: those of any URL in it, and the password of
-    the database this command was given (`--db`, else `HANDRAIL_DATABASE_URL`) wherever it
-    appears."""
-    return mask_secrets(str(error), *database_passwords())
+    """The error's message with the password of the database this command was given (`--db`,
+    else `HANDRAIL_DATABASE_URL`) masked wherever it appears (the URLs in handrail's messages
+    are masked where they are written)."""
+    return mask_secrets(str(error), *database_passwords(), urls=False)
 
 
 def database_passwords() -> list[str]:
