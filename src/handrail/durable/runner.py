@@ -301,10 +301,11 @@ class DurableRunner(Runner):
             await self.close()
 
     async def finish_taken(self, poll: float = 0.2) -> int:
-        """Wait for the runs this process took over from dead ones and is still running (a batch
-        that adopted them finishes them, rather than leave them cut off again when it exits);
-        takes no more meanwhile. Returns how many it waited for. Called on a clean exit of
-        `async with` for `kind="local"` (`handrail run`); a worker leaves its runs to others."""
+        """Wait for the runs this process took over from dead ones and is still running, and
+        for those its recoveries handed back to DBOS's internal queue (a batch that adopted them
+        finishes them, rather than leave them cut off again when it exits); it reaps no more
+        meanwhile. Returns how many it waited for. Called on a clean exit of `async with` for
+        `kind="local"` (`handrail run`); a worker leaves its runs to others."""
         if not self.runtime.launched:
             return 0
         if self._reaper is not None:
@@ -312,7 +313,6 @@ class DurableRunner(Runner):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
-        self.runtime.take_nothing_queued()
         waited: set[str] = set()
         while True:
             try:

@@ -444,24 +444,26 @@ class Runtime:
         log.info("took over %s from %s", workflow_id, owner or "the internal queue")
         return True
 
-    def take_nothing_queued(self) -> None:
-        """From now on, take nothing from DBOS's internal queue (see `_take_nothing_queued`)."""
-        if self.launched:
-            _take_nothing_queued()
-
     def running_here(self) -> set[str]:
-        """Ids of the workflows of this process's pipelines pending under its executor id (one
-        of another pipeline, dequeued here by mistake, never runs here: not counted)."""
+        """Ids of the workflows of this process's pipelines and version that it runs (pending
+        under its executor id) or that wait in DBOS's internal queue for a process like it (a
+        recovery handed them back). One of another pipeline or version, never run here, is not
+        counted."""
         if not self.launched:
             return set()
         flows = DBOS.list_workflows(
-            status="PENDING",
-            executor_id=self.executor_id,
+            status=["PENDING", "ENQUEUED"],
             name=sorted(self._names),
+            app_version=app_version(),
             load_input=False,
             load_output=False,
         )
-        return {w.workflow_id for w in flows}
+        return {
+            w.workflow_id
+            for w in flows
+            if (w.status == "PENDING" and w.executor_id == self.executor_id)
+            or (w.status == "ENQUEUED" and w.queue_name == INTERNAL_QUEUE_NAME)
+        }
 
     def other_versions(self) -> dict[str, str]:
         """Workflows of this process's pipelines left pending or queued by another handrail

@@ -62,7 +62,9 @@ class AbandonedRun:
     workflow_id: str
     run_id: str | None
     status: str
-    """`abandoned`, or `running` (a live process of that version runs it: left alone)."""
+    """`abandoned` (cancelled, its run recorded as failed), `finished` (cancelled; its run's
+    record shows it had ended, and is kept) or `running` (a live process of that version runs
+    it: left alone)."""
     detail: str = ""
 
 
@@ -130,9 +132,13 @@ def abandon(db: str | PathLike[str] | None, version: str) -> list[AbandonedRun]:
                     client.cancel_workflow(flow.workflow_id)
             else:
                 client.cancel_workflow(flow.workflow_id)
-            run_id = _mark_failed(store, client, flow, version)
+            run_id, ended = _mark_failed(store, client, flow, version)
+            detail = f"its run had already ended ({ended}): its record is kept" if ended else ""
+            status = "finished" if ended else "abandoned"
             done.append(
-                AbandonedRun(workflow_id=flow.workflow_id, run_id=run_id, status="abandoned")
+                AbandonedRun(
+                    workflow_id=flow.workflow_id, run_id=run_id, status=status, detail=detail
+                )
             )
     finally:
         liveness.release()
@@ -141,9 +147,11 @@ def abandon(db: str | PathLike[str] | None, version: str) -> list[AbandonedRun]:
     return done
 
 
-def _mark_failed(store: Any, client: Any, flow: Any, version: str) -> str | None:
-    """Record the run of an abandoned workflow as failed; returns its run id (None when the
-    workflow's inputs cannot be read and no run record names it)."""
+def _mark_failed(store: Any, client: Any, flow: Any, version: str) -> tuple[str | None, str]:
+    """Record the run of an abandoned workflow as failed, unless its record shows the run got
+    past that workflow's work (the process died after saving it: the record stands). Returns
+    the run id (None when the workflow's inputs cannot be read and no record names it) and the
+    status the record kept ("" when it was marked failed)."""
     message = (
         f"abandoned at {now():%Y-%m-%d %H:%M:%S} UTC (`handrail runs abandon --version "
         f"{version}`): handrail {version} left it pending; running the document again starts "
@@ -152,16 +160,21 @@ def _mark_failed(store: Any, client: Any, flow: Any, version: str) -> str | None
     error = ErrorInfo(type=ABANDONED, message=message)
     record: RunRecord | None = None
     if flow.workflow_id.endswith(":decision"):  # a decision's continuation
-        review = store.get_review(flow.workflow_id.removesuffix(":decision"))
+        review_id = flow.workflow_id.removesuffix(":decision")
+        review = store.get_review(review_id)
         record = store.get_run(review.run_id) if review is not None else None
+        unfinished = record is not None and any(r.review_id == review_id for r in record.reviews)
     else:
         record = store.get_run(flow.workflow_id) or _from_inputs(store, client, flow)
+        unfinished = record is not None and record.status in (RunStatus.RUNNING, RunStatus.FAILED)
     if record is None:
-        return None
+        return None, ""
+    if not unfinished:
+        return record.run_id, record.status.value
     store.save_run(
         replace(record, status=RunStatus.FAILED, error=error, ended_at=now(), reviews=())
     )
-    return record.run_id
+    return record.run_id, ""
 
 
 def _from_inputs(store: Any, client: Any, flow: Any) -> RunRecord | None:
