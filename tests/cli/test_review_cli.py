@@ -374,7 +374,7 @@ def test_recorded_code_that_moved_is_a_usage_error(cli: Invoke, db: str, runs: d
     assert result.exit_code == 2
     assert result.stderr.startswith(
         "error: pipeline `support_triage`'s code is recorded in the database as "
-        "`/gone/pipeline.py:pipeline`, which is not a .py file inside it"
+        "`/gone/pipeline.py:pipeline`, which is not a .py file inside the current folder"
     )
     assert "pass --target" in result.stderr
     assert (

@@ -56,17 +56,17 @@ def project_target(recorded: str, *, pipeline: str, folder: str | None = None) -
     where, _, attr = recorded.rpartition(":") if ":" in recorded else (recorded, "", DEFAULT_ATTR)
     refused = (
         f"pipeline `{pipeline}`'s code is recorded in the database as `{recorded}`, which is not "
-        f"{{why}}; handrail imports recorded code only from the project folder it runs in "
-        f"({project.as_posix()}): run the command from the project folder or pass "
-        "--target path/to/file.py:pipeline"
+        f"{{why}} the current folder ({project.as_posix()}); handrail imports code named in the "
+        "database only from the folder it runs in: run the command from the project folder or "
+        "pass --target path/to/file.py:pipeline"
     )
     if not where or not attr:
-        raise InputError(refused.format(why="a target (path/to/file.py:pipeline)"))
+        raise InputError(refused.format(why="a target (path/to/file.py:pipeline) in"))
     if _is_file(where):
         path = Path(where).expanduser()
         resolved = (path if path.is_absolute() else project / path).resolve()
         if resolved.suffix != ".py" or not resolved.is_relative_to(project):
-            raise InputError(refused.format(why="a .py file inside it"))
+            raise InputError(refused.format(why="a .py file inside"))
         if not resolved.is_file():
             raise InputError(
                 f"pipeline `{pipeline}`'s code was recorded as `{recorded}`, which no longer "
@@ -84,7 +84,7 @@ def project_target(recorded: str, *, pipeline: str, folder: str | None = None) -
         locations = list(found.submodule_search_locations or [])
         origin = origin or (locations[0] if locations else None)
     if origin is None or not Path(origin).resolve().is_relative_to(project):
-        raise InputError(refused.format(why="a module inside it"))
+        raise InputError(refused.format(why="a module inside"))
     return f"{where}:{attr}"
 
 
