@@ -24,10 +24,13 @@ from handrail import (
     Rule,
 )
 from handrail.core.pipeline import Pipeline
-from handrail.core.records import ModelSpec
+from handrail.core.records import ModelSpec, ReviewDecision, RunStatus
 from handrail.core.runner import Runner
+from handrail.core.store import InMemoryStore
+from handrail.exceptions import InputError
 
 ROOT = Path(__file__).parents[2]
+TICKET = "Please refund me, I want a refund.\nOrder ID: A-17\nAmount: 100\n"
 
 
 class Order(BaseModel):
@@ -177,3 +180,42 @@ async def test_rerun_true_runs_again_and_the_default_reuses(prompts: Path) -> No
     first = await runner.run("refund please")
     assert (await runner.run("refund please")).run_id == first.run_id
     assert (await runner.run("refund please", rerun=True)).run_id != first.run_id
+
+
+async def test_a_paused_run_continues_with_the_model_it_started_with(prompts: Path) -> None:
+    """`model_for` builds each run's own model from its record; without it the runner's own."""
+    pipeline = build(prompts=prompts, accept=0.99)
+    alpha = FakeModel(name="fake/alpha")
+    paused = await Runner(pipeline, model=alpha).run(TICKET)
+    assert paused.review is not None and paused.model == ModelSpec(name="fake/alpha")
+
+    built: list[ModelSpec] = []
+
+    def build_model(spec: ModelSpec) -> FakeModel:
+        built.append(spec)
+        return FakeModel(name=spec.name)
+
+    store = InMemoryStore()
+    store.save_run(paused)
+    runner = Runner(pipeline, model=FakeModel(name="fake/beta"), store=store, model_for=build_model)
+    done = await runner.decide(paused.review.review_id, ReviewDecision.approve(reviewer="ana"))
+    assert built == [ModelSpec(name="fake/alpha")] and done.model == ModelSpec(name="fake/alpha")
+    later = [s.model for s in done.steps[len(paused.steps) + 1 :] if s.kind != "rule"]
+    assert later and set(later) == {"fake/alpha"}, done.steps
+
+
+async def test_a_run_whose_model_cannot_be_built_fails_saying_so(prompts: Path) -> None:
+    pipeline = build(prompts=prompts, accept=0.99)
+    paused = await Runner(pipeline, model=FakeModel(name="fake/alpha")).run(TICKET)
+    assert paused.review is not None
+    store = InMemoryStore()
+    store.save_run(paused)
+
+    def unbuildable(spec: ModelSpec) -> FakeModel:
+        raise InputError(f"no recordings at `gone/` for {spec.name}")
+
+    runner = Runner(pipeline, model=FakeModel(), store=store, model_for=unbuildable)
+    done = await runner.decide(paused.review.review_id, ReviewDecision.approve(reviewer="ana"))
+    assert done.status is RunStatus.FAILED and done.error is not None
+    assert "fake/alpha" in done.error.message and "no recordings at `gone/`" in done.error.message
+    assert len(done.steps) == len(paused.steps) + 1, "no model answered it (only the decision)"

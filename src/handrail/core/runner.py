@@ -227,7 +227,7 @@ class Runner:
         """Run a document afresh; `earlier` is the run it replaces (a failed one), if any;
         `spec` the model it was started with (default: the runner's)."""
         run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start, self._sources))
-        run.spec, run.model = self._model_for(spec)
+        self._use_model(run, spec)
         scope, token = self.hooks.enter(run_id, run.warnings)
         if not doc.text.strip():
             run.status = RunStatus.FAILED
@@ -235,6 +235,8 @@ class Runner:
                 f"document `{doc.id}` is empty; there is nothing to process "
                 "(check the file, or leave it out of the batch)"
             )
+            return await self._end(run, scope, token)
+        if run.status is RunStatus.FAILED:  # its model cannot be built here
             return await self._end(run, scope, token)
         hooks = self.hooks
         if hooks.run_started:
@@ -421,6 +423,21 @@ class Runner:
         if run.status is RunStatus.RUNNING:
             await self._drive_guarded(run)
         return await self._end(run, scope, token)
+
+    def _use_model(self, run: _Run, spec: ModelSpec | None) -> None:
+        """Give `run` the model it started with (see `_model_for`); one that cannot be built
+        here fails the run, saying so, rather than answering it with another model."""
+        try:
+            run.spec, run.model = self._model_for(spec)
+        except Exception as e:
+            shown = spec.describe() if spec is not None else "its model"
+            run.spec, run.status = spec, RunStatus.FAILED
+            run.error = ErrorInfo(
+                type=type(e).__name__,
+                message=f"run `{run.run_id}` started with model {shown}, which cannot be built "
+                f"here ({e}); give this process what that model needs, or run the document again "
+                "with the model you have",
+            )
 
     def _model_for(self, spec: ModelSpec | None) -> tuple[ModelSpec | None, Model | None]:
         """The model a run started with `spec` is answered by, and its spec as recorded: the
@@ -833,7 +850,7 @@ class Runner:
         run.reviews = {r.review_id: r for r in record.reviews}
         run.trace_context = dict(record.trace_context)
         run.warnings = list(record.warnings)
-        run.spec, run.model = self._model_for(record.model)
+        self._use_model(run, record.model)
         run.version = record.pipeline_version
         state = run.state
         for step in record.steps:
