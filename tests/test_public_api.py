@@ -41,6 +41,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "ModelNotFound",
         "ModelRequest",
         "ModelResponse",
+        "ModelSpec",
         "Node",
         "OutputInvalid",
         "PermanentProviderError",
