@@ -5,6 +5,7 @@ own: `handrail run --model X`, then `handrail review approve|edit|reject|escalat
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -170,3 +171,20 @@ def test_a_run_on_the_local_model_is_approved_and_finished_by_it(project: Projec
     done = project.handrail("review", "approve", line["review"]["review_id"], timeout=600)
     assert done.code == 0, done.stderr
     assert project.step_models(line["run_id"])["reply"] == "local/gemma3-270m"
+
+
+def test_a_run_whose_model_cannot_be_built_here_is_not_continued_with_another(
+    project: Project,
+) -> None:
+    recorded = project.handrail(
+        "run", project.target, "bug.txt", "--in-memory", "--model", "fake", "--record", "rec"
+    )
+    assert recorded.code == 0, recorded.stderr
+    _, review_id = paused(project, "--replay", "rec")  # answered from the recordings
+    shutil.rmtree(project.folder / "rec")  # which are gone when the review is decided
+    refused = project.handrail("review", "approve", review_id)
+    assert refused.code == 2
+    assert "cannot be built here" in refused.stderr and "--model" in refused.stderr
+    assert project.handrail("review", "list", "--json").json_lines()[0]["status"] == "pending"
+    done = project.handrail("review", "approve", review_id, "--model", "fake")
+    assert done.code == 0, done.stderr

@@ -261,7 +261,15 @@ def continuing_model(
                 f"{shown} does not say which model it started with (an earlier handrail kept "
                 "none); name it with --model, e.g. --model local"
             )
-        return Continuing(model=build_model(recorded), spec=recorded, model_for=build_model)
+        try:
+            built = build_model(recorded)
+        except InputError as e:
+            shown = f"run `{run.run_id}`" if run is not None else "the run"
+            raise InputError(
+                f"{shown} started with model {recorded.describe()}, which cannot be built here "
+                f"({e}); continue it with another model with --model"
+            ) from e
+        return Continuing(model=built, spec=recorded, model_for=build_model)
     chosen = choose_model(model, record=record, replay=replay)
     spec = model_spec(chosen, record=record, replay=replay)
     differs = recorded if recorded is not None and recorded != spec else None
