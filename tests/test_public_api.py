@@ -13,6 +13,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "Check",
         "CheckFailed",
         "CheckResult",
+        "CheckpointRefused",
         "Classify",
         "Confidence",
         "ContextWindowExceeded",

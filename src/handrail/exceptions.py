@@ -26,7 +26,8 @@ HandrailError
 │       └── ReplayMiss             a `ReplayModel` has no recording of the request
 ├── StoreError                 the run store cannot be used (bad URL, output with no JSON form)
 │   ├── StoreUnavailable       the database cannot be reached or opened
-│   └── StoreVersionError      the database was written by a newer handrail
+│   ├── StoreVersionError      the database was written by a newer handrail
+│   └── CheckpointRefused      a checkpoint handrail did not write (a pickle): never loaded
 └── ReviewError
     ├── ReviewNotFound
     ├── ReviewAlreadyDecided
@@ -202,6 +203,10 @@ class StoreUnavailable(StoreError):
 
 class StoreVersionError(StoreError):
     """The database's run-record schema is newer than this handrail understands."""
+
+
+class CheckpointRefused(StoreError):
+    """A checkpoint in the database that handrail did not write: refused, never loaded."""
 
 
 class ReviewError(HandrailError):

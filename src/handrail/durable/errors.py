@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from handrail.exceptions import StoreError, StoreUnavailable, StoreVersionError
+from handrail.exceptions import CheckpointRefused, StoreError, StoreUnavailable, StoreVersionError
 
-__all__ = ["StoreError", "StoreUnavailable", "StoreVersionError"]
+__all__ = ["CheckpointRefused", "StoreError", "StoreUnavailable", "StoreVersionError"]

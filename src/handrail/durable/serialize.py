@@ -28,7 +28,7 @@ from pydantic_core import PydanticSerializationError
 
 from handrail.core.outcome import Outcome, RecordedError
 from handrail.core.records import ReviewDecision, ReviewRequest, RunRecord, StepRecord
-from handrail.durable.errors import StoreError
+from handrail.durable.errors import CheckpointRefused, StoreError
 
 T = TypeVar("T")
 
@@ -92,10 +92,6 @@ _UNTRUSTED = (
     "document again with the handrail that started it, or delete the database if its runs "
     "do not matter), and check who can write the database"
 )
-
-
-class CheckpointRefused(StoreError):
-    """A checkpoint in the database that handrail did not write: refused, never loaded."""
 
 
 class JsonCheckpoints(Serializer):
