@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from handrail._utils import now
 from handrail.cli.commands import build_model, choose_model, model_spec
@@ -25,9 +25,11 @@ from handrail.core.records import ModelSpec, ReviewDecision, ReviewRequest, RunR
 from handrail.exceptions import InputError, ReviewAlreadyDecided, ReviewNotFound
 
 if TYPE_CHECKING:
-    from handrail.durable import Escalated, Finished, SqlStore
+    from handrail.durable import DurableRunner, Escalated, Finished, SqlStore
 
 # `handrail.durable` is imported by the functions that use it (see `commands.py`).
+
+_T = TypeVar("_T")
 
 
 @contextmanager
@@ -310,18 +312,9 @@ async def _decide(
     continuing: Continuing,
     hooks: Sequence[Hooks],
 ) -> RunRecord:
-    from handrail.durable import DurableRunner
-
-    async with DurableRunner(
-        pipeline,
-        db=db,
-        kind="cli",
-        model=continuing.model,
-        model_spec=continuing.spec,
-        model_for=continuing.model_for,
-        hooks=hooks,
-    ) as runner:
-        return await runner.decide(review_id, decision)
+    return await _in_runner(
+        pipeline, db, continuing, hooks, lambda runner: runner.decide(review_id, decision)
+    )
 
 
 def escalate(
@@ -359,18 +352,7 @@ def escalate(
 async def _escalate(
     pipeline: Pipeline, db: str | None, continuing: Continuing, hooks: Sequence[Hooks]
 ) -> list[Escalated]:
-    from handrail.durable import DurableRunner
-
-    async with DurableRunner(
-        pipeline,
-        db=db,
-        kind="cli",
-        model=continuing.model,
-        model_spec=continuing.spec,
-        model_for=continuing.model_for,
-        hooks=hooks,
-    ) as runner:
-        return await runner.escalate_due()
+    return await _in_runner(pipeline, db, continuing, hooks, lambda runner: runner.escalate_due())
 
 
 def unfinished_decision(db: str | None, view: ReviewView) -> bool:
@@ -422,6 +404,18 @@ async def _finish(
     continuing: Continuing,
     hooks: Sequence[Hooks],
 ) -> Finished:
+    return await _in_runner(pipeline, db, continuing, hooks, lambda runner: runner.finish(run_id))
+
+
+async def _in_runner(
+    pipeline: Pipeline,
+    db: str | None,
+    continuing: Continuing,
+    hooks: Sequence[Hooks],
+    act: Callable[[DurableRunner], Awaitable[_T]],
+) -> _T:
+    """`act` on a durable runner of this short command (its own executor id: it takes over no
+    other process's runs), answering runs with `continuing`'s models."""
     from handrail.durable import DurableRunner
 
     async with DurableRunner(
@@ -433,7 +427,7 @@ async def _finish(
         model_for=continuing.model_for,
         hooks=hooks,
     ) as runner:
-        return await runner.finish(run_id)
+        return await act(runner)
 
 
 def _pipeline_for(name: str, db: str | None, target: str | None) -> Pipeline:

@@ -61,7 +61,6 @@ from handrail.durable.runtime import (
 )
 from handrail.durable.serialize import (
     CHECKPOINTS,
-    CheckpointRefused,
     dump_decision,
     dump_review,
     dump_run,
@@ -73,6 +72,7 @@ from handrail.durable.serialize import (
 from handrail.durable.store import SqlStore
 from handrail.durable.versions import how_to_finish, pending_elsewhere
 from handrail.exceptions import (
+    CheckpointRefused,
     InvalidDecision,
     ReviewAlreadyDecided,
     ReviewNotFound,
