@@ -43,7 +43,7 @@ def test_runs_list_and_show_json(cli: Invoke, db: str) -> None:
     assert cli("run", HAPPY, "refund.txt", "--db", db).exit_code == 0
     assert json_of(cli, "runs", "list", "--db", db) == snapshot(
         {
-            "run_id": "run-f007aa375ba1967e",
+            "run_id": "run-a083918684de03c2",
             "document": "refund.txt",
             "pipeline": "happy",
             "status": "completed",
@@ -56,12 +56,12 @@ def test_runs_list_and_show_json(cli: Invoke, db: str) -> None:
             "reviews": [],
             "error": None,
             "model": "fake",
-            "pipeline_version": "0e8013f91772",
+            "pipeline_version": "118bdcee6089",
         }
     )
-    assert json_of(cli, "runs", "show", "run-f007aa375ba1967e", "--db", db) == snapshot(
+    assert json_of(cli, "runs", "show", "run-a083918684de03c2", "--db", db) == snapshot(
         {
-            "run_id": "run-f007aa375ba1967e",
+            "run_id": "run-a083918684de03c2",
             "document": "refund.txt",
             "status": "completed",
             "outputs": {
@@ -177,7 +177,7 @@ Support\
             "reviews": [],
             "decisions": [],
             "model": {"name": "fake", "params": {}, "record": None, "replay": None},
-            "pipeline_version": "0e8013f91772",
+            "pipeline_version": "118bdcee6089",
             "warnings": [],
         }
     )
@@ -188,12 +188,12 @@ def test_review_show_and_decision_json(cli: Invoke, db: str) -> None:
     review_id = line["review"]["review_id"]
     assert json_of(cli, "review", "show", review_id, "--db", db) == snapshot(
         {
-            "review_id": "rv-bf98179ff1d8d975",
+            "review_id": "rv-f1e2b237a1e67e76",
             "status": "pending",
             "pipeline": "happy",
             "node": "category",
             "target": "category",
-            "run_id": "run-6e3a6c59da79c3eb",
+            "run_id": "run-e5ad944967c0b4d2",
             "document": "bug.txt",
             "queue": "default",
             "created_at": "...",
@@ -246,7 +246,7 @@ def test_review_show_and_decision_json(cli: Invoke, db: str) -> None:
     )
     assert decided == snapshot(
         {
-            "run_id": "run-6e3a6c59da79c3eb",
+            "run_id": "run-e5ad944967c0b4d2",
             "document": "bug.txt",
             "status": "failed",
             "outputs": {"category": "refund"},
@@ -276,7 +276,7 @@ def test_review_show_and_decision_json(cli: Invoke, db: str) -> None:
     )
     assert json_of(cli, "review", "list", "--all", "--db", db)["decision"] == snapshot(
         {
-            "review_id": "rv-bf98179ff1d8d975",
+            "review_id": "rv-f1e2b237a1e67e76",
             "action": "edit",
             "reviewer": "dana",
             "decided_at": "...",

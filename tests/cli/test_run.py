@@ -47,7 +47,7 @@ def test_json_lines_one_object_per_document_in_input_order(cli: Invoke, tickets:
                 "reused": False,
             },
             {
-                "run_id": "run-f007aa375ba1967e",
+                "run_id": "run-a083918684de03c2",
                 "document": "tickets/refund.txt",
                 "status": "completed",
                 "outputs": {
@@ -79,12 +79,12 @@ Support\
                 "reused": False,
             },
             {
-                "run_id": "run-6e3a6c59da79c3eb",
+                "run_id": "run-e5ad944967c0b4d2",
                 "document": "tickets/sub/bug.md",
                 "status": "needs_review",
                 "outputs": {},
                 "review": {
-                    "review_id": "rv-bf98179ff1d8d975",
+                    "review_id": "rv-f1e2b237a1e67e76",
                     "node": "category",
                     "reasons": [
                         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -262,3 +263,15 @@ def test_an_attribute_that_is_not_a_pipeline(
         """,
     )
     assert usage_error(cli, f"objects.py:{attr}") == f"error: {message}"
+
+
+def test_the_same_pipeline_file_in_two_folders_has_one_version(tmp_path: Path) -> None:
+    """A file target's module name comes from where the file lies; the pipeline's version (and
+    so its run ids) must not: a clone of the project elsewhere reuses nothing less."""
+    source = (PIPELINES / "happy.py").read_text()
+    versions = set()
+    for folder in ("one", "elsewhere/two"):
+        write(tmp_path / folder / "intake.py", source)
+        shutil.copytree(PIPELINES / "prompts", tmp_path / folder / "prompts")
+        versions.add(load_pipeline(str(tmp_path / folder / "intake.py")).fingerprint)
+    assert versions == {load_pipeline(str(PIPELINES / "happy.py")).fingerprint}

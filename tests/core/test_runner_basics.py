@@ -448,7 +448,7 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
     dumped = _without_durations(TypeAdapter(RunRecord).dump_python(done, mode="json"))
     assert dumped == snapshot(
         {
-            "run_id": "run-a581c01e14b4593e",
+            "run_id": "run-51443dbf6de36850",
             "pipeline": "low_confidence",
             "document_id": "820547d03f13a4c0",
             "document_hash": "820547d03f13a4c0a1c6e3ee40422f9482d7b5226586682d68d0637cd072af96",
@@ -456,7 +456,7 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
             "outputs": {"category": "bug", "shout": "BUG"},
             "steps": [
                 {
-                    "run_id": "run-a581c01e14b4593e",
+                    "run_id": "run-51443dbf6de36850",
                     "node": "category",
                     "kind": "classify",
                     "visit": 1,
@@ -484,11 +484,11 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                     "usage": {"input_tokens": 30, "output_tokens": 1, "cost": 0.0},
                     "model": "fake",
                     "error": None,
-                    "review_id": "rv-9082f0a5dc6edb2b",
+                    "review_id": "rv-fe0be112253f4966",
                     "updates": {},
                 },
                 {
-                    "run_id": "run-a581c01e14b4593e",
+                    "run_id": "run-51443dbf6de36850",
                     "node": "category",
                     "kind": "classify",
                     "visit": 1,
@@ -505,11 +505,11 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                     "usage": {"input_tokens": 0, "output_tokens": 0, "cost": 0.0},
                     "model": "fake",
                     "error": None,
-                    "review_id": "rv-9082f0a5dc6edb2b",
+                    "review_id": "rv-fe0be112253f4966",
                     "updates": {},
                 },
                 {
-                    "run_id": "run-a581c01e14b4593e",
+                    "run_id": "run-51443dbf6de36850",
                     "node": "shout",
                     "kind": "rule",
                     "visit": 1,
@@ -533,13 +533,13 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
             "reviews": [],
             "decisions": [
                 [
-                    "rv-9082f0a5dc6edb2b",
+                    "rv-fe0be112253f4966",
                     {
                         "action": "approve",
                         "output": None,
                         "reviewer": "ann",
                         "reason": None,
-                        "review_id": "rv-9082f0a5dc6edb2b",
+                        "review_id": "rv-fe0be112253f4966",
                         "decided_at": "2025-01-02T03:04:05Z",
                     },
                 ]
@@ -559,6 +559,6 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
             "trace_context": {},
             "warnings": [],
             "model": {"name": "fake", "params": {}, "record": None, "replay": None},
-            "pipeline_version": "235baa779da8",
+            "pipeline_version": "981e37f4e123",
         }
     )

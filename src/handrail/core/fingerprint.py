@@ -8,15 +8,18 @@ when the pipeline's fingerprint and the model agree. The fingerprint covers:
 - LLM nodes: the prompt's text (a hash of the file or default template), the gate, labels, the
   output schema (its JSON schema), `max_reasks`, provider `params`, the node's model name and
   fallback, the retry policy and `on_exhausted`;
-- checks, rules, actions and conditions (Python functions): each function's module and qualified
-  name, plus a hash of its compiled code (bytecode, constants, names it uses) and of the plain
+- checks, rules, actions and conditions (Python functions): each function's qualified name, plus
+  a hash of its compiled code (bytecode, constants, names it uses) and of the plain
   values it closes over or takes as defaults (numbers, strings, ... as a check helper such as
   `sums_to("total", ["lines"])` keeps them).
 
 Not covered: what a function reads at call time from elsewhere (a global variable's value, a file,
 another module's function it calls), pydantic validators' code (only the schema they produce),
-and objects a function closes over that are not plain values. Change one of those and pass
-`--rerun` (or `Runner.run(..., rerun=True)`). Descriptions and hooks never change it.
+and objects a function closes over that are not plain values. Where the code lives is not
+covered either: module names and file paths are left out, so a project folder cloned or moved
+elsewhere (CI's checkout, a colleague's machine) keeps its pipeline versions and run ids. Change
+one of the others and pass `--rerun` (or `Runner.run(..., rerun=True)`). Descriptions and hooks
+never change it.
 """
 
 from __future__ import annotations
@@ -99,7 +102,8 @@ def model_identity(spec: ModelSpec | None, models: Mapping[str, Any] = {}) -> st
 
 
 def function_identity(fn: Callable[..., Any]) -> dict[str, Any]:
-    """A function's module, qualified name and a hash of its code and plain captured values."""
+    """A function's qualified name and a hash of its code and plain captured values (not its
+    module: a pipeline file loaded by path gets a module name from where it lies)."""
     if isinstance(fn, functools.partial):
         return {
             "partial": function_identity(fn.func),
@@ -115,7 +119,6 @@ def function_identity(fn: Callable[..., Any]) -> dict[str, Any]:
         target = target.__func__
     code = getattr(target, "__code__", None)
     identity: dict[str, Any] = {
-        "module": getattr(fn, "__module__", None) or getattr(target, "__module__", None),
         "name": getattr(fn, "__qualname__", None) or type(fn).__qualname__,
     }
     if isinstance(code, types.CodeType):
@@ -152,12 +155,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, types.FunctionType):  # by name and code only: no recursion
-        return {
-            "module": value.__module__,
-            "name": value.__qualname__,
-            "code": digest(_code(value.__code__))[:16],
-        }
-    return f"<{type(value).__module__}.{type(value).__qualname__}>"
+        return {"name": value.__qualname__, "code": digest(_code(value.__code__))[:16]}
+    return f"<{type(value).__qualname__}>"
 
 
 def _node(node: Any) -> dict[str, Any]:
@@ -181,7 +180,7 @@ def _value(value: Any) -> Any:
         schema = getattr(value, "model_json_schema", None)
         if callable(schema):
             return {"class": value.__qualname__, "schema": _plain(schema())}
-        return f"{value.__module__}.{value.__qualname__}"
+        return value.__qualname__
     if isinstance(value, tuple | list | frozenset | set):
         items = [_value(v) for v in value]
         if isinstance(value, frozenset | set):
