@@ -105,6 +105,16 @@ class Project:
         result: dict[str, Any] = done.json()
         return result
 
+    def status(self, run_id: str) -> str | None:
+        """The run's status, or None while it has no record yet (a submitted run a worker has
+        not started: `runs show` says there is no such run)."""
+        done = self.handrail("runs", "show", run_id, "--json")
+        if done.code != 0 and f"no run `{run_id}`" in done.stderr:
+            return None
+        assert done.code == 0, done.stderr
+        status: str = done.json()["status"]
+        return status
+
     def step_models(self, run_id: str) -> dict[str, str | None]:
         """The model each LLM step of a run was answered by, by node."""
         return {

@@ -109,7 +109,7 @@ def test_a_worker_runs_each_submitted_run_with_its_model(project: Project) -> No
     worker = start_worker(project.folder, project.target, env=project.env())
     try:
         worker.first_line()
-        wait_for(lambda: project.show(run_id)["status"] == "completed", what="the submitted run")
+        wait_for(lambda: project.status(run_id) == "completed", what="the submitted run")
     finally:
         assert worker.stop() == 0, worker.output()
     assert project.step_models(run_id) == {"category": "fake/alpha", "reply": "fake/alpha"}
@@ -134,7 +134,7 @@ def test_a_worker_continues_decided_reviews_with_their_runs_models(project: Proj
     worker = start_worker(project.folder, project.target, env=project.env())
     try:
         worker.first_line()
-        wait_for(lambda: project.show(run_id)["status"] == "completed", what="the continuation")
+        wait_for(lambda: project.status(run_id) == "completed", what="the continuation")
     finally:
         assert worker.stop() == 0, worker.output()
     assert project.step_models(run_id)["reply"] == "fake/alpha"
@@ -149,7 +149,7 @@ def test_a_worker_given_a_model_overrides_and_says_so(project: Project) -> None:
     worker = start_worker(project.folder, project.target, "--model", "fake/beta", env=project.env())
     try:
         worker.first_line()
-        wait_for(lambda: project.show(run_id)["status"] == "completed", what="the run")
+        wait_for(lambda: project.status(run_id) == "completed", what="the run")
     finally:
         assert worker.stop() == 0, worker.output()
     assert project.step_models(run_id)["reply"] == "fake/beta"
