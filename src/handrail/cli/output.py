@@ -162,6 +162,18 @@ def totals_line(records: Sequence[RunRecord], skipped: Sequence[Skipped] = ()) -
     return line + (f"; {len(skipped)} skipped (listed above)" if skipped else "")
 
 
+def run_now(record: RunRecord) -> str:
+    """Where a run stands after a decision, in a phrase."""
+    if record.status is RunStatus.NEEDS_REVIEW:
+        return f"needs review again: {notes(record)}"
+    if record.status is RunStatus.FAILED:
+        return f"failed: {notes(record)}"
+    if record.status is RunStatus.REJECTED:
+        return "is rejected"
+    brief = result_brief(record)
+    return f"is {record.status.value}" + (f": {brief}" if brief else "")
+
+
 def result_brief(record: RunRecord) -> str:
     """Routes taken and the last completed output, shortened: `category=refund, reply: ...`."""
     done = [s for s in record.steps if s.status is StepStatus.COMPLETED]

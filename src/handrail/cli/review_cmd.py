@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -10,8 +10,11 @@ from rich.text import Text
 from handrail.cli import output, records, show
 from handrail.cli.options import Db, Json, default_reviewer, errors
 from handrail.cli.tracing import traced
-from handrail.core.records import ReviewDecision, RunRecord, RunStatus
+from handrail.core.records import ReviewDecision, RunRecord
 from handrail.exceptions import InputError, ReviewNotFound
+
+if TYPE_CHECKING:
+    from handrail.durable import Finished
 
 app = typer.Typer(
     name="review",
@@ -316,7 +319,9 @@ def _decide(
         show.print_json(output.record_json(record))
         return
     by = f" by {decision.reviewer}" if decision.reviewer else ""
-    typer.echo(f"{_DONE[decision.action]} {review_id}{by}; run {record.run_id} {_now(record)}")
+    typer.echo(
+        f"{_DONE[decision.action]} {review_id}{by}; run {record.run_id} {output.run_now(record)}"
+    )
 
 
 def _finish_decided(
@@ -341,34 +346,28 @@ def _finish_decided(
         "still at it): finishing it now",
         err=True,
     )
+    done = finish_here(request.run_id, db=db, target=target, model=model)
+    if json_output:
+        show.print_json(output.record_json(done.record))
+    else:
+        waited = "; waited for the process continuing it" if done.how == "waited" else ""
+        typer.echo(f"run {request.run_id} {output.run_now(done.record)}{waited}")
+    if decision is None or decision.action != asked:
+        raise typer.Exit(1)
+
+
+def finish_here(run_id: str, *, db: str | None, target: str | None, model: str | None) -> Finished:
+    """Finish a decided run whose continuation was cut off, in this process (traced when
+    tracing is on; a model override is said on stderr)."""
     with errors(), traced(None) as hooks:
-        done = records.finish(
-            request.run_id,
+        return records.finish(
+            run_id,
             db=db,
             target=target,
             model=model,
             hooks=hooks,
             on_override=lambda line: typer.echo(line, err=True),
         )
-    if json_output:
-        show.print_json(output.record_json(done.record))
-    else:
-        waited = "; waited for the process continuing it" if done.how == "waited" else ""
-        typer.echo(f"run {request.run_id} {_now(done.record)}{waited}")
-    if decision is None or decision.action != asked:
-        raise typer.Exit(1)
-
-
-def _now(record: RunRecord) -> str:
-    """Where the run stands after the decision, in a phrase."""
-    if record.status is RunStatus.NEEDS_REVIEW:
-        return f"needs review again: {output.notes(record)}"
-    if record.status is RunStatus.FAILED:
-        return f"failed: {output.notes(record)}"
-    if record.status is RunStatus.REJECTED:
-        return "is rejected"
-    brief = output.result_brief(record)
-    return f"is {record.status.value}" + (f": {brief}" if brief else "")
 
 
 @app.command("export")

@@ -116,25 +116,16 @@ def resume(
     A run that is not unfinished is shown as it is. Exit code 1 when there is no such run.
     """
     from handrail.cli import output
-    from handrail.cli.review_cmd import _now
-    from handrail.cli.tracing import traced
+    from handrail.cli.review_cmd import finish_here
 
-    with errors(), traced(None) as hooks:
-        done = records.finish(
-            run_id,
-            db=db,
-            target=target,
-            model=model,
-            hooks=hooks,
-            on_override=lambda line: typer.echo(line, err=True),
-        )
+    done = finish_here(run_id, db=db, target=target, model=model)
     if json_output:
         show.print_json(output.record_json(done.record))
         return
     if done.how == "nothing":
-        typer.echo(f"run {run_id} has nothing left to do: it {_now(done.record)}")
+        typer.echo(f"run {run_id} has nothing left to do: it {output.run_now(done.record)}")
         return
-    typer.echo(f"run {run_id} {_now(done.record)} ({_HOW[done.how]})")
+    typer.echo(f"run {run_id} {output.run_now(done.record)} ({_HOW[done.how]})")
 
 
 @app.command("abandon")
