@@ -30,8 +30,12 @@ HandrailError
 │   └── CheckpointRefused      a checkpoint handrail did not write (a pickle): never loaded
 └── ReviewError
     ├── ReviewNotFound
-    ├── ReviewAlreadyDecided
-    └── InvalidDecision        an edit that fails the schema, a decision on a run not waiting
+    ├── ReviewAlreadyDecided   (`by`, `at`, `action`: the decision that was recorded first)
+    ├── InvalidDecision        an edit that fails the schema, a decision on a run not waiting
+    │                          (`errors`: (field path, message) pairs, for a form)
+    ├── ReviewClaimed          another reviewer holds a live claim on the review
+    ├── NotAllowed             the reviewer may not see or decide that review's queue
+    └── SignInFailed           an unknown, disabled or expired reviewer token or session
 ```
 
 Messages name the node in backticks and say how to fix the problem.
@@ -39,6 +43,8 @@ Messages name the node in backticks and say how to fix the problem.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 
@@ -220,9 +226,48 @@ class ReviewNotFound(ReviewError):
 class ReviewAlreadyDecided(ReviewError):
     """The review already has a decision; a decision is applied exactly once."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        by: str | None = None,
+        at: datetime | None = None,
+        action: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.by = by
+        """Who made the decision that was recorded (when known)."""
+        self.at = at
+        """When it was recorded (when known)."""
+        self.action = action
+        """`approve`, `edit` or `reject` (when known)."""
+
 
 class InvalidDecision(ReviewError):
     """The decision does not fit the review (an edit failing the schema, a wrong run)."""
+
+    def __init__(self, message: str, *, errors: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.errors: tuple[tuple[str, str], ...] = tuple(errors)
+        """For an edit failing the schema: (field path such as `lines.0.amount`, message)."""
+
+
+class ReviewClaimed(ReviewError):
+    """Another reviewer holds a live claim on the review (a claim is a lease, not a lock on
+    the decision: the exactly-once guard is the conditional write)."""
+
+    def __init__(self, message: str, *, by: str, until: datetime) -> None:
+        super().__init__(message)
+        self.by = by
+        self.until = until
+
+
+class NotAllowed(ReviewError):
+    """The reviewer may not see or decide reviews in that queue."""
+
+
+class SignInFailed(ReviewError):
+    """An unknown, disabled or expired reviewer token or session."""
 
 
 __all__ = [
@@ -237,6 +282,7 @@ __all__ = [
     "LoopLimitReached",
     "LowConfidence",
     "ModelNotFound",
+    "NotAllowed",
     "OutputInvalid",
     "PermanentProviderError",
     "PromptError",
@@ -247,10 +293,12 @@ __all__ = [
     "ReplayMiss",
     "RetriesExhausted",
     "ReviewAlreadyDecided",
+    "ReviewClaimed",
     "ReviewError",
     "ReviewNotFound",
     "RunError",
     "RunTimeout",
+    "SignInFailed",
     "StepFailed",
     "StoreError",
     "StoreUnavailable",
