@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from inline_snapshot import snapshot
 
-from handrail.cli.targets import load_pipeline
+from handrail.targets import load_pipeline
 
 from .conftest import HAPPY, PIPELINES, Invoke
 

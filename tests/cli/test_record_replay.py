@@ -28,7 +28,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_model(spec: str, **_: Any) -> Any:
         raise AssertionError(f"a replay built the model {spec!r}")
 
-    monkeypatch.setattr("handrail.cli.commands.get_model", no_model)
+    monkeypatch.setattr("handrail.providers.specs.get_model", no_model)
 
 
 def runs(result: Any) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from handrail import FakeModel
-from handrail.cli.targets import load_pipeline
 from handrail.durable import DurableRunner, SqlStore
+from handrail.targets import load_pipeline
 
 from .conftest import BUG, HAPPY, PIPELINES, Invoke
 from .triage import TARGET, project_copy, run_example

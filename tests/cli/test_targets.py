@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from handrail import Pipeline
-from handrail.cli.targets import load_pipeline
+from handrail.targets import load_pipeline
 
 from .conftest import PIPELINES, ROOT, Invoke
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from handrail.cli.targets import load_pipeline
 from handrail.evals.report import build_report
 from handrail.evals.run import run_cases
 from handrail.evals.suite import Suite, load_suite
+from handrail.targets import load_pipeline
 
 FIXTURE = Path(__file__).parent / "fixtures" / "orders.py"
 

@@ -15,11 +15,11 @@ from tests.cli.conftest import cli as cli  # the in-process invoker fixture
 from tests.cli.triage import EXAMPLE, TARGET, run_example
 
 from handrail import FakeModel, InputError, ReviewDecision
-from handrail.cli.targets import load_pipeline
 from handrail.durable import DurableRunner, SqlStore
 from handrail.evals.export import decided_reviews, export_cases
 from handrail.evals.suite import load_suite
 from handrail.inputs import load_document
+from handrail.targets import load_pipeline
 
 ESPRESSO = "02_refund_espresso_machine.eml"
 CHARGED_TWICE = "07_charged_twice.eml"

@@ -12,7 +12,6 @@ import pytest
 
 from handrail import Fail, FakeModel, Reply
 from handrail.cli.main import main
-from handrail.cli.targets import load_pipeline
 from handrail.core.model import ModelRequest
 from handrail.evals.judge import (
     MAX_DOCUMENT_CHARS,
@@ -25,6 +24,7 @@ from handrail.evals.judge import (
 from handrail.evals.report import build_report
 from handrail.evals.run import run_cases
 from handrail.evals.suite import load_suite
+from handrail.targets import load_pipeline
 
 ROOT = Path(__file__).parents[2]
 HAPPY = ROOT / "tests" / "pipelines" / "happy.py"

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from handrail import Document, InputError
-from handrail.cli.targets import load_pipeline
 from handrail.evals.suite import (
     ClassificationScoring,
     ExtractionScoring,
@@ -22,6 +21,7 @@ from handrail.evals.suite import (
     load_suite,
 )
 from handrail.inputs import load_document
+from handrail.targets import load_pipeline
 
 ROOT = Path(__file__).parents[2]
 HAPPY = ROOT / "tests" / "pipelines" / "happy.py"

@@ -8,10 +8,8 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
-from handrail.cli.targets import absolute_target, load_pipeline
 from handrail.core.hooks import Hooks
 from handrail.core.model import Model
 from handrail.core.pipeline import Pipeline
@@ -20,8 +18,8 @@ from handrail.core.runner import Runner
 from handrail.core.state import Document
 from handrail.exceptions import InputError
 from handrail.inputs import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, Skipped, read_inputs
-from handrail.providers import get_model, model_name
-from handrail.providers.replay import RecordingModel, ReplayModel
+from handrail.providers.specs import build_model, choose_model, model_spec
+from handrail.targets import absolute_target, load_pipeline
 
 if TYPE_CHECKING:
     from handrail.durable import Escalated
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
 # `handrail.durable` (DBOS, SQLAlchemy: 0.4 s to import) is imported by the functions that use
 # it, so that `handrail graph`, `run --in-memory` and `--help` start quickly.
 
-DEFAULT_MODEL = "fake"
 GraphFormat = Literal["mermaid", "dot"]
 
 
@@ -174,66 +171,6 @@ class Batch:
             submitter.close()
 
 
-def choose_model(
-    model: str | None = None,
-    *,
-    record: str | os.PathLike[str] | None = None,
-    replay: str | os.PathLike[str] | None = None,
-) -> Model:
-    """The model `--model`, `--record` and `--replay` describe: `model` (default `fake`); with
-    `record`, writing its answers there; with `replay`, the recordings there instead (of
-    `model`, else of the one model recorded); with both, a cache: recordings where there are
-    some, `model` recorded where not. `InputError` for an unusable directory."""
-    if replay is None:
-        chosen = get_model(model or DEFAULT_MODEL)
-        return chosen if record is None else RecordingModel(chosen, record)
-    if record is None:
-        return ReplayModel(replay, model=model_name(model) if model else None)
-    answering = RecordingModel(get_model(model or DEFAULT_MODEL), record)
-    return ReplayModel(replay, model=answering.name, fallback=answering)
-
-
-def model_spec(
-    model: Model,
-    *,
-    record: str | os.PathLike[str] | None = None,
-    replay: str | os.PathLike[str] | None = None,
-) -> ModelSpec:
-    """What `choose_model` made, as a run's record keeps it: the model's name and the record
-    and replay folders (absolute), so `build_model` makes the same model in any process."""
-    return ModelSpec(
-        name=model.name,
-        record=None if record is None else str(Path(record).expanduser().resolve()),
-        replay=None if replay is None else str(Path(replay).expanduser().resolve()),
-    )
-
-
-_UNSAFE_PARAMS = frozenset({"api_base", "base_url", "api_key", "headers", "extra_headers"})
-_UNSAFE_ENDINGS = ("_key", "_token", "_secret", "password")
-
-
-def build_model(spec: ModelSpec) -> Model:
-    """The model a run's `ModelSpec` describes, built again (see `model_spec`). A stored spec
-    naming where to send requests or credentials is refused: those come from the command line
-    or the environment, never from the database."""
-    unsafe = sorted(
-        k for k in spec.params if k.lower() in _UNSAFE_PARAMS or k.lower().endswith(_UNSAFE_ENDINGS)
-    )
-    if unsafe:
-        raise InputError(
-            f"the run's model `{spec.name}` is recorded with {', '.join(unsafe)}, which handrail "
-            "never takes from the database; give the model with --model"
-        )
-    if spec.replay is not None and spec.record is None:
-        return ReplayModel(spec.replay, model=spec.name)
-    answering = get_model(spec.name, **spec.params)
-    if spec.record is not None:
-        answering = RecordingModel(answering, spec.record)
-    if spec.replay is None:
-        return answering
-    return ReplayModel(spec.replay, model=spec.name, fallback=answering)
-
-
 def prepare_run(
     target: str,
     inputs: Sequence[str | os.PathLike[str]],
@@ -360,14 +297,10 @@ def draw(target: str, format: GraphFormat = "mermaid") -> str:
 
 
 __all__ = [
-    "DEFAULT_MODEL",
     "Batch",
     "GraphFormat",
     "Queued",
-    "build_model",
-    "choose_model",
     "draw",
-    "model_spec",
     "prepare_run",
     "serve",
 ]

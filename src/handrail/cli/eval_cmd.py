@@ -17,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from handrail.cli.commands import DEFAULT_MODEL, choose_model
 from handrail.cli.options import errors
 from handrail.cli.progress import progress_bar, wants_progress
-from handrail.cli.targets import load_pipeline
 from handrail.core.model import Model
+from handrail.providers.specs import DEFAULT_MODEL, choose_model
+from handrail.targets import load_pipeline
 
 if TYPE_CHECKING:
     from handrail.evals.suite import Suite

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from handrail._utils import now
-from handrail.cli.commands import build_model, choose_model, model_spec
 from handrail.cli.output import jsonable
-from handrail.cli.targets import load_pipeline, project_target
 from handrail.core.hooks import Hooks
 from handrail.core.model import Model
 from handrail.core.pipeline import Pipeline
 from handrail.core.records import ModelSpec, ReviewDecision, ReviewRequest, RunRecord, RunStatus
 from handrail.exceptions import InputError, ReviewAlreadyDecided, ReviewNotFound
+from handrail.providers.specs import build_model, choose_model, model_spec
+from handrail.targets import load_pipeline, project_target
 
 if TYPE_CHECKING:
     from handrail.durable import DurableRunner, Escalated, Finished, SqlStore
