@@ -291,7 +291,7 @@ def test_set_on_a_label_names_the_node(cli: Invoke, db: str, runs: dict) -> None
 
 
 def test_set_values_are_json_when_they_parse(cli: Invoke, db: str, runs: dict) -> None:
-    from handrail.cli.records import edited_output
+    from handrail.review.records import edited_output
 
     with SqlStore(db) as store:
         review = store.get_review(review_of(runs, ESPRESSO))

@@ -7,13 +7,13 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from handrail.core.records import ReviewRequest, RunRecord, RunStatus, StepStatus
+from handrail.core.records import RunRecord, RunStatus, StepStatus
 from handrail.inputs import Skipped
+from handrail.review.shapes import jsonable, record_json
 
 _STYLES = {
     RunStatus.COMPLETED: "green",
@@ -28,53 +28,6 @@ _TOTALS = (
     (RunStatus.FAILED, "failed"),
     (RunStatus.REJECTED, "rejected"),
 )
-
-
-def jsonable(value: Any) -> Any:
-    """A value as plain JSON data (pydantic models dumped with mode="json"; else `str`)."""
-    return to_jsonable_python(value, fallback=str)
-
-
-def record_json(record: RunRecord, document_id: str | None = None) -> dict[str, Any]:
-    """The JSON Lines object for one run."""
-    review = record.review
-    error = record.error
-    return {
-        "run_id": record.run_id,
-        "document": document_id if document_id is not None else record.document_id,
-        "status": record.status.value,
-        "outputs": jsonable(dict(record.outputs)),
-        "review": _review_json(review) if review is not None else None,
-        "error": {"type": error.type, "message": error.message} if error is not None else None,
-        "steps": [
-            {
-                "node": step.node,
-                "status": step.status.value,
-                "route": step.route,
-                "confidence": step.confidence.value if step.confidence is not None else None,
-            }
-            for step in record.steps
-        ],
-    }
-
-
-def _review_json(review: ReviewRequest) -> dict[str, Any]:
-    return {
-        "review_id": review.review_id,
-        "node": review.node,
-        "reasons": [
-            {
-                "kind": reason.kind,
-                "message": reason.message,
-                "field": reason.field,
-                "value": reason.value,
-                "threshold": reason.threshold,
-                "check": reason.check,
-            }
-            for reason in review.reasons
-        ],
-        "output": jsonable(review.output),
-    }
 
 
 def skipped_json(skipped: Skipped) -> dict[str, Any]:
@@ -203,11 +156,9 @@ def _short(value: Any, limit: int = 40) -> str:
 
 
 __all__ = [
-    "jsonable",
     "notes",
     "print_json_lines",
     "print_summary",
-    "record_json",
     "result_brief",
     "skipped_json",
     "skipped_lines",

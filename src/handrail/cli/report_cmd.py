@@ -13,8 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from handrail._utils import now
-from handrail.cli import records, show
+from handrail.cli import show
 from handrail.cli.options import Db, Json, errors
+from handrail.review import ReviewService
 
 if TYPE_CHECKING:
     from handrail.observability.report import Durations, NodeFigures, WorkflowReport
@@ -54,7 +55,7 @@ def report(
         moment = now()
         start = parse_since(since, now=moment) if since is not None else None
         result = load_report(db, since=start, pipeline=pipeline, now=moment)
-        where = records.shown_url(db)
+        where = ReviewService(db, read_only=True).url
     if json_output:
         show.print_json(result.to_dict())
         return
@@ -76,15 +77,8 @@ def load_report(
     db: str | None, *, since: datetime | None, pipeline: str | None, now: datetime
 ) -> WorkflowReport:
     """The report on the runs kept in `db` (none when its SQLite file does not exist yet)."""
-    from handrail.observability.report import build_report
-
-    with records.open_store(db) as store:
-        if store is None:
-            return build_report([], lambda _: None, now=now, since=since, pipeline=pipeline)
-        # One lookup per review of the runs reported on: the work grows with the window asked
-        # for, not with every review ever kept.
-        runs = store.list_runs(pipeline=pipeline, since=since)
-        return build_report(runs, store.get_review, now=now, since=since, pipeline=pipeline)
+    with ReviewService(db, read_only=True) as service:
+        return service.report(since=since, pipeline=pipeline, at=now)
 
 
 # --- tables -------------------------------------------------------------------------------------

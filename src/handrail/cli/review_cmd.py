@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from handrail.cli import output, records, show
+from handrail.cli import output, show
 from handrail.cli.options import Db, Json, default_reviewer, errors
 from handrail.cli.tracing import traced
 from handrail.core.records import ReviewDecision, RunRecord
 from handrail.exceptions import InputError, ReviewNotFound
+from handrail.review import ReviewService, ReviewView, shapes
+from handrail.review import records as use
 
 if TYPE_CHECKING:
     from handrail.durable import Finished
@@ -77,11 +79,12 @@ def list_(
     With --json: JSON Lines, one object per review.
     """
     with errors():
-        views = records.list_reviews(db, queue=queue, pending_only=not all_)
-        where = records.shown_url(db)
+        service = ReviewService(db, read_only=True)
+        views = service.reviews(queue=queue, pending_only=not all_)
+        where = service.url
     if json_output:
         for view in views:
-            show.print_json(show.review_json(view))
+            show.print_json(shapes.review_json(view))
         return
     console = show.console()
     if not views:
@@ -106,43 +109,32 @@ def show_(
     The thresholds come from the pipeline's code (--target, or where `handrail run` recorded
     it); without it, only those the reasons name are shown.
     """
-    with errors():
-        view = records.get_review(db, review_id)
+    with errors(), ReviewService(db, read_only=True, target=target) as service:
+        view = service.review_view(review_id)
         try:
-            run: RunRecord | None = records.get_run(db, view.request.run_id)
+            run: RunRecord | None = service.run(view.request.run_id)
         except ReviewNotFound:  # a review kept without its run: show what the review has
             run = None
-        thresholds = _thresholds(view, db, target)
+        thresholds = service.thresholds(view.request)
     if json_output:
-        show.print_json(show.review_json(view, run=run, thresholds=thresholds))
+        show.print_json(shapes.review_json(view, run=run, thresholds=thresholds))
     else:
         detail = show.review_detail(view, run=run, thresholds=thresholds)
         show.print_table(show.console(), detail)
 
 
-def _schema_fields(view: records.ReviewView, db: str | None, target: str | None) -> list[str]:
+def _schema_fields(view: ReviewView, db: str | None, target: str | None) -> list[str]:
     """The fields of the schema of the node under review (none known without its code)."""
-    try:
-        pipeline = records._pipeline_for(view.request.pipeline, db, target)
-    except InputError:
-        if target is not None:
-            raise
-        return []
-    return show.schema_fields(pipeline, view.request)
+    from handrail.review.fields import schema_fields
 
-
-def _thresholds(
-    view: records.ReviewView, db: str | None, target: str | None
-) -> dict[str, float | None] | None:
-    """The thresholds of the gate of the node under review, from the pipeline's code; None
-    when it cannot be found without --target (an error when --target names the wrong code)."""
-    try:
-        pipeline = records._pipeline_for(view.request.pipeline, db, target)
-    except InputError:
-        if target is not None:
-            raise
-        return None
-    return show.gate_thresholds(pipeline, view.request)
+    with ReviewService(db, read_only=True, target=target) as service:
+        try:
+            pipeline = service.pipeline(view.request.pipeline)
+        except InputError:
+            if target is not None:
+                raise
+            return []
+    return schema_fields(pipeline, view.request)
 
 
 @app.command()
@@ -201,15 +193,15 @@ def edit(
     nothing is recorded, and the exit code is 1.
     """
     with errors():
-        view = records.get_review(db, review_id)
-        unfinished = records.unfinished_decision(db, view)
+        view = use.get_review(db, review_id)
+        unfinished = use.unfinished_decision(db, view)
     if unfinished:
         _finish_decided(view, "edit", db=db, target=target, model=model, json_output=json_output)
         return
     with errors():
-        records.require_pending(view)
+        use.require_pending(view)
         fields = _schema_fields(view, db, target) if view.request.output is None else ()
-        edited = records.edited_output(
+        edited = use.edited_output(
             view.request, assignments=assignments or (), output_file=output_file, fields=fields
         )
     decision = ReviewDecision.edit(edited, reviewer=reviewer or default_reviewer(), reason=reason)
@@ -257,8 +249,12 @@ def escalate(
             "started with",
             err=True,
         )
-    with errors(), traced(None) as hooks:
-        done, problems = records.escalate(db, model=model, target=target, hooks=hooks)
+    with (
+        errors(),
+        traced(None) as hooks,
+        ReviewService(db, read_only=True, target=target) as service,
+    ):
+        done, problems = service.escalate_due(model=model, hooks=hooks)
     for item in done:
         if json_output:
             show.print_json(
@@ -296,27 +292,25 @@ def _decide(
     json_output: bool,
 ) -> None:
     with errors():
-        view = records.get_review(db, review_id)
-        unfinished = records.unfinished_decision(db, view)
+        view = use.get_review(db, review_id)
+        unfinished = use.unfinished_decision(db, view)
     if unfinished:
         _finish_decided(
             view, decision.action, db=db, target=target, model=model, json_output=json_output
         )
         return
     with errors():
-        records.require_pending(view)
-        with traced(None) as hooks:
-            record = records.decide(
-                view.request,
+        use.require_pending(view)
+        with traced(None) as hooks, ReviewService(db, read_only=True, target=target) as service:
+            record = service.decide_and_continue(
+                review_id,
                 decision,
-                db=db,
-                target=target,
                 model=model,
                 hooks=hooks,
                 on_override=lambda line: typer.echo(line, err=True),
             )
     if json_output:
-        show.print_json(output.record_json(record))
+        show.print_json(shapes.record_json(record))
         return
     by = f" by {decision.reviewer}" if decision.reviewer else ""
     typer.echo(
@@ -325,7 +319,7 @@ def _decide(
 
 
 def _finish_decided(
-    view: records.ReviewView,
+    view: ReviewView,
     asked: str,
     *,
     db: str | None,
@@ -348,7 +342,7 @@ def _finish_decided(
     )
     done = finish_here(request.run_id, db=db, target=target, model=model)
     if json_output:
-        show.print_json(output.record_json(done.record))
+        show.print_json(shapes.record_json(done.record))
     else:
         waited = "; waited for the process continuing it" if done.how == "waited" else ""
         typer.echo(f"run {request.run_id} {output.run_now(done.record)}{waited}")
@@ -359,11 +353,13 @@ def _finish_decided(
 def finish_here(run_id: str, *, db: str | None, target: str | None, model: str | None) -> Finished:
     """Finish a decided run whose continuation was cut off, in this process (traced when
     tracing is on; a model override is said on stderr)."""
-    with errors(), traced(None) as hooks:
-        return records.finish(
+    with (
+        errors(),
+        traced(None) as hooks,
+        ReviewService(db, read_only=True, target=target) as service,
+    ):
+        return service.finish(
             run_id,
-            db=db,
-            target=target,
             model=model,
             hooks=hooks,
             on_override=lambda line: typer.echo(line, err=True),
@@ -413,16 +409,12 @@ def export(
     Exit code 2 for a malformed suite or --since.
     """
     from handrail._utils import now
-    from handrail.evals.export import decided_reviews, export_cases
     from handrail.observability.report import parse_since
 
     with errors():
         start = parse_since(since, now=now()) if since is not None else None
-        with records.open_store(db) as store:
-            decided = decided_reviews(store, since=start) if store is not None else []
-            names = {d.request.pipeline for d in decided}
-            targets = {n: target or (store.pipeline_target(n) if store else None) for n in names}
-        result = export_cases(suite, decided, pipeline=pipeline, targets=targets)
+        with ReviewService(db, read_only=True, target=target) as service:
+            result = service.export_cases(suite, since=start, pipeline=pipeline)
     if json_output:
         show.print_json(result.to_dict())
         return

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from handrail.cli import records, show
+from handrail.cli import show
 from handrail.cli.options import Db, Json, errors
 from handrail.core.records import RunStatus
+from handrail.review import ReviewService, shapes
 
 DEFAULT_LIMIT = 50
 
@@ -41,12 +42,12 @@ def list_(
 
     With --json: JSON Lines, one object per run.
     """
-    with errors():
-        runs = records.list_runs(db, status=status, pipeline=pipeline, limit=limit)
-        where = records.shown_url(db)
+    with errors(), ReviewService(db, read_only=True) as service:
+        runs = service.runs(status=status, pipeline=pipeline, limit=limit)
+        where = service.url
     if json_output:
         for record in runs:
-            show.print_json(show.run_summary_json(record))
+            show.print_json(shapes.run_summary_json(record))
         return
     console = show.console()
     if not runs:
@@ -68,10 +69,10 @@ def show_(
 
     Exit code 1 when there is no such run.
     """
-    with errors():
-        record = records.get_run(db, run_id)
+    with errors(), ReviewService(db, read_only=True) as service:
+        record = service.run(run_id)
     if json_output:
-        show.print_json(show.run_detail_json(record))
+        show.print_json(shapes.run_detail_json(record))
     else:
         show.print_table(show.console(), show.run_detail(record))
 
@@ -120,7 +121,7 @@ def resume(
 
     done = finish_here(run_id, db=db, target=target, model=model)
     if json_output:
-        show.print_json(output.record_json(done.record))
+        show.print_json(shapes.record_json(done.record))
         return
     if done.how == "nothing":
         typer.echo(f"run {run_id} has nothing left to do: it {output.run_now(done.record)}")

@@ -1,14 +1,11 @@
-"""How `handrail runs` and `handrail review` show stored runs and reviews: rich tables and
-key-value headers for people, JSON for machines. Times are UTC."""
+"""How `handrail runs` and `handrail review` show stored runs and reviews to people: rich
+tables and key-value headers (the JSON shapes are `handrail.review.shapes`). Times are UTC."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
@@ -16,22 +13,23 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from handrail.cli.output import display_names, jsonable, notes, record_json, result_brief
-from handrail.cli.records import ReviewView
+from handrail.cli.output import display_names, notes, result_brief
 from handrail.core.records import (
     Attempt,
     Confidence,
     ReviewDecision,
-    ReviewReason,
     ReviewRequest,
     RunRecord,
     RunStatus,
     StepRecord,
     StepStatus,
 )
+from handrail.review.fields import FieldRow, field_rows, parse_validation_error, schema_errors
+from handrail.review.shapes import jsonable, retried
+from handrail.review.views import ReviewView
 
 if TYPE_CHECKING:
-    from handrail.core.pipeline import Pipeline
+    pass
 
 _RUN_STYLES = {
     RunStatus.COMPLETED: "green",
@@ -102,26 +100,6 @@ def _status(value: RunStatus) -> Text:
 # --- runs -------------------------------------------------------------------------------------
 
 
-def run_summary_json(record: RunRecord) -> dict[str, Any]:
-    """One line of `handrail runs list --json`."""
-    return {
-        "run_id": record.run_id,
-        "document": record.document_id,
-        "pipeline": record.pipeline,
-        "status": record.status.value,
-        "started_at": jsonable(record.started_at),
-        "ended_at": jsonable(record.ended_at),
-        "duration_s": record.duration_s,
-        "steps": len(record.steps),
-        "tokens": record.usage.total_tokens,
-        "cost": record.usage.cost,
-        "reviews": [review.review_id for review in record.reviews],
-        "error": _error_json(record),
-        "model": record.model.name if record.model is not None else None,
-        "pipeline_version": record.pipeline_version or None,
-    }
-
-
 def runs_table(records: Sequence[RunRecord]) -> Table:
     common, names = display_names([record.document_id for record in records])
     several = len({record.pipeline for record in records}) > 1
@@ -146,59 +124,6 @@ def runs_table(records: Sequence[RunRecord]) -> Table:
             Text(record.pipeline_version),
         )
     return table
-
-
-def run_detail_json(record: RunRecord) -> dict[str, Any]:
-    """`handrail runs show --json`: the `handrail run --json` object with the whole story."""
-    return record_json(record) | {
-        "pipeline": record.pipeline,
-        "started_at": jsonable(record.started_at),
-        "ended_at": jsonable(record.ended_at),
-        "duration_s": record.duration_s,
-        "tokens": record.usage.total_tokens,
-        "cost": record.usage.cost,
-        "steps": [step_json(step) for step in record.steps],
-        "reviews": [review_json(ReviewView(request=r)) for r in record.reviews],
-        "decisions": [decision_json(rid, decision) for rid, decision in record.decisions],
-        "model": jsonable(record.model),
-        "pipeline_version": record.pipeline_version or None,
-        "warnings": list(record.warnings),
-    }
-
-
-def step_json(step: StepRecord) -> dict[str, Any]:
-    return {
-        "node": step.node,
-        "kind": step.kind,
-        "visit": step.visit,
-        "status": step.status.value,
-        "attempts": len(step.attempts),
-        "confidence": step.confidence.value if step.confidence is not None else None,
-        "confidence_source": step.confidence.source if step.confidence is not None else None,
-        "route": step.route,
-        "started_at": jsonable(step.started_at),
-        "duration_s": step.duration_s,
-        "tokens": step.usage.total_tokens,
-        "cost": step.usage.cost,
-        "model": step.model,
-        "warnings": [w for attempt in step.attempts for w in attempt.warnings],
-        "retries": [
-            {
-                "attempt": attempt.number,
-                "outcome": attempt.outcome,
-                "error": attempt.error,
-                "then": then,
-            }
-            for attempt, then in retried(step)
-        ],
-        "error": (
-            {"type": step.error.type, "message": step.error.message}
-            if step.error is not None
-            else None
-        ),
-        "review_id": step.review_id,
-        "output": jsonable(step.output),
-    }
 
 
 def run_detail(record: RunRecord) -> RenderableType:
@@ -270,13 +195,6 @@ def _why(attempt: Attempt) -> str:
     return "; ".join(f"{where}: {why}" if where else why for where, why in pairs)
 
 
-def retried(step: StepRecord) -> list[tuple[Attempt, str]]:
-    """The attempts of `step` that were followed by another, with what came next (`reask`,
-    `transport_retry`...): why each retry happened is the attempt's outcome and error."""
-    attempts = step.attempts
-    return [(attempt, following.kind) for attempt, following in pairwise(attempts)]
-
-
 def decisions_table(decisions: Sequence[tuple[str, ReviewDecision]]) -> Table:
     table = Table(title="decisions", title_justify="left")
     _columns(table, "review id", "decision", wrap=False)
@@ -304,78 +222,6 @@ def _decision_note(decision: ReviewDecision) -> str:
 
 
 # --- reviews ----------------------------------------------------------------------------------
-
-
-def review_json(
-    view: ReviewView,
-    *,
-    run: RunRecord | None = None,
-    thresholds: Mapping[str, float | None] | None = None,
-) -> dict[str, Any]:
-    """One review: what is under review, why, where it waits and what becomes of it; with its
-    `run` (`review show`), also the document's text, the fields against their thresholds and
-    the schema errors (see `review_detail`)."""
-    review = view.request
-    shown = _review_json(view)
-    if run is not None:
-        shown |= {
-            "document_text": run.document.text if run.document is not None else None,
-            "fields": [field_json(row) for row in field_rows(review, thresholds, run)],
-            "schema_errors": [
-                {"field": location, "message": message}
-                for location, message in schema_errors(run, review)
-            ],
-        }
-    return shown
-
-
-def _review_json(view: ReviewView) -> dict[str, Any]:
-    review = view.request
-    return {
-        "review_id": review.review_id,
-        "status": review.status,
-        "pipeline": review.pipeline,
-        "node": review.node,
-        "target": review.target,
-        "run_id": review.run_id,
-        "document": review.document_id,
-        "queue": review.queue,
-        "created_at": jsonable(review.created_at),
-        "deadline": jsonable(review.deadline),
-        "on_deadline": review.on_deadline.describe() if review.on_deadline is not None else None,
-        "escalated_at": jsonable(review.escalated_at),
-        "escalation": review.escalation,
-        "confidence": review.confidence.value if review.confidence is not None else None,
-        "confidence_source": review.confidence.source if review.confidence is not None else None,
-        "field_confidence": {name: value.value for name, value in review.field_confidence.items()},
-        "reasons": [reason_json(reason) for reason in review.reasons],
-        "output": jsonable(review.output),
-        "decision": (
-            decision_json(review.review_id, view.decision) if view.decision is not None else None
-        ),
-    }
-
-
-def reason_json(reason: ReviewReason) -> dict[str, Any]:
-    return {
-        "kind": reason.kind,
-        "message": reason.message,
-        "field": reason.field,
-        "value": reason.value,
-        "threshold": reason.threshold,
-        "check": reason.check,
-    }
-
-
-def decision_json(review_id: str, decision: ReviewDecision) -> dict[str, Any]:
-    return {
-        "review_id": review_id,
-        "action": decision.action,
-        "reviewer": decision.reviewer,
-        "decided_at": jsonable(decision.decided_at),
-        "reason": decision.reason,
-        "output": jsonable(decision.output),
-    }
 
 
 def reviews_table(views: Sequence[ReviewView], title: str | None = None) -> Table:
@@ -476,153 +322,6 @@ def review_detail(
 # --- a review's fields, thresholds and schema errors -----------------------------------------
 
 
-def gate_thresholds(pipeline: Pipeline, review: ReviewRequest) -> dict[str, float | None]:
-    """The thresholds the gate of the node under review (`review.target`) holds its output to:
-    per field of an `Extract` (None: a field the gate does not hold to any, an optional one
-    it does not name), or the output's under the node's name. Empty for a node without a
-    gate."""
-    from handrail.core.nodes import Extract, LLMNode
-
-    node = pipeline.nodes.get(review.target)
-    gate = node.gate if isinstance(node, LLMNode) else None
-    if gate is None:
-        return {}
-    if isinstance(node, Extract):
-        fields = node.schema.model_fields
-        return {
-            name: gate.fields.get(name, gate.accept)
-            if info.is_required() or name in gate.fields
-            else None
-            for name, info in fields.items()
-        }
-    return {review.target: gate.accept}
-
-
-def schema_fields(pipeline: Pipeline, review: ReviewRequest) -> list[str]:
-    """The fields of the schema of the node under review (none for a node whose output is one
-    value)."""
-    schema = getattr(pipeline.nodes.get(review.target), "schema", None)
-    fields = getattr(schema, "model_fields", None)
-    return list(fields) if isinstance(fields, Mapping) else []
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FieldRow:
-    """One field of the output under review (or the whole output, for a label)."""
-
-    field: str
-    value: Any
-    confidence: Confidence | None
-    threshold: float | None
-    """What the gate holds it to; None when it holds it to none, or it is not known."""
-    status: str
-    """`ok`, `below`, `no confidence`, `not gated`, or `` when the threshold is not known."""
-
-
-def field_rows(
-    review: ReviewRequest,
-    thresholds: Mapping[str, float | None] | None = None,
-    run: RunRecord | None = None,
-) -> list[FieldRow]:
-    """Each field's value and confidence against its threshold: `thresholds` from the node's
-    gate (`gate_thresholds`), else the ones the review's reasons name (the fields below). The
-    confidences are the review's, else (a `Review` gate's review has none of its own) those of
-    the reviewed node's last step in `run`."""
-    step = _last_step(run, review.target) if run is not None else None
-    field_confidence = review.field_confidence or (step.field_confidence if step else {})
-    node_confidence = review.confidence or (step.confidence if step else None)
-    named = {
-        r.field or review.target: r.threshold for r in review.reasons if r.threshold is not None
-    }
-    known: dict[str, float | None] = {**named, **(thresholds or {})}
-    output = review.output
-    fields = [n for n in known if n != review.target] + list(field_confidence)
-    if isinstance(output, Mapping) or (output is None and fields):
-        # An object, or nothing (a schema failure): the fields the gate or the model name.
-        values: Mapping[str, Any] = output if isinstance(output, Mapping) else {}
-        names = [*(thresholds or {}), *values, *fields]
-        names = [n for n in dict.fromkeys(names) if n != review.target or n in values]
-        scores = field_confidence
-    else:  # one value, such as a label
-        names = [review.target]
-        values = {review.target: output}
-        scores = {review.target: node_confidence} if node_confidence is not None else {}
-    rows = []
-    for name in names:
-        score = scores.get(name)
-        threshold = known.get(name)
-        if name not in known:
-            status = ""
-        elif threshold is None:
-            status = "not gated"
-        elif score is None:
-            status = "no confidence"
-        else:
-            status = "ok" if score.value >= threshold else "below"
-        rows.append(
-            FieldRow(
-                field=name,
-                value=values.get(name),
-                confidence=score,
-                threshold=threshold,
-                status=status,
-            )
-        )
-    return rows
-
-
-def field_json(row: FieldRow) -> dict[str, Any]:
-    return {
-        "field": row.field,
-        "value": jsonable(row.value),
-        "confidence": row.confidence.value if row.confidence is not None else None,
-        "confidence_source": row.confidence.source if row.confidence is not None else None,
-        "threshold": row.threshold,
-        "status": row.status or None,
-    }
-
-
-_LOCATION = re.compile(r"^\S")
-_DETAIL = re.compile(
-    r"\s*\[type=[^,\]]*(?:, input_value=(?P<value>.*?))?(?:, input_type=[^\]]*)?\]$"
-)
-
-
-def schema_errors(run: RunRecord, review: ReviewRequest) -> list[tuple[str, str]]:
-    """(field, why) for each schema error of the last try of the node under review, when its
-    output did not fit its schema (pydantic's message, with the value it got)."""
-    step = _last_step(run, review.target)
-    attempts = step.attempts if step is not None else ()
-    if not attempts or attempts[-1].outcome != "invalid_output" or not attempts[-1].error:
-        return []
-    return parse_validation_error(attempts[-1].error)
-
-
-def _last_step(run: RunRecord, node: str) -> StepRecord | None:
-    return next((step for step in reversed(run.steps) if step.node == node), None)
-
-
-def parse_validation_error(text: str) -> list[tuple[str, str]]:
-    """(location, message) pairs from the text of a pydantic `ValidationError`; the whole text
-    as one message when it is not one."""
-    lines = text.splitlines()
-    found: list[tuple[str, str]] = []
-    location: str | None = None
-    for line in lines[1:]:
-        if _LOCATION.match(line):
-            location = line.strip()
-        elif location is not None and line.startswith("  ") and not line.startswith("    "):
-            message = line.strip()
-            detail = _DETAIL.search(message)
-            if detail is not None:
-                message = message[: detail.start()]
-                if detail.group("value") is not None:
-                    message += f" (got {detail.group('value')})"
-            found.append((location, message))
-            location = None
-    return found or [("", " ".join(text.split()))]
-
-
 def _fields_table(review: ReviewRequest, rows: Sequence[FieldRow], from_gate: bool) -> Table:
     title = f"`{review.target}` against its gate" + ("" if from_gate else " (as the reasons say)")
     table = Table(title=title, title_justify="left")
@@ -688,36 +387,17 @@ def _pairs(*pairs: tuple[str, Text]) -> Table:
     return table
 
 
-def _error_json(record: RunRecord) -> dict[str, str] | None:
-    error = record.error
-    return {"type": error.type, "message": error.message} if error is not None else None
-
-
 __all__ = [
-    "FieldRow",
     "confidence",
     "console",
     "cost",
-    "decision_json",
     "decisions_table",
     "duration",
-    "field_json",
-    "field_rows",
-    "gate_thresholds",
-    "parse_validation_error",
     "print_json",
     "print_table",
-    "reason_json",
     "review_detail",
-    "review_json",
-    "retried",
     "reviews_table",
     "run_detail",
-    "run_detail_json",
-    "run_summary_json",
     "runs_table",
-    "schema_errors",
-    "schema_fields",
-    "step_json",
     "when",
 ]

@@ -1,2 +1,29 @@
 """The review use-cases (queue, decide, claim, escalate, export, reviewers, audit) that the CLI
-and the web app both call."""
+and the web app both call: `ReviewService` for one database, and the views it returns."""
+
+from handrail.review.service import EVERY_QUEUE, ReviewService, reasons_brief, token_hash
+from handrail.review.views import (
+    DocumentView,
+    FieldView,
+    Highlight,
+    InboxItem,
+    InboxPage,
+    ReviewDetail,
+    ReviewView,
+    Session,
+)
+
+__all__ = [
+    "EVERY_QUEUE",
+    "DocumentView",
+    "FieldView",
+    "Highlight",
+    "InboxItem",
+    "InboxPage",
+    "ReviewDetail",
+    "ReviewService",
+    "ReviewView",
+    "Session",
+    "reasons_brief",
+    "token_hash",
+]

@@ -1,5 +1,6 @@
-"""What `handrail runs` and `handrail review` do, as library calls: read runs and reviews from
-the store, decide reviews and apply due escalations with a `DurableRunner`.
+"""The review use-cases below the CLI and the web app: read runs and reviews from the store,
+decide reviews and continue their runs, apply due escalations, finish cut-off runs (with a
+`DurableRunner`). `ReviewService` (service.py) holds them together for a database.
 
 Reading never creates a database: a SQLite file that does not exist yet simply holds no runs.
 """
@@ -15,19 +16,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from handrail._utils import now
-from handrail.cli.output import jsonable
 from handrail.core.hooks import Hooks
 from handrail.core.model import Model
 from handrail.core.pipeline import Pipeline
 from handrail.core.records import ModelSpec, ReviewDecision, ReviewRequest, RunRecord, RunStatus
 from handrail.exceptions import InputError, ReviewAlreadyDecided, ReviewNotFound
 from handrail.providers.specs import build_model, choose_model, model_spec
+from handrail.review.shapes import jsonable
+from handrail.review.views import ReviewView
 from handrail.targets import load_pipeline, project_target
 
 if TYPE_CHECKING:
     from handrail.durable import DurableRunner, Escalated, Finished, SqlStore
 
-# `handrail.durable` is imported by the functions that use it (see `commands.py`).
+# `handrail.durable` (DBOS, SQLAlchemy: 0.4 s to import) is imported by the functions that use
+# it, so that commands that never touch a database start quickly.
 
 _T = TypeVar("_T")
 
@@ -92,14 +95,6 @@ def get_run(db: str | None, run_id: str) -> RunRecord:
 
 
 # --- reviews ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ReviewView:
-    """A review with its decision, if it has one."""
-
-    request: ReviewRequest
-    decision: ReviewDecision | None = None
 
 
 def list_reviews(
@@ -287,12 +282,14 @@ def decide(
     model: str | None = None,
     hooks: Sequence[Hooks] = (),
     on_override: Callable[[str], None] | None = None,
+    pipelines: Callable[[str], Pipeline] | None = None,
 ) -> RunRecord:
     """Record `decision` on `review` (exactly once) and continue its run here, durably, with
     the model the run started with (or `model`, which overrides: `on_override` gets one line
     saying so when it differs); returns the run's record afterwards. `hooks` observe the
-    continuation (tracing)."""
-    pipeline = _pipeline_for(review.pipeline, db, target)
+    continuation (tracing); `pipelines` finds a pipeline's code by name (default:
+    `pipeline_for`)."""
+    pipeline = (pipelines or _finder(db, target))(review.pipeline)
     with open_store(db) as store:
         run = store.get_run(review.run_id) if store is not None else None
     continuing = continuing_model(run, model)
@@ -323,6 +320,7 @@ def escalate(
     model: str | None = None,
     target: str | None = None,
     hooks: Sequence[Hooks] = (),
+    pipelines: Callable[[str], Pipeline] | None = None,
 ) -> tuple[list[Escalated], list[str]]:
     """Apply the escalation of every pending review past its deadline, pipeline by pipeline:
     (what was done, one problem per pipeline whose code cannot be found). Each run continues
@@ -335,13 +333,13 @@ def escalate(
     else:  # each run's own; a run whose record names none (an earlier handrail's): fake
         default = choose_model(None)
         continuing = Continuing(model=default, spec=model_spec(default), model_for=build_model)
-    given = load_pipeline(target) if target is not None and due else None
+    given = load_pipeline(target) if target is not None and due and pipelines is None else None
     done: list[Escalated] = []
     problems: list[str] = []
     for name in dict.fromkeys(r.pipeline for r in due):
         try:
             pipeline = given if given is not None and given.name == name else None
-            pipeline = pipeline or _pipeline_for(name, db, None)
+            pipeline = pipeline or (pipelines or _finder(db, None))(name)
         except InputError as e:
             problems.append(str(e))
             continue
@@ -377,6 +375,7 @@ def finish(
     model: str | None = None,
     hooks: Sequence[Hooks] = (),
     on_override: Callable[[str], None] | None = None,
+    pipelines: Callable[[str], Pipeline] | None = None,
 ) -> Finished:
     """Finish a run a process left unfinished (see `DurableRunner.finish`), here, with the
     model it started with (or `model`); returns what was done and the run's record."""
@@ -387,7 +386,7 @@ def finish(
             f"{e}; a run cut off before its first result has no record yet: run its document "
             "again with `handrail run` (it resumes where it stopped)"
         ) from e
-    pipeline = _pipeline_for(run.pipeline, db, target)
+    pipeline = (pipelines or _finder(db, target))(run.pipeline)
     continuing = continuing_model(run, model)
     if continuing.overrides is not None and on_override is not None:
         on_override(
@@ -430,10 +429,16 @@ async def _in_runner(
         return await act(runner)
 
 
-def _pipeline_for(name: str, db: str | None, target: str | None) -> Pipeline:
+def _finder(db: str | None, target: str | None) -> Callable[[str], Pipeline]:
+    return lambda name: pipeline_for(name, db, target)
+
+
+def pipeline_for(
+    name: str, db: str | None, target: str | None, *, folder: str | None = None
+) -> Pipeline:
     """The code of pipeline `name`: `target`, else where `handrail run` or a worker recorded
-    it, if that is a file (or a module) inside the folder this command runs in (see
-    `project_target`): the database never decides on its own which code is imported."""
+    it, if that is a file (or a module) inside `folder` (default: the folder this command runs
+    in; see `project_target`): the database never decides on its own which code is imported."""
     if target is None:
         with open_store(db) as store:
             recorded = store.pipeline_target(name) if store is not None else None
@@ -442,7 +447,7 @@ def _pipeline_for(name: str, db: str | None, target: str | None) -> Pipeline:
                 f"where pipeline `{name}`'s code is was never recorded in {shown_url(db)}; "
                 "name it with --target path/to/file.py:pipeline"
             )
-        target = project_target(recorded, pipeline=name)
+        target = project_target(recorded, pipeline=name, folder=folder)
     pipeline = load_pipeline(target)
     if pipeline.name != name:
         raise InputError(
@@ -465,6 +470,7 @@ __all__ = [
     "list_reviews",
     "list_runs",
     "open_store",
+    "pipeline_for",
     "require_pending",
     "shown_url",
     "unfinished_decision",

@@ -1,0 +1,149 @@
+"""A review's document, ready to show beside the form: an e-mail split into its headers and
+body, JSON pretty-printed, plain text as it is; with each extracted value highlighted where it
+occurs (character offsets into the body shown)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import Parser
+from typing import Any
+
+from handrail.review.views import DocumentView, FieldView, Highlight
+
+_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
+_EMAIL_HEADERS = frozenset({"from", "to", "subject", "date", "message-id", "cc", "reply-to"})
+_MIN_LENGTH = 2
+"""Values shorter than this (`a`, `1`) would light up half the document: not highlighted."""
+
+
+def document_view(
+    text: str, fields: Sequence[FieldView] = (), *, name: str | None = None
+) -> DocumentView:
+    """`text` as an e-mail (headers, then a blank line: `.eml`-like), JSON, or plain text,
+    with the values of `fields` highlighted in the body. `name` (the document's id or path)
+    helps tell an e-mail by its suffix."""
+    email = _as_email(text, name)
+    if email is not None:
+        headers, body = email
+        return DocumentView(
+            kind="email",
+            text=text,
+            headers=headers,
+            body=body,
+            highlights=highlights(body, fields),
+        )
+    pretty = _as_json(text)
+    if pretty is not None:
+        return DocumentView(
+            kind="json", text=text, body=pretty, highlights=highlights(pretty, fields)
+        )
+    return DocumentView(kind="text", text=text, body=text, highlights=highlights(text, fields))
+
+
+def _as_email(text: str, name: str | None) -> tuple[dict[str, str], str] | None:
+    head, sep, _ = text.replace("\r\n", "\n").partition("\n\n")
+    lines = head.splitlines()
+    if not sep or not lines or not _HEADER.match(lines[0]):
+        return None
+    names = {line.split(":", 1)[0].lower() for line in lines if _HEADER.match(line)}
+    if not (names & _EMAIL_HEADERS) and not (name or "").lower().endswith(".eml"):
+        return None
+    if any(not _HEADER.match(line) and not line[:1].isspace() for line in lines):
+        return None  # a line in the head that is neither a header nor a folded one
+    message = Parser(policy=policy.default).parsestr(text)
+    headers = {key: str(value) for key, value in message.items()}
+    return headers, _body(message, text)
+
+
+def _body(message: Any, text: str) -> str:
+    """The plain-text body (the first text/plain part of a multipart message), decoded; the
+    raw text after the headers when there is none."""
+    if isinstance(message, EmailMessage):
+        part = message.get_body(preferencelist=("plain",))
+        if part is not None:
+            try:
+                content = part.get_content()
+            except (LookupError, ValueError):  # an unknown charset or a broken encoding
+                content = None
+            if isinstance(content, str):
+                return content
+    return text.replace("\r\n", "\n").partition("\n\n")[2]
+
+
+def _as_json(text: str) -> str | None:
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        return None
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def highlights(body: str, fields: Iterable[FieldView]) -> tuple[Highlight, ...]:
+    """Every place a field's value occurs in `body` (case-insensitive, not inside a longer
+    word or number); where two overlap, the longer (then the earlier) wins."""
+    found: list[Highlight] = []
+    folded = body.casefold() if len(body.casefold()) == len(body) else None
+    for view in fields:
+        for needle in _spellings(view.value):
+            haystack, wanted = (folded, needle.casefold()) if folded is not None else (body, needle)
+            if folded is not None and len(wanted) != len(needle):
+                haystack, wanted = body, needle
+            for start in _occurrences(haystack, wanted):
+                found.append(Highlight(start=start, end=start + len(needle), path=view.path))
+    found.sort(key=lambda h: (-(h.end - h.start), h.start))
+    kept: list[Highlight] = []
+    for candidate in found:
+        if all(candidate.end <= h.start or candidate.start >= h.end for h in kept):
+            kept.append(candidate)
+    return tuple(sorted(kept, key=lambda h: h.start))
+
+
+def _spellings(value: Any) -> list[str]:
+    """How a value may be written in a document: a string as it is; a number as written
+    (`1250.5`), with two decimals (`1250.50`) and with thousands separators (`1,250.50`); a
+    date as ISO (`2025-03-05`)."""
+    if isinstance(value, bool) or value is None:
+        return []
+    if isinstance(value, int | float):
+        forms = {repr(value) if isinstance(value, float) else str(value)}
+        if isinstance(value, float) and value.is_integer():
+            forms.add(str(int(value)))
+        forms |= {f"{value:.2f}", f"{value:,.2f}", f"{value:,}"}
+        return sorted(f for f in forms if len(f) >= _MIN_LENGTH)
+    if isinstance(value, datetime | date):
+        return [value.isoformat()[:10]]
+    if isinstance(value, str):
+        stripped = value.strip()
+        return [stripped] if len(stripped) >= _MIN_LENGTH else []
+    return []
+
+
+def _occurrences(haystack: str, needle: str) -> Iterator[int]:
+    start = haystack.find(needle)
+    while start != -1:
+        end = start + len(needle)
+        before = haystack[start - 1] if start > 0 else ""
+        after = haystack[end] if end < len(haystack) else ""
+        if not (_joins(before, needle[0]) or _joins(after, needle[-1])):
+            yield start
+        start = haystack.find(needle, start + 1)
+
+
+def _joins(neighbour: str, edge: str) -> bool:
+    """Whether `neighbour` continues the word or number that `edge` begins or ends."""
+    if not neighbour:
+        return False
+    if edge.isdigit():
+        return neighbour.isdigit()
+    return edge.isalnum() and neighbour.isalnum()
+
+
+__all__ = ["document_view", "highlights"]
