@@ -3,7 +3,9 @@
 SQLite needs nothing beyond the base install; Postgres needs `pip install "handrail[postgres]"`.
 """
 
+from handrail.durable.audit import AuditCheck, AuditEntry
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
+from handrail.durable.people import Claim, InboxRow, Reviewer
 from handrail.durable.runner import (
     DEFAULT_DATABASE,
     DurableRunner,
@@ -20,9 +22,14 @@ __all__ = [
     "DEFAULT_DATABASE",
     "SCHEMA_VERSION",
     "AbandonedRun",
+    "AuditCheck",
+    "AuditEntry",
+    "Claim",
     "DurableRunner",
     "Escalated",
     "Finished",
+    "InboxRow",
+    "Reviewer",
     "SqlStore",
     "StoreError",
     "StoreUnavailable",

@@ -7,7 +7,14 @@ handrail_steps    the step checkpoints: (run_id, seq) in the order they were fir
 handrail_reviews  the review queue: the request, and the decision once there is one
 handrail_pipelines where each pipeline's code lives (its CLI target), so `handrail review` can
                   validate an edit and continue a run without being told the target again
+handrail_reviewers the people who decide: their queues, whether they lead, their token's hash
+handrail_sessions  signed-in browser sessions (the cookie's hash, never the cookie)
+handrail_claims    who is working on a pending review, until when (a lease)
+handrail_audit     append-only, hash-chained: every decision, escalation, claim, sign-in
 ```
+
+Version 2 added the last four tables and the review's `queue` and `escalated` columns
+(`migrate` upgrades a version 1 database in place).
 
 Every `record`/`request`/`decision` column holds the full record as JSON (pydantic's JSON mode);
 the other columns are copies for filtering and sorting. JSON, not JSONB: Postgres keeps the text
@@ -16,13 +23,16 @@ as written, so an output's keys come back in their order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
+    Connection,
     DateTime,
     Dialect,
     Float,
@@ -35,10 +45,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
+    false,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump when the tables change, and add the step that upgrades the previous version."""
 
 
@@ -138,8 +151,12 @@ reviews = Table(
     Column("reviewer", String(200)),
     # when a pending review escalates (a copy of the request's, cleared once escalated)
     Column("deadline", UtcDateTime),
+    # copies of the request's queue and whether it escalated, for the inbox (version 2)
+    Column("queue", String(200), nullable=False, server_default="default"),
+    Column("escalated", Boolean, nullable=False, server_default=false()),
     CheckConstraint("status IN ('pending', 'decided')", name="handrail_reviews_status"),
     Index("handrail_reviews_queue", "status", "created_at"),
+    Index("handrail_reviews_inbox", "status", "queue", "created_at"),
     Index("handrail_reviews_deadline", "status", "deadline"),
     Index("handrail_reviews_run", "run_id"),
 )
@@ -151,3 +168,141 @@ pipelines = Table(
     Column("target", Text, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+reviewers = Table(
+    "handrail_reviewers",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("queues", _json(), nullable=False),  # a list of queue names; ["*"]: every queue
+    Column("lead", Boolean, nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the token
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime),
+)
+
+sessions = Table(
+    "handrail_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),  # sha256 hex of the cookie's value
+    Column(
+        "reviewer",
+        String(100),
+        ForeignKey("handrail_reviewers.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("csrf", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("handrail_sessions_reviewer", "reviewer"),
+)
+
+claims = Table(
+    "handrail_claims",
+    metadata,
+    Column(
+        "review_id",
+        String(200),
+        ForeignKey("handrail_reviews.review_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("reviewer", String(100), nullable=False),
+    Column("claimed_at", UtcDateTime, nullable=False),
+    Column("until", UtcDateTime, nullable=False),
+    Index("handrail_claims_reviewer", "reviewer", "until"),
+)
+
+audit = Table(
+    "handrail_audit",
+    metadata,
+    # given by the writer (the last seq + 1, under the append lock), so the chain has no gaps
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("review_id", String(200)),  # no foreign key: the audit outlives what it names
+    Column("run_id", String(200)),
+    Column("queue", String(200)),
+    Column("detail", Text, nullable=False),  # canonical JSON (sorted keys), as hashed
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("handrail_audit_review", "review_id"),
+    Index("handrail_audit_at", "at"),
+)
+
+# The audit table refuses UPDATE and DELETE (and, on Postgres, TRUNCATE) whoever asks.
+_SQLITE_APPEND_ONLY = [
+    f"""CREATE TRIGGER IF NOT EXISTS handrail_audit_no_{verb.lower()}
+BEFORE {verb} ON handrail_audit
+BEGIN
+    SELECT RAISE(ABORT, 'handrail_audit is append-only: rows cannot be changed or deleted');
+END"""
+    for verb in ("UPDATE", "DELETE")
+]
+_POSTGRES_APPEND_ONLY = [
+    """CREATE OR REPLACE FUNCTION handrail_audit_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'handrail_audit is append-only: rows cannot be changed or deleted';
+END $$""",
+    """CREATE TRIGGER handrail_audit_no_change BEFORE UPDATE OR DELETE ON handrail_audit
+FOR EACH ROW EXECUTE FUNCTION handrail_audit_append_only()""",
+    """CREATE TRIGGER handrail_audit_no_truncate BEFORE TRUNCATE ON handrail_audit
+FOR EACH STATEMENT EXECUTE FUNCTION handrail_audit_append_only()""",
+]
+
+
+def _append_only(target: Table, conn: Connection, **_: Any) -> None:
+    ddl = _POSTGRES_APPEND_ONLY if conn.dialect.name == "postgresql" else _SQLITE_APPEND_ONLY
+    for statement in ddl:
+        conn.exec_driver_sql(statement)
+
+
+event.listen(audit, "after_create", _append_only)
+
+
+# --- migrations ----------------------------------------------------------------------------------
+
+
+def _to_v2(conn: Connection) -> None:
+    """Version 1 -> 2: the review's queue and escalation as columns (backfilled from the
+    request JSON), the inbox index, and the reviewer, session, claim and audit tables."""
+    postgres = conn.dialect.name == "postgresql"
+    conn.execute(
+        text(
+            "ALTER TABLE handrail_reviews ADD COLUMN queue VARCHAR(200) NOT NULL DEFAULT 'default'"
+        )
+    )
+    conn.execute(
+        text(
+            "ALTER TABLE handrail_reviews ADD COLUMN escalated BOOLEAN NOT NULL DEFAULT "
+            + ("false" if postgres else "0")
+        )
+    )
+    if postgres:
+        backfill = (
+            "UPDATE handrail_reviews SET queue = COALESCE(request->>'queue', 'default'), "
+            "escalated = (request->>'escalated_at') IS NOT NULL"
+        )
+    else:
+        backfill = (
+            "UPDATE handrail_reviews SET "
+            "queue = COALESCE(json_extract(request, '$.queue'), 'default'), "
+            "escalated = json_extract(request, '$.escalated_at') IS NOT NULL"
+        )
+    conn.execute(text(backfill))
+    for index in reviews.indexes:
+        if index.name == "handrail_reviews_inbox":
+            index.create(conn)
+    for table in (reviewers, sessions, claims, audit):
+        table.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+"""Upgrades from an older schema version: {version it produces: step}."""
+
+
+def migrate(conn: Connection, found: int) -> None:
+    """Upgrade the tables from version `found` to `SCHEMA_VERSION`, in the caller's
+    transaction (a failed step leaves version `found` as it was, on Postgres and SQLite)."""
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version](conn)

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
-from handrail.durable.schema import pipelines, reviews, runs, steps
+from handrail.durable.schema import claims, pipelines, reviews, runs, steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,10 @@ class Statements:
     save_reviews: Executable
     """Upsert review rows, leaving decided ones untouched."""
     decide: Executable
-    """Mark `:target` decided if pending, returning its request; SET parameters: decision,
-    decided_at, reviewer."""
+    """Mark `:target` decided if pending, returning its request, run and queue; SET
+    parameters: decision, decided_at, reviewer."""
+    drop_claim: Executable
+    """Delete the claim on `:review_id`."""
     save_pipeline: Executable
     """Upsert a pipeline's target; `:name`, `:target`, `:updated_at`."""
 
@@ -65,13 +67,23 @@ def statements(dialect: str) -> Statements:
         save_reviews=upsert(
             reviews,
             ["review_id"],
-            ["run_id", "pipeline", "node", "created_at", "request", "deadline"],
+            [
+                "run_id",
+                "pipeline",
+                "node",
+                "created_at",
+                "request",
+                "deadline",
+                "queue",
+                "escalated",
+            ],
             where=reviews.c.status == "pending",  # a decision is never undone
         ),
         decide=update(reviews)
         .where(reviews.c.review_id == bindparam("target"), reviews.c.status == "pending")
         .values(status="decided")
-        .returning(reviews.c.request),
+        .returning(reviews.c.request, reviews.c.run_id, reviews.c.queue),
+        drop_claim=delete(claims).where(claims.c.review_id == bindparam("review_id")),
         save_pipeline=upsert(pipelines, ["name"], ["target", "updated_at"]),
     )
 

@@ -15,6 +15,10 @@ What it guarantees, beyond reading back what was saved:
   steps and the run's pending reviews equal to its record's; a decided review is never reopened.
 - A connection the server dropped (a Postgres restart) is replaced and the call made once more
   (`record_decision` then recognises its own decision if the first attempt was applied).
+- The decision that wins, its audit row and the end of the review's claim commit together (one
+  transaction, on Postgres too), and so do an escalation and its audit row.
+
+Reviewers, sessions, claims, the inbox and the audit trail are in `people.py` (`ReviewTables`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from handrail.core.records import (
     RunStatus,
     StepRecord,
 )
-from handrail.durable import schema
+from handrail.durable import audit, schema
 from handrail.durable.engine import (
     corrupted,
     make_engine,
@@ -49,6 +53,7 @@ from handrail.durable.engine import (
     unavailable,
 )
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
+from handrail.durable.people import ReviewTables, already_decided
 from handrail.durable.serialize import (
     dump_decision,
     dump_review,
@@ -60,14 +65,17 @@ from handrail.durable.serialize import (
     load_step,
 )
 from handrail.durable.statements import statements
-from handrail.exceptions import ReviewAlreadyDecided, ReviewNotFound
+from handrail.exceptions import ReviewNotFound
 
 T = TypeVar("T")
+
+DEADLINE_ACTOR = "handrail (deadline)"
+"""Who escalates a review whose deadline passed (the runner's deadline reviewer)."""
 
 _SETUP_LOCK = 0x68616E64  # "hand": serialises schema setup between processes on Postgres
 
 
-class SqlStore:
+class SqlStore(ReviewTables):
     """A `RunStore` in a SQL database: `SqlStore("sqlite:///.handrail/handrail.db")` or
     `SqlStore("postgresql://user:password@host/db")`; a `pathlib.Path` means a SQLite file.
 
@@ -184,6 +192,8 @@ class SqlStore:
                                 "status": "pending",
                                 "created_at": review.created_at,
                                 "deadline": review.deadline,
+                                "queue": review.queue,
+                                "escalated": review.escalated_at is not None,
                                 "request": data,
                             }
                             for review, data in zip(run.reviews, record["reviews"], strict=True)
@@ -275,23 +285,45 @@ class SqlStore:
 
     def record_decision(self, review_id: str, decision: ReviewDecision) -> ReviewRequest:
         """Atomically mark a pending review decided and return it (exactly once, across
-        processes: the first conditional update wins, every later one changes no row)."""
+        processes: the first conditional update wins, every later one changes no row). The
+        winner's audit row (`decide`: the action, reason, queue, and for an edit the fields it
+        changed, before and after) and the end of the review's claim commit with it."""
+        data = dump_decision(decision)
+        stamp = decision.decided_at or now()
         params = {
             "target": review_id,
-            "decision": dump_decision(decision),
-            "decided_at": decision.decided_at or now(),
+            "decision": data,
+            "decided_at": stamp,
             "reviewer": decision.reviewer,
         }
+        reviews = schema.reviews
 
         def work() -> tuple[Any, Any]:
-            with self._single.begin() as conn:
+            with self._writer.begin() as conn:  # a transaction on Postgres too
                 won = conn.execute(self._sql.decide, params).first()
-                if won is not None:
-                    return won, None
-                query = select(schema.reviews.c.request, schema.reviews.c.decision).where(
-                    schema.reviews.c.review_id == review_id
+                if won is None:
+                    query = select(reviews.c.request, reviews.c.decision, reviews.c.decided_at)
+                    return None, conn.execute(query.where(reviews.c.review_id == review_id)).first()
+                conn.execute(self._sql.drop_claim, {"review_id": review_id})
+                detail: dict[str, Any] = {
+                    "action": decision.action,
+                    "reason": decision.reason,
+                    "queue": won.queue,
+                }
+                if decision.action == "edit":
+                    before = won.request.get("output") if isinstance(won.request, dict) else None
+                    detail["changed"] = audit.changed_fields(before, data.get("output"))
+                audit.append(
+                    conn,
+                    at=stamp,
+                    actor=decision.reviewer or "unknown",
+                    action="decide",
+                    review_id=review_id,
+                    run_id=won.run_id,
+                    queue=won.queue,
+                    detail=detail,
                 )
-                return None, conn.execute(query).first()
+                return won, None
 
         with self._errors():
             try:
@@ -299,10 +331,11 @@ class SqlStore:
             except DBAPIError as e:
                 if not e.connection_invalidated:
                     raise
-                # The server dropped the connection; the update may have been applied before
-                # it did. If the decision now recorded is this one, it was ours.
+                # The server dropped the connection; the transaction may have committed before
+                # it did. If the decision now recorded is this one, it was ours (and so were
+                # its audit row and the claim's end: they committed with it).
                 won, previous = work()
-                if won is None and previous is not None and previous.decision == params["decision"]:
+                if won is None and previous is not None and previous.decision == data:
                     won, previous = previous, None
         if won is not None:
             return _review(won.request, "decided")
@@ -310,29 +343,40 @@ class SqlStore:
             raise ReviewNotFound(
                 f"no review `{review_id}`; list pending reviews with `handrail review list`"
             )
-        earlier = load_decision(previous.decision)
-        raise ReviewAlreadyDecided(
-            f"review `{review_id}` was already decided ({earlier.action}"
-            f"{' by ' + earlier.reviewer if earlier.reviewer else ''}); "
-            "a decision is applied exactly once (if its run did not finish, because the command "
-            "that decided it was cut off, `handrail runs resume RUN_ID` finishes it)"
-        )
+        raise already_decided(review_id, load_decision(previous.decision), previous.decided_at)
 
     def escalate_review(self, review: ReviewRequest) -> bool:
         """Replace a pending review's request with its escalated form (another queue, the
-        escalation noted). False when it was decided meanwhile."""
+        escalation noted), with an audit row (`escalate`: from and to which queue, and why).
+        False when it was decided meanwhile."""
         reviews = schema.reviews
-        stmt = (
-            update(reviews)
-            .where(reviews.c.review_id == review.review_id, reviews.c.status == "pending")
-            .values(
-                request=dump_review(replace(review, status="pending")), deadline=review.deadline
-            )
-        )
+        values = {
+            "request": dump_review(replace(review, status="pending")),
+            "deadline": review.deadline,
+            "queue": review.queue,
+            "escalated": True,
+        }
+        pending = (reviews.c.review_id == review.review_id, reviews.c.status == "pending")
 
         def work() -> bool:
-            with self._single.begin() as conn:
-                return bool(conn.execute(stmt).rowcount)
+            with self._writer.begin() as conn:
+                before = conn.execute(select(reviews.c.queue).where(*pending)).scalar()
+                if (
+                    before is None
+                    or not conn.execute(update(reviews).where(*pending).values(values)).rowcount
+                ):
+                    return False
+                audit.append(
+                    conn,
+                    at=review.escalated_at or now(),
+                    actor=DEADLINE_ACTOR,
+                    action="escalate",
+                    review_id=review.review_id,
+                    run_id=review.run_id,
+                    queue=review.queue,
+                    detail={"from": before, "to": review.queue, "reason": review.escalation},
+                )
+                return True
 
         return self._call(work)
 
@@ -423,8 +467,19 @@ class SqlStore:
                 )
             elif found.schema_version > schema.SCHEMA_VERSION:
                 self._check_version(found)
-            elif found.schema_version < schema.SCHEMA_VERSION:  # pragma: no cover - no v0 yet
-                _migrate(conn, found.schema_version)
+            elif found.schema_version < schema.SCHEMA_VERSION:
+                schema.migrate(conn, found.schema_version)
+                audit.append(
+                    conn,
+                    at=now(),
+                    actor="handrail",
+                    action="schema_migrated",
+                    detail={
+                        "from": found.schema_version,
+                        "to": schema.SCHEMA_VERSION,
+                        "handrail": __version__,
+                    },
+                )
                 conn.execute(
                     update(meta)
                     .where(meta.c.id == 1)
@@ -499,16 +554,6 @@ def _step_row(step: StepRecord, data: Any) -> dict[str, Any]:
 def _review(data: Any, status: Literal["pending", "decided"]) -> ReviewRequest:
     review = load_review(data)
     return review if review.status == status else replace(review, status=status)
-
-
-# Upgrades from an older schema version: {version it produces: step}. Empty while version 1 is
-# the only one; each future change adds its step here and bumps `schema.SCHEMA_VERSION`.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-
-
-def _migrate(conn: Connection, found: int) -> None:  # pragma: no cover - no v0 yet
-    for version in range(found + 1, schema.SCHEMA_VERSION + 1):
-        _MIGRATIONS[version](conn)
 
 
 __all__ = ["SqlStore", "StoreError", "StoreUnavailable", "StoreVersionError"]
