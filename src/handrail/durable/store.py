@@ -468,7 +468,18 @@ class SqlStore(ReviewTables):
             elif found.schema_version > schema.SCHEMA_VERSION:
                 self._check_version(found)
             elif found.schema_version < schema.SCHEMA_VERSION:
-                schema.migrate(conn, found.schema_version)
+                try:
+                    schema.migrate(conn, found.schema_version)
+                except DBAPIError as e:
+                    if e.connection_invalidated:
+                        raise
+                    raise StoreError(
+                        f"cannot upgrade the run records at {self.url} from schema version "
+                        f"{found.schema_version} to {schema.SCHEMA_VERSION}: "
+                        f"{reason(e, self._secret)}; nothing was changed (the upgrade is one "
+                        "transaction): fix what the database names (a table or column made by "
+                        "hand?) and run the command again"
+                    ) from e
                 audit.append(
                     conn,
                     at=now(),
