@@ -209,6 +209,30 @@ SOURCES: tuple[Source, ...] = (
         po_number="PO-8120",
         misread_total=497.5,
     ),
+    _invoice(
+        vendor="Mossgrove Catering",
+        number="MC-3307",
+        issued=date(2026, 11, 26),
+        currency=Currency.GBP,
+        street="5 Tanner Row",
+        city="York",
+        postcode="YO1 6JB",
+        lines=[("Lunch for 24, board meeting", 24, 396.0), ("Coffee service", 2, 64.0)],
+        po_number="PO-8164",
+        misread_total=406.0,
+    ),
+    _invoice(
+        vendor="Bluefin IT Services LLC",
+        number="BF-90211",
+        issued=date(2026, 11, 28),
+        currency=Currency.USD,
+        street="1200 Harbor Blvd",
+        city="Oakland",
+        postcode="94607",
+        lines=[("Laptop setup", 5, 625.0), ("Licences, annual", 5, 1495.0)],
+        po_number="PO-8177",
+        misread_total=2210.0,
+    ),
 )
 
 _BY_NUMBER = {s.answer["number"]: s for s in SOURCES}
