@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from email import policy
 from email.message import EmailMessage
@@ -17,19 +17,29 @@ from handrail.review.views import DocumentView, FieldView, Highlight
 
 _HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 _EMAIL_HEADERS = frozenset({"from", "to", "subject", "date", "message-id", "cc", "reply-to"})
+_METADATA_HEADERS = {"to": "To", "cc": "Cc", "message_id": "Message-ID"}
 _MIN_LENGTH = 2
 """Values shorter than this (`a`, `1`) would light up half the document: not highlighted."""
 
 
 def document_view(
-    text: str, fields: Sequence[FieldView] = (), *, name: str | None = None
+    text: str,
+    fields: Sequence[FieldView] = (),
+    *,
+    name: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> DocumentView:
     """`text` as an e-mail (headers, then a blank line: `.eml`-like), JSON, or plain text,
     with the values of `fields` highlighted in the body. `name` (the document's id or path)
-    helps tell an e-mail by its suffix."""
+    helps tell an e-mail by its suffix; an e-mail's headers the text leaves out (`To`) come
+    from the document's `metadata` when it kept them (`handrail run` reading a `.eml`)."""
     email = _as_email(text, name)
     if email is not None:
         headers, body = email
+        for key, value in (metadata or {}).items():
+            header = _METADATA_HEADERS.get(key.lower())
+            if header is not None and header not in headers and isinstance(value, str):
+                headers[header] = value
         return DocumentView(
             kind="email",
             text=text,

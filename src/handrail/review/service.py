@@ -385,7 +385,9 @@ class ReviewService:
         fields = tuple(field_views(request, thresholds, run))
         document = None
         if run is not None and run.document is not None:
-            document = document_view(run.document.text, fields, name=run.document.id)
+            document = document_view(
+                run.document.text, fields, name=run.document.id, metadata=run.document.metadata
+            )
         return ReviewDetail(
             request=request,
             decision=decision,
@@ -648,12 +650,18 @@ def _sees_queue(viewer: Reviewer, queue: str) -> bool:
 
 def reasons_brief(reasons: Sequence[ReviewReason]) -> str:
     """Why a review waits, in a few words: "`total` 0.41 < 0.80; check totals_match"."""
+    scored = sorted(
+        (r for r in reasons if r.value is not None and r.threshold is not None),
+        key=lambda r: r.value or 0.0,
+    )
     parts = []
+    for reason in scored:  # the least sure first, then the checks and the rest
+        what = f"`{reason.field}`" if reason.field else "confidence"
+        parts.append(f"{what} {reason.value:.2f} < {reason.threshold:.2f}")
     for reason in reasons:
         if reason.value is not None and reason.threshold is not None:
-            what = f"`{reason.field}`" if reason.field else "confidence"
-            parts.append(f"{what} {reason.value:.2f} < {reason.threshold:.2f}")
-        elif reason.check:
+            continue
+        if reason.check:
             parts.append(f"check {reason.check}")
         elif reason.field:
             parts.append(f"`{reason.field}`: {reason.message}")
