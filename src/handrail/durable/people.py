@@ -438,6 +438,15 @@ class ReviewTables:
         order: list[ColumnElement[Any]] = [reviews.c.created_at, reviews.c.review_id]
         if sort == "deadline":
             order.insert(0, reviews.c.deadline.asc().nulls_last())
+        # The page's ids first (sorting narrow rows, on the indexes), then their requests.
+        ids = (
+            select(reviews.c.review_id)
+            .select_from(joined)
+            .where(*where)
+            .order_by(*order)
+            .offset(max(offset, 0))
+            .limit(max(limit, 0))
+        )
         page = (
             select(
                 reviews.c.review_id,
@@ -447,10 +456,8 @@ class ReviewTables:
                 claims.c.until,
             )
             .select_from(joined)
-            .where(*where)
+            .where(reviews.c.review_id.in_(ids.scalar_subquery()))
             .order_by(*order)
-            .offset(max(offset, 0))
-            .limit(max(limit, 0))
         )
         count = (
             select(func.count())
