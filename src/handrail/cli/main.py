@@ -20,7 +20,17 @@ import typer
 from rich.text import Text
 
 from handrail._version import __version__
-from handrail.cli import commands, eval_cmd, output, report_cmd, review_cmd, runs_cmd, show
+from handrail.cli import (
+    audit_cmd,
+    commands,
+    eval_cmd,
+    output,
+    report_cmd,
+    review_cmd,
+    reviewers_cmd,
+    runs_cmd,
+    show,
+)
 from handrail.cli.help import HelpGroup
 from handrail.cli.logs import report_held_logs, route_library_logs
 from handrail.cli.options import (
@@ -52,6 +62,8 @@ app = typer.Typer(
 )
 app.add_typer(runs_cmd.app)
 app.add_typer(review_cmd.app)
+app.add_typer(reviewers_cmd.app)
+app.add_typer(audit_cmd.app)
 
 
 class GraphFormat(StrEnum):
