@@ -72,7 +72,7 @@ def test_signing_in_gives_a_session_until_it_expires(
         service.session("another")
 
     later = now() + timedelta(hours=1, minutes=1)
-    monkeypatch.setattr("handrail.review.service.now", lambda: later)
+    monkeypatch.setattr("handrail.review.people.now", lambda: later)
     with pytest.raises(SignInFailed, match="sign in again"):
         service.session(session.session_id)
 

@@ -9,40 +9,36 @@ left to a worker (`decide`) or done here (`decide_and_continue`, the CLI's way).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-import re
-import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from handrail._utils import now
 from handrail.core.hooks import Hooks
 from handrail.core.pipeline import Pipeline
-from handrail.core.records import ReviewDecision, ReviewReason, ReviewRequest, RunRecord, RunStatus
+from handrail.core.records import ReviewDecision, ReviewRequest, RunRecord, RunStatus
 from handrail.exceptions import (
     InputError,
     InvalidDecision,
     NotAllowed,
     ReviewAlreadyDecided,
     ReviewNotFound,
-    SignInFailed,
 )
 from handrail.review import records
 from handrail.review.documents import document_view
 from handrail.review.fields import edit_errors, field_views, gate_thresholds, output_type
 from handrail.review.fields import schema_errors as failed_fields
+from handrail.review.inbox import inbox_item
+from handrail.review.people import EVERY_QUEUE, People, sees_queue
 from handrail.review.views import (
-    InboxItem,
     InboxPage,
     ReviewDetail,
     ReviewView,
-    Session,
 )
 from handrail.targets import load_pipeline
 
@@ -50,7 +46,6 @@ if TYPE_CHECKING:
     from handrail.durable import (
         AuditCheck,
         AuditEntry,
-        Claim,
         Escalated,
         Finished,
         InboxRow,
@@ -60,20 +55,8 @@ if TYPE_CHECKING:
     from handrail.evals.export import ExportResult
     from handrail.observability.report import WorkflowReport
 
-EVERY_QUEUE = "*"
-"""In a reviewer's queues: every queue."""
-TOKEN_PREFIX = "hr_"
-"""Reviewer tokens start with it (so a leaked one is recognisable)."""
-_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
-_QUEUE = re.compile(r"^[A-Za-z0-9_.@:/-]{1,200}$")
 
-
-def token_hash(secret: str) -> str:
-    """The sha256 (hex) the store keeps of a token or session id, never the secret itself."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-class ReviewService:
+class ReviewService(People):
     """The review use-cases on the database `db` (see `handrail.durable.database_url`).
 
     `read_only`: reads only, and reading never creates nor changes the database (a SQLite file
@@ -188,108 +171,6 @@ class ReviewService:
                 raise
             return None
 
-    # --- people ---------------------------------------------------------------------------------
-
-    def add_reviewer(
-        self, name: str, *, queues: Sequence[str], lead: bool = False, actor: str = "cli"
-    ) -> tuple[Reviewer, str]:
-        """Add a reviewer who sees and decides `queues` (`*`: every queue; a lead also sees
-        escalated reviews); returns them and their token, shown this once (the store keeps
-        only its sha256). `InputError` for a bad name or queue, or a name taken."""
-        if not _NAME.match(name):
-            raise InputError(
-                f"reviewer name {name!r} is not 1-100 letters, digits or _ . @ -; "
-                "choose another (e.g. ana or ana.lopez@example.com)"
-            )
-        chosen = [q.strip() for q in queues if q.strip()]
-        if not chosen:
-            raise InputError(
-                f"say which queues {name} reviews: --queues a,b (or --queues '*' for every queue)"
-            )
-        for queue in chosen:
-            if queue != EVERY_QUEUE and not _QUEUE.match(queue):
-                raise InputError(
-                    f"queue name {queue!r} is not 1-200 letters, digits or _ . @ : / -; "
-                    "check --queues"
-                )
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        reviewer = self._writer().add_reviewer(
-            name,
-            queues=list(dict.fromkeys(chosen)),
-            lead=lead,
-            token_hash=token_hash(token),
-            actor=actor,
-        )
-        return reviewer, token
-
-    def remove_reviewer(self, name: str, *, actor: str = "cli") -> bool:
-        """Remove a reviewer (their sessions end); False if there was none of that name."""
-        return self._writer().remove_reviewer(name, actor=actor)
-
-    def list_reviewers(self) -> list[Reviewer]:
-        store = self._store()
-        return store.list_reviewers() if store is not None else []
-
-    def authenticate(self, token: str) -> Reviewer:
-        """The reviewer a token belongs to (the API's bearer token); `SignInFailed` for an
-        unknown token or a removed or disabled reviewer."""
-        store = self._store()
-        found = store.reviewer_by_token(token_hash(token)) if store and token else None
-        if found is None or found.disabled:
-            raise SignInFailed(
-                "unknown or withdrawn reviewer token; ask whoever runs handrail for a new one "
-                "(`handrail reviewers add NAME --queues ...`)"
-            )
-        return found
-
-    def sign_in(
-        self, token: str, *, ttl: timedelta = timedelta(hours=12)
-    ) -> tuple[Reviewer, Session]:
-        """Exchange a reviewer's token for a session of `ttl` (the web app's cookie)."""
-        reviewer = self.authenticate(token)
-        session = Session(
-            session_id=secrets.token_urlsafe(32),
-            csrf=secrets.token_urlsafe(32),
-            expires_at=now() + ttl,
-        )
-        self._writer().create_session(
-            token_hash(session.session_id),
-            reviewer=reviewer.name,
-            csrf=session.csrf,
-            expires_at=session.expires_at,
-        )
-        return reviewer, session
-
-    def session(self, session_id: str) -> tuple[Reviewer, str]:
-        """The reviewer signed in with `session_id` and the session's CSRF token;
-        `SignInFailed` when it is unknown, expired or signed out, or the reviewer was
-        removed."""
-        store = self._store()
-        found = (
-            store.get_session(token_hash(session_id), at=now()) if store and session_id else None
-        )
-        if found is None or found[0].disabled:
-            raise SignInFailed("your session has ended (expired or signed out); sign in again")
-        return found
-
-    def sign_out(self, session_id: str) -> None:
-        self._writer().delete_session(token_hash(session_id))
-
-    def may_see(self, reviewer: Reviewer, request: ReviewRequest) -> bool:
-        """Whether `reviewer` sees and decides `request`: its queue is theirs (or they have
-        every queue), or they are a lead and it was escalated."""
-        queues = reviewer.queues
-        if EVERY_QUEUE in queues or request.queue in queues:
-            return True
-        return reviewer.lead and request.escalated_at is not None
-
-    def _check(self, viewer: Reviewer | None, request: ReviewRequest) -> None:
-        if viewer is not None and not self.may_see(viewer, request):
-            raise NotAllowed(
-                f"{viewer.name} does not review queue `{request.queue}`; ask a lead to add it "
-                "(`handrail reviewers remove`, then `add` with the queue)"
-            )
-
     # --- reads ----------------------------------------------------------------------------------
 
     def inbox(
@@ -324,7 +205,7 @@ class ReviewService:
             "at": moment,
         }
         rows: list[InboxRow]
-        if queue is not None and viewer is not None and not _sees_queue(viewer, queue):
+        if queue is not None and viewer is not None and not sees_queue(viewer, queue):
             if not viewer.lead:
                 raise NotAllowed(f"{viewer.name} does not review queue `{queue}`")
             # a lead's view of another queue: its escalated reviews (few), paged here
@@ -343,7 +224,7 @@ class ReviewService:
             )
         counts = store.queue_counts(queues=queues, escalated_too=escalated)
         return InboxPage(
-            items=[_inbox_item(row, moment) for row in rows],
+            items=[inbox_item(row, moment) for row in rows],
             total=total,
             page=page,
             per_page=per_page,
@@ -568,23 +449,6 @@ class ReviewService:
             pipelines=self.pipeline,
         )
 
-    def claim(
-        self, review_id: str, viewer: Reviewer, *, lease: timedelta = timedelta(minutes=15)
-    ) -> Claim:
-        """`viewer` works on `review_id` for `lease` (renewing their own claim extends it);
-        `ReviewClaimed` while another's claim is live. A claim never replaces the
-        exactly-once guard: anyone allowed can still decide."""
-        request = self._request(review_id)
-        self._check(viewer, request)
-        return self._writer().claim(review_id, viewer.name, lease=lease, at=now())
-
-    def release(self, review_id: str, viewer: Reviewer) -> bool:
-        """Drop `viewer`'s claim on `review_id` (a lead may drop anyone's); False if they held
-        none."""
-        request = self._request(review_id)
-        self._check(viewer, request)
-        return self._writer().release(review_id, viewer.name, force=viewer.lead)
-
     # --- what the CLI does ----------------------------------------------------------------------
 
     def escalate_due(
@@ -644,56 +508,4 @@ class ReviewService:
         return export_cases(suite, decided, pipeline=pipeline, targets=targets)
 
 
-def _sees_queue(viewer: Reviewer, queue: str) -> bool:
-    return EVERY_QUEUE in viewer.queues or queue in viewer.queues
-
-
-def reasons_brief(reasons: Sequence[ReviewReason]) -> str:
-    """Why a review waits, in a few words: "`total` 0.41 < 0.80; check totals_match"."""
-    scored = sorted(
-        (r for r in reasons if r.value is not None and r.threshold is not None),
-        key=lambda r: r.value or 0.0,
-    )
-    parts = []
-    for reason in scored:  # the least sure first, then the checks and the rest
-        what = f"`{reason.field}`" if reason.field else "confidence"
-        parts.append(f"{what} {reason.value:.2f} < {reason.threshold:.2f}")
-    for reason in reasons:
-        if reason.value is not None and reason.threshold is not None:
-            continue
-        if reason.check:
-            parts.append(f"check {reason.check}")
-        elif reason.field:
-            parts.append(f"`{reason.field}`: {reason.message}")
-        else:
-            parts.append(reason.message)
-    return "; ".join(dict.fromkeys(parts))
-
-
-def _inbox_item(row: InboxRow, moment: datetime) -> InboxItem:
-    request = row.request
-    lowest: tuple[float, str | None] | None = None
-    for name, confidence in request.field_confidence.items():
-        if lowest is None or confidence.value < lowest[0]:
-            lowest = (confidence.value, name)
-    if lowest is None and request.confidence is not None:
-        lowest = (request.confidence.value, None)
-    return InboxItem(
-        review_id=request.review_id,
-        run_id=request.run_id,
-        pipeline=request.pipeline,
-        node=request.node,
-        queue=request.queue,
-        reasons=reasons_brief(request.reasons),
-        lowest_confidence=lowest[0] if lowest is not None else None,
-        lowest_field=lowest[1] if lowest is not None else None,
-        created_at=request.created_at,
-        age_s=max(0.0, (moment - request.created_at).total_seconds()),
-        deadline=request.deadline,
-        overdue=request.deadline is not None and request.deadline <= moment,
-        escalation=request.escalation,
-        claim=row.claim,
-    )
-
-
-__all__ = ["EVERY_QUEUE", "ReviewService", "reasons_brief", "token_hash"]
+__all__ = ["ReviewService"]
