@@ -196,6 +196,24 @@ def test_concurrent_appends_keep_one_unbroken_chain(url: str) -> None:
             s.close()
 
 
+def test_a_decision_after_the_server_dropped_the_connections_writes_one_row(
+    fresh_postgres_url: str,
+) -> None:
+    url = fresh_postgres_url
+    with SqlStore(url) as store:
+        pending(store, "rv-1")
+        store.get_review("rv-1")  # the pool holds a connection now...
+        [(cut,)] = sql(  # ...which a server restart would cut
+            url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'handrail' AND pid <> pg_backend_pid()",
+        )
+        assert cut >= 1
+        store.record_decision("rv-1", ReviewDecision.approve(reviewer="ann"))
+        assert [(e.actor, e.action) for e in store.audit_entries()] == [("ann", "decide")]
+        assert store.verify_audit().ok
+
+
 def test_an_escalation_writes_its_audit_row(store: SqlStore) -> None:
     review = pending(store, "rv-1", queue="invoices", deadline=T0)
     note = "deadline 2026-03-02 09:00:00 UTC passed: moved from queue `invoices` to `leads`"

@@ -5,6 +5,7 @@ test_audit.py and test_schema_v2.py."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from handrail import (
     ReviewRequest,
     Runner,
     RunRecord,
+    SignInFailed,
 )
 from handrail.durable import Claim, Reviewer, SqlStore
 
@@ -194,6 +196,16 @@ def test_sessions_live_until_they_expire_and_end_on_sign_out(store: SqlStore, ur
     assert signed_in.detail == {"expires_at": expires.isoformat(timespec="microseconds")}
 
 
+def test_a_session_for_a_reviewer_who_is_gone_is_refused(store: SqlStore) -> None:
+    with pytest.raises(SignInFailed) as info:
+        store.create_session("1" * 64, reviewer="ghost", csrf="c", expires_at=T0)
+    assert str(info.value) == (
+        "reviewer `ghost` does not exist (removed?); sign in with the token of a current "
+        "reviewer (`handrail reviewers list`)"
+    )
+    assert store.audit_entries() == []
+
+
 # --- claims --------------------------------------------------------------------------------------
 
 
@@ -231,6 +243,35 @@ def test_a_claim_is_a_lease_only_its_holder_renews(store: SqlStore) -> None:
         "default",
     )
     assert entry.detail == {"until": "2026-03-02T09:45:00.000000+00:00", "lapsed_claim_of": "ann"}
+
+
+def test_reviewers_claiming_one_review_at_once_get_one_claim(url: str) -> None:
+    with SqlStore(url) as store:
+        pending(store, "rv-1")
+        stores = [SqlStore(url) for _ in range(6)]  # connections of their own, like processes
+        barrier = threading.Barrier(6)
+        outcomes: list[Any] = []
+
+        def claim(i: int) -> None:
+            barrier.wait()
+            try:
+                outcomes.append(stores[i].claim("rv-1", f"r{i}", lease=timedelta(minutes=15)))
+            except BaseException as e:
+                outcomes.append(e)
+
+        threads = [threading.Thread(target=claim, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for s in stores:
+            s.close()
+        [won] = [o for o in outcomes if isinstance(o, Claim)]
+        lost = [o for o in outcomes if not isinstance(o, Claim)]
+        assert len(lost) == 5
+        assert all(isinstance(e, ReviewClaimed) and e.by == won.reviewer for e in lost)
+        assert store.get_claim("rv-1") == won
+        assert actions(store) == [(won.reviewer, "claim")]
 
 
 def test_releasing_a_claim(store: SqlStore) -> None:

@@ -39,7 +39,13 @@ from handrail.core.records import ReviewDecision, ReviewRequest
 from handrail.durable import audit, schema
 from handrail.durable.audit import AuditCheck, AuditEntry
 from handrail.durable.serialize import load_decision, load_review
-from handrail.exceptions import InputError, ReviewAlreadyDecided, ReviewClaimed, ReviewNotFound
+from handrail.exceptions import (
+    InputError,
+    ReviewAlreadyDecided,
+    ReviewClaimed,
+    ReviewNotFound,
+    SignInFailed,
+)
 
 T = TypeVar("T")
 
@@ -239,16 +245,24 @@ class ReviewTables:
         }
 
         def work() -> None:
-            with self._writer.begin() as conn:
-                conn.execute(delete(table).where(table.c.expires_at <= stamp))
-                conn.execute(insert(table).values(row))
-                audit.append(
-                    conn,
-                    at=stamp,
-                    actor=reviewer,
-                    action="sign_in",
-                    detail={"expires_at": audit.iso(expires_at)},
-                )
+            try:
+                with self._writer.begin() as conn:
+                    conn.execute(delete(table).where(table.c.expires_at <= stamp))
+                    conn.execute(insert(table).values(row))
+                    audit.append(
+                        conn,
+                        at=stamp,
+                        actor=reviewer,
+                        action="sign_in",
+                        detail={"expires_at": audit.iso(expires_at)},
+                    )
+            except IntegrityError as e:  # no such reviewer (removed meanwhile)
+                if self.get_reviewer(reviewer) is not None:
+                    raise
+                raise SignInFailed(
+                    f"reviewer `{reviewer}` does not exist (removed?); sign in with the token "
+                    "of a current reviewer (`handrail reviewers list`)"
+                ) from e
 
         self._call(work)
 
@@ -308,7 +322,10 @@ class ReviewTables:
                         reviews.c.decided_at,
                         reviews.c.run_id,
                         reviews.c.queue,
-                    ).where(reviews.c.review_id == review_id)
+                    )
+                    .where(reviews.c.review_id == review_id)
+                    # Postgres: claims of one review, and its decision, wait for each other here
+                    .with_for_update()
                 ).first()
                 if review is None:
                     raise _not_found(review_id)

@@ -360,7 +360,9 @@ class SqlStore(ReviewTables):
 
         def work() -> bool:
             with self._writer.begin() as conn:
-                before = conn.execute(select(reviews.c.queue).where(*pending)).scalar()
+                before = conn.execute(
+                    select(reviews.c.queue).where(*pending).with_for_update()
+                ).scalar()
                 if (
                     before is None
                     or not conn.execute(update(reviews).where(*pending).values(values)).rowcount
