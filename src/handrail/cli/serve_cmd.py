@@ -1,0 +1,119 @@
+"""`handrail serve`: the review inbox (see docs/review-inbox.md). Registered in `cli/main.py`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from handrail.cli.options import Db, ModelChoice, errors
+
+
+def serve(
+    db: Db = None,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="The address to listen on (loopback unless --allow-remote)."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="The port.")] = 8765,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="TARGET",
+            help="The pipeline's code (path/to/file.py:attr); default: the one pipeline the "
+            "database records (its code must be inside this folder).",
+            show_default=False,
+        ),
+    ] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker", help="Only record decisions; `handrail worker` continues the runs."
+        ),
+    ] = False,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Allow a --host other machines can reach (no TLS: put a TLS proxy in front).",
+        ),
+    ] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            metavar="HOST",
+            help="Another Host name browsers use for this server (name or name:port); "
+            "repeatable. Requests naming any other host are refused.",
+            show_default=False,
+        ),
+    ] = None,
+    secure_cookies: Annotated[
+        bool,
+        typer.Option("--secure-cookies", help="Mark cookies Secure (the inbox is behind HTTPS)."),
+    ] = False,
+    model: ModelChoice = None,
+) -> None:
+    """Serve the review inbox: reviewers sign in with their token, see their queues, and decide
+    with the document beside the output. Decided runs continue in this process (--no-worker
+    leaves that to `handrail worker`). Prints one line once it serves; Ctrl-C stops it."""
+    from handrail.review import ReviewService
+    from handrail.web import create_app
+    from handrail.web.server import (
+        WorkerLoop,
+        allowed_hosts,
+        check_host,
+        run_server,
+        worker_pipeline,
+    )
+
+    with errors():
+        warning = check_host(host, allow_remote=allow_remote)
+        if warning is not None:
+            typer.echo(warning, err=True)
+        service = ReviewService(db, target=target)
+        worker: WorkerLoop | None = None
+        try:
+            if not no_worker:
+                pipeline, note = worker_pipeline(service, target)
+                if pipeline is None:
+                    typer.echo(note, err=True)
+                else:
+                    worker = WorkerLoop(
+                        pipeline=pipeline,
+                        db=db,
+                        model=model,
+                        target=target,
+                        on_escalated=lambda done: typer.echo(
+                            f"escalated review {done.review_id}: {done.action}: {done.detail}"
+                        ),
+                    )
+                    worker.start()
+            hosts = allowed_hosts(host, port, allowed_host or [])
+            app = create_app(
+                service,
+                allowed_hosts=hosts,
+                secure_cookies=secure_cookies,
+                on_decided=worker.wake if worker is not None else None,
+            )
+
+            def ready(url: str) -> None:
+                if worker is not None:
+                    typer.echo(
+                        f"worker {worker.executor_id} continues the decided runs of "
+                        f"{worker.pipeline.name}"
+                    )
+                typer.echo(f"handrail serve: {url} (db {service.url})")
+                sys.stdout.flush()
+
+            run_server(app, host=host, port=port, on_ready=ready)
+        finally:
+            if worker is not None:
+                worker.stop()
+            service.close()
+        typer.echo("handrail serve stopped")
+
+
+__all__ = ["serve"]
