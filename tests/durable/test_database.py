@@ -27,10 +27,14 @@ from handrail.durable import (
 )
 
 TABLES = [
+    "handrail_audit",
+    "handrail_claims",
     "handrail_meta",
     "handrail_pipelines",
+    "handrail_reviewers",
     "handrail_reviews",
     "handrail_runs",
+    "handrail_sessions",
     "handrail_steps",
 ]
 

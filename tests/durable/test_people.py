@@ -413,3 +413,14 @@ def test_save_run_and_escalate_review_keep_the_queue_columns_current(
     # a run saved again with its escalated review keeps it there
     store.save_run(replace(paused_record(), run_id=review.run_id, steps=(), reviews=(moved,)))
     assert sql(url, "SELECT queue, escalated FROM handrail_reviews") == [("leads", True)]
+
+
+def test_recorded_pipelines_are_listed_by_name(store: SqlStore) -> None:
+    assert store.pipelines() == {}
+    store.save_pipeline("invoices", "pipes/invoices.py:pipeline")
+    store.save_pipeline("claims", "pipes/claims.py:pipeline")
+    store.save_pipeline("invoices", "pipes/invoices_v2.py:pipeline")  # recorded again: replaced
+    assert list(store.pipelines().items()) == [
+        ("claims", "pipes/claims.py:pipeline"),
+        ("invoices", "pipes/invoices_v2.py:pipeline"),
+    ]

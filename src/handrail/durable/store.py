@@ -431,6 +431,13 @@ class SqlStore(ReviewTables):
         query = select(table.c.target).where(table.c.name == name)
         return self._call(lambda: self._read(lambda conn: conn.execute(query).scalar()))
 
+    def pipelines(self) -> dict[str, str]:
+        """Every recorded pipeline: {name: where its code is (its CLI target)}, by name."""
+        table = schema.pipelines
+        query = select(table.c.name, table.c.target).order_by(table.c.name)
+        rows = self._call(lambda: self._read(lambda conn: conn.execute(query).all()))
+        return {row.name: row.target for row in rows}
+
     # --- plumbing ------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
