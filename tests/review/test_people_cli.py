@@ -155,3 +155,13 @@ def test_a_csv_cell_a_spreadsheet_would_run_is_defused() -> None:
     assert write_audit([entry], out, "csv") == 1
     (row,) = csv.DictReader(io.StringIO(out.getvalue()))
     assert row["actor"] == '\'=HYPERLINK("http://evil")' and row["queue"] == "'@q"
+
+
+def test_serve_reviewers_and_audit_are_commands() -> None:
+    for command, says in (
+        ("serve", "--no-worker"),
+        ("reviewers", "add"),
+        ("audit", "verify"),
+    ):
+        code, out, _ = cli(command, "--help")
+        assert code == 0 and says in out, out

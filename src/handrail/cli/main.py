@@ -29,6 +29,7 @@ from handrail.cli import (
     review_cmd,
     reviewers_cmd,
     runs_cmd,
+    serve_cmd,
     show,
 )
 from handrail.cli.help import HelpGroup
@@ -357,6 +358,7 @@ def worker(
 
 app.command("eval")(eval_cmd.eval_)
 app.command("report")(report_cmd.report)
+app.command("serve")(serve_cmd.serve)
 
 
 def main(argv: list[str] | None = None) -> int:
