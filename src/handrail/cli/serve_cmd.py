@@ -113,7 +113,7 @@ def serve(
             if worker is not None:
                 worker.stop()
             service.close()
-        typer.echo("handrail serve stopped")
+        typer.echo("handrail serve stopped (a signal asked it to)")
 
 
 __all__ = ["serve"]
