@@ -10,6 +10,9 @@ chain catches whoever drops them.
 Appends are serialised, so `seq` has no gaps and each row names the last one before it: on
 Postgres by a transaction-scoped advisory lock taken last in the writer's transaction (nobody
 waits on a row while holding it), on SQLite by the write transaction itself.
+
+`AuditTrail` holds the store's methods (`append_audit`, `audit_entries`, `verify_audit`); the
+functions below write and check rows inside a caller's transaction.
 """
 
 from __future__ import annotations
@@ -19,16 +22,20 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection, Engine, Row, func, insert, select
 
+from handrail._utils import now
 from handrail.durable import schema
 
 GENESIS = "0" * 64
 """The `prev_hash` of the first row."""
 
+T = TypeVar("T")
+
 _APPEND_LOCK = 0x61756474  # "audt": serialises audit appends between Postgres sessions
+_BATCH = 1000  # rows verify reads at a time
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -68,6 +75,87 @@ class AuditCheck:
     """The seq of the first row that does not check out."""
     problem: str | None
     """What is wrong with it, naming the seq and what differs."""
+
+
+class AuditTrail:
+    """The store's audit methods (mixed into `SqlStore`)."""
+
+    dialect: str
+    _writer: Engine
+
+    if TYPE_CHECKING:
+
+        def _call(self, work: Callable[[], T]) -> T: ...
+
+        def _read(self, query: Callable[[Connection], T]) -> T: ...
+
+    def append_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        review_id: str | None = None,
+        run_id: str | None = None,
+        queue: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append a row to the audit trail (its own transaction)."""
+        stamp = now()
+
+        def work() -> AuditEntry:
+            with self._writer.begin() as conn:
+                return append(
+                    conn,
+                    at=stamp,
+                    actor=actor,
+                    action=action,
+                    review_id=review_id,
+                    run_id=run_id,
+                    queue=queue,
+                    detail=detail,
+                )
+
+        return self._call(work)
+
+    def audit_entries(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        review_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Audit rows in seq order: by `actor`, of `action`, on `review_id`, at or after
+        `since` and before `until`, after `after_seq` (to page), at most `limit`."""
+        table = schema.audit
+        query = select(table).where(table.c.seq > after_seq).order_by(table.c.seq)
+        if actor is not None:
+            query = query.where(table.c.actor == actor)
+        if action is not None:
+            query = query.where(table.c.action == action)
+        if review_id is not None:
+            query = query.where(table.c.review_id == review_id)
+        if since is not None:
+            query = query.where(table.c.at >= since)
+        if until is not None:
+            query = query.where(table.c.at < until)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = self._call(lambda: self._read(lambda conn: conn.execute(query).all()))
+        return [entry(row) for row in rows]
+
+    def verify_audit(self) -> AuditCheck:
+        """Re-check every row's hash and its link to the row before."""
+        table = schema.audit
+
+        def read(after: int) -> list[Any]:
+            query = select(table).where(table.c.seq > after).order_by(table.c.seq).limit(_BATCH)
+            return self._call(lambda: self._read(lambda conn: list(conn.execute(query).all())))
+
+        return verify(batches(read))
 
 
 def canonical(value: Any) -> str:

@@ -13,15 +13,14 @@ trail); taking a claim, and releasing a live one, each write one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Engine,
     and_,
     delete,
     false,
@@ -37,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from handrail._utils import now
 from handrail.core.records import ReviewDecision, ReviewRequest
 from handrail.durable import audit, schema
-from handrail.durable.audit import AuditCheck, AuditEntry
+from handrail.durable.audit import AuditCheck, AuditEntry, AuditTrail
 from handrail.durable.serialize import load_decision, load_review
 from handrail.exceptions import (
     InputError,
@@ -47,12 +46,8 @@ from handrail.exceptions import (
     SignInFailed,
 )
 
-T = TypeVar("T")
-
 EVERY_QUEUE = "*"
 """In a reviewer's queues: every queue."""
-
-_AUDIT_BATCH = 1000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -127,17 +122,9 @@ def _visible(queues: Collection[str] | None, escalated_too: bool) -> ColumnEleme
     return or_(*parts) if parts else false()
 
 
-class ReviewTables:
-    """Reviewers, sessions, claims, the inbox and the audit trail (mixed into `SqlStore`)."""
-
-    dialect: str
-    _writer: Engine
-
-    if TYPE_CHECKING:
-
-        def _call(self, work: Callable[[], T]) -> T: ...
-
-        def _read(self, query: Callable[[Connection], T]) -> T: ...
+class ReviewTables(AuditTrail):
+    """Reviewers, sessions, claims and the inbox, and the audit trail's methods (`AuditTrail`):
+    mixed into `SqlStore`."""
 
     # --- reviewers -----------------------------------------------------------------------------
 
@@ -511,78 +498,6 @@ class ReviewTables:
             query = query.where(visible)
         rows = self._call(lambda: self._read(lambda conn: conn.execute(query).all()))
         return {row[0]: int(row[1]) for row in rows}
-
-    # --- the audit trail -----------------------------------------------------------------------
-
-    def append_audit(
-        self,
-        *,
-        actor: str,
-        action: str,
-        review_id: str | None = None,
-        run_id: str | None = None,
-        queue: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> AuditEntry:
-        """Append a row to the audit trail (its own transaction)."""
-        stamp = now()
-
-        def work() -> AuditEntry:
-            with self._writer.begin() as conn:
-                return audit.append(
-                    conn,
-                    at=stamp,
-                    actor=actor,
-                    action=action,
-                    review_id=review_id,
-                    run_id=run_id,
-                    queue=queue,
-                    detail=detail,
-                )
-
-        return self._call(work)
-
-    def audit_entries(
-        self,
-        *,
-        actor: str | None = None,
-        action: str | None = None,
-        review_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after_seq: int = 0,
-        limit: int | None = None,
-    ) -> list[AuditEntry]:
-        """Audit rows in seq order: by `actor`, of `action`, on `review_id`, at or after
-        `since` and before `until`, after `after_seq` (to page), at most `limit`."""
-        table = schema.audit
-        query = select(table).where(table.c.seq > after_seq).order_by(table.c.seq)
-        if actor is not None:
-            query = query.where(table.c.actor == actor)
-        if action is not None:
-            query = query.where(table.c.action == action)
-        if review_id is not None:
-            query = query.where(table.c.review_id == review_id)
-        if since is not None:
-            query = query.where(table.c.at >= since)
-        if until is not None:
-            query = query.where(table.c.at < until)
-        if limit is not None:
-            query = query.limit(limit)
-        rows = self._call(lambda: self._read(lambda conn: conn.execute(query).all()))
-        return [audit.entry(row) for row in rows]
-
-    def verify_audit(self) -> AuditCheck:
-        """Re-check every row's hash and its link to the row before."""
-        table = schema.audit
-
-        def read(after: int) -> list[Any]:
-            query = (
-                select(table).where(table.c.seq > after).order_by(table.c.seq).limit(_AUDIT_BATCH)
-            )
-            return self._call(lambda: self._read(lambda conn: list(conn.execute(query).all())))
-
-        return audit.verify(audit.batches(read))
 
 
 def _claim(review_id: str, row: Any) -> Claim:
