@@ -213,14 +213,28 @@ def api_app(service: ReviewService, *, on_decided: Callable[[str], None] | None 
         d = _service(request).review(review_id, me)
         r = d.request
         return ReviewOut(
-            review_id=r.review_id, status=r.status, run_id=r.run_id, run_status=d.run_status,
-            pipeline=r.pipeline, node=r.node, target=r.target, queue=r.queue,
-            created_at=r.created_at, deadline=r.deadline, escalation=r.escalation,
-            output=jsonable(r.output), reasons=[reason_json(x) for x in r.reasons],
+            review_id=r.review_id,
+            status=r.status,
+            run_id=r.run_id,
+            run_status=d.run_status,
+            pipeline=r.pipeline,
+            node=r.node,
+            target=r.target,
+            queue=r.queue,
+            created_at=r.created_at,
+            deadline=r.deadline,
+            escalation=r.escalation,
+            output=jsonable(r.output),
+            reasons=[reason_json(x) for x in r.reasons],
             fields=[
                 FieldOut(
-                    path=f.path, label=f.label, value=jsonable(f.value), confidence=f.confidence,
-                    threshold=f.threshold, flagged=f.flagged, reasons=list(f.reasons),
+                    path=f.path,
+                    label=f.label,
+                    value=jsonable(f.value),
+                    confidence=f.confidence,
+                    threshold=f.threshold,
+                    flagged=f.flagged,
+                    reasons=list(f.reasons),
                 )
                 for f in d.fields
             ],
@@ -232,7 +246,7 @@ def api_app(service: ReviewService, *, on_decided: Callable[[str], None] | None 
             claim=_claim(d.claim),
             decision=decision_json(r.review_id, d.decision) if d.decision is not None else None,
             schema_errors=[FieldError(field=p, message=m) for p, m in d.schema_errors],
-        )  # fmt: skip
+        )
 
     @api.post(
         "/reviews/{review_id}/decision",
@@ -310,12 +324,21 @@ def api_app(service: ReviewService, *, on_decided: Callable[[str], None] | None 
 
 def _item(item: InboxItem) -> ItemOut:
     return ItemOut(
-        review_id=item.review_id, run_id=item.run_id, pipeline=item.pipeline, node=item.node,
-        queue=item.queue, reasons=item.reasons, lowest_confidence=item.lowest_confidence,
-        lowest_field=item.lowest_field, created_at=item.created_at, age_s=item.age_s,
-        deadline=item.deadline, overdue=item.overdue, escalation=item.escalation,
+        review_id=item.review_id,
+        run_id=item.run_id,
+        pipeline=item.pipeline,
+        node=item.node,
+        queue=item.queue,
+        reasons=item.reasons,
+        lowest_confidence=item.lowest_confidence,
+        lowest_field=item.lowest_field,
+        created_at=item.created_at,
+        age_s=item.age_s,
+        deadline=item.deadline,
+        overdue=item.overdue,
+        escalation=item.escalation,
         claim=_claim(item.claim),
-    )  # fmt: skip
+    )
 
 
 def _claim(claim: Any) -> ClaimOut | None:

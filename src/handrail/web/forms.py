@@ -27,9 +27,18 @@ from handrail.review import FieldView
 from handrail.review.fields import label as path_label
 
 Kind = Literal[
-    "text", "textarea", "integer", "number", "bool", "select", "date", "datetime", "json",
-    "group", "list",
-]  # fmt: skip
+    "text",
+    "textarea",
+    "integer",
+    "number",
+    "bool",
+    "select",
+    "date",
+    "datetime",
+    "json",
+    "group",
+    "list",
+]
 OUT = "out."
 """Prefix of the inputs holding the output."""
 DROP = "drop."

@@ -82,15 +82,23 @@ def router(templates: Jinja2Templates) -> APIRouter:
     ) -> Response:
         per_page = 50
         found = service_of(request).runs(
-            status=status, pipeline=pipeline or None, limit=per_page + 1,
+            status=status,
+            pipeline=pipeline or None,
+            limit=per_page + 1,
             offset=(page_no - 1) * per_page,
-        )  # fmt: skip
+        )
         return render(
-            request, "runs.html", me, title="Runs", runs=found[:per_page],
-            more=len(found) > per_page, page_no=page_no,
-            status=status.value if status else "", pipeline=pipeline or "",
+            request,
+            "runs.html",
+            me,
+            title="Runs",
+            runs=found[:per_page],
+            more=len(found) > per_page,
+            page_no=page_no,
+            status=status.value if status else "",
+            pipeline=pipeline or "",
             statuses=[s.value for s in RunStatus],
-        )  # fmt: skip
+        )
 
     @history.get("/runs/{run_id}")
     def run(request: Request, run_id: str, me: Overseer) -> Response:
@@ -106,9 +114,15 @@ def router(templates: Jinja2Templates) -> APIRouter:
         moment = parse_moment(since, name="since")
         figures = service_of(request).report(since=moment)
         return render(
-            request, "report.html", me, title="Report", report=figures, since=since or "",
-            charts=report_charts(figures, age), data=figures.to_dict(),
-        )  # fmt: skip
+            request,
+            "report.html",
+            me,
+            title="Report",
+            report=figures,
+            since=since or "",
+            charts=report_charts(figures, age),
+            data=figures.to_dict(),
+        )
 
     @history.get("/audit")
     def audit(
@@ -117,10 +131,16 @@ def router(templates: Jinja2Templates) -> APIRouter:
         entries = service_of(request).audit_entries(**filters.query(), limit=AUDIT_PAGE + 1)
         check = service_of(request).verify_audit() if filters.verify else None
         return render(
-            request, "audit.html", me, title="Audit trail", entries=entries[:AUDIT_PAGE],
+            request,
+            "audit.html",
+            me,
+            title="Audit trail",
+            entries=entries[:AUDIT_PAGE],
             more=entries[AUDIT_PAGE - 1].seq if len(entries) > AUDIT_PAGE else None,
-            filters=filters, check=check, exports=filters.export_query(),
-        )  # fmt: skip
+            filters=filters,
+            check=check,
+            exports=filters.export_query(),
+        )
 
     @history.get("/audit.csv")
     def audit_csv(
@@ -128,9 +148,10 @@ def router(templates: Jinja2Templates) -> APIRouter:
     ) -> Response:
         entries = service_of(request).audit_entries(**filters.query())
         return StreamingResponse(
-            _csv(entries), media_type="text/csv; charset=utf-8",
+            _csv(entries),
+            media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="handrail-audit.csv"'},
-        )  # fmt: skip
+        )
 
     @history.get("/audit.jsonl")
     def audit_jsonl(
@@ -139,9 +160,10 @@ def router(templates: Jinja2Templates) -> APIRouter:
         entries = service_of(request).audit_entries(**filters.query())
         lines = (json.dumps(audit_json(e), ensure_ascii=False) + "\n" for e in entries)
         return StreamingResponse(
-            lines, media_type="application/x-ndjson; charset=utf-8",
+            lines,
+            media_type="application/x-ndjson; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="handrail-audit.jsonl"'},
-        )  # fmt: skip
+        )
 
     return history
 
@@ -183,11 +205,14 @@ class AuditFilters:
         given = {
             k: v
             for k, v in (
-                ("actor", self.actor), ("action", self.action), ("review_id", self.review_id),
-                ("since", self.since), ("until", self.until),
+                ("actor", self.actor),
+                ("action", self.action),
+                ("review_id", self.review_id),
+                ("since", self.since),
+                ("until", self.until),
             )
             if v
-        }  # fmt: skip
+        }
         return urlencode(given)
 
 

@@ -156,9 +156,14 @@ def router(
         )
         filters = {"queue": chosen or "", "mine": mine, "overdue": overdue, "sort": sort}
         return render(
-            request, "inbox.html", me, title="Inbox", inbox=shown, filters=filters,
+            request,
+            "inbox.html",
+            me,
+            title="Inbox",
+            inbox=shown,
+            filters=filters,
             link=lambda **changes: _link(filters, page_no, changes),
-        )  # fmt: skip
+        )
 
     # --- a review --------------------------------------------------------------------------------
 
@@ -219,16 +224,22 @@ def router(
         reason = form.values.get("reason", "").strip() or None
         if action not in ("approve", "edit", "reject"):
             return _review_page(
-                request, me, detail, status_code=422, submitted=form,
+                request,
+                me,
+                detail,
+                status_code=422,
+                submitted=form,
                 problem="choose Approve, Save edit or Reject",
-            )  # fmt: skip
+            )
         shape = _shape(detail)
         errors: dict[str, str] = {}
+        paths: dict[str, str] = {}
         if action == "edit":
             reading = forms.read_form(
                 shape, form.values, target=detail.request.target, dropped=form.drops
             )
             errors = dict(reading.errors or [])
+            paths = reading.paths or {}
             decision = ReviewDecision.edit(reading.output, reason=reason)
         elif action == "approve":
             shown = forms.widgets(
@@ -245,25 +256,34 @@ def router(
             decision = ReviewDecision.reject(reason)
             if reason is None:
                 errors = {"reason": "say why you reject it (recorded with the decision)"}
-        if errors:
+        if errors and detail.request.status == "pending":  # a decided one: 409 below
             return _review_page(
-                request, me, detail, status_code=422, submitted=form, errors=errors,
+                request,
+                me,
+                detail,
+                status_code=422,
+                submitted=form,
+                errors=errors,
                 problem="nothing was recorded: correct the fields marked below",
-            )  # fmt: skip
+            )
         try:
             service.decide(review_id, decision, viewer=me.reviewer)
         except ReviewAlreadyDecided as e:
             fresh = service.review(review_id, me.reviewer)
             return _review_page(request, me, fresh, status_code=409, conflict=e)
         except InvalidDecision as e:
-            paths = reading.paths if action == "edit" else {}
-            found = {forms.form_path(p, paths or {}): m for p, m in e.errors}
+            found = {forms.form_path(p, paths): m for p, m in e.errors}
             if not e.errors:
                 found = {"reason" if action == "reject" else "": str(e)}
             return _review_page(
-                request, me, detail, status_code=422, submitted=form, errors=found,
+                request,
+                me,
+                detail,
+                status_code=422,
+                submitted=form,
+                errors=found,
                 problem="nothing was recorded: correct the fields marked below",
-            )  # fmt: skip
+            )
         if on_decided is not None:
             on_decided(detail.request.run_id)
         return RedirectResponse(f"/reviews/{review_id}", status_code=303)

@@ -254,11 +254,7 @@ def recorded_pipelines(service: ReviewService) -> list[str]:
     with open_store(service.db) as store:
         if store is None:
             return []
-        listing = getattr(store, "pipelines", None)
-        if callable(listing):
-            return sorted(listing())
-        waiting = [*store.list_reviews(pending_only=True), *store.decided_waiting()]
-        return sorted({review.pipeline for review in waiting})
+        return sorted(store.pipelines())
 
 
 __all__ = [
