@@ -11,8 +11,8 @@ from handrail.observability.report import WorkflowReport
 ROW = 22
 """Height of one bar's row, in SVG units."""
 LABEL_WIDTH = 170
-BAR_WIDTH = 360
-WIDTH = LABEL_WIDTH + BAR_WIDTH + 90
+BAR_WIDTH = 320
+WIDTH = LABEL_WIDTH + BAR_WIDTH + 260
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

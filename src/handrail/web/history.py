@@ -23,7 +23,7 @@ from handrail.review import EVERY_QUEUE
 from handrail.review.shapes import jsonable
 from handrail.web.charts import report_charts
 from handrail.web.pages import service_of, signed_in
-from handrail.web.render import age, page
+from handrail.web.render import duration, page
 from handrail.web.security import Visitor
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def router(templates: Jinja2Templates) -> APIRouter:
             title="Report",
             report=figures,
             since=since or "",
-            charts=report_charts(figures, age),
+            charts=report_charts(figures, duration),
             data=figures.to_dict(),
         )
 

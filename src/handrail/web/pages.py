@@ -25,6 +25,7 @@ from handrail.exceptions import (
     SignInFailed,
 )
 from handrail.review import ReviewDetail, ReviewService
+from handrail.review.fields import label as path_label
 from handrail.web import forms
 from handrail.web.render import page, when
 from handrail.web.security import (
@@ -212,6 +213,11 @@ def router(
             reason=submitted.values.get("reason", "") if submitted is not None else "",
             claim_problem=claim_problem,
             errors_reason=(errors or {}).get("reason"),
+            error_list=[
+                (forms.dom_id(path or "output"), path_label(path) if path else "", message)
+                for path, message in (errors or {}).items()
+            ],
+            highlighted={h.path for h in detail.document.highlights} if detail.document else set(),
             flagged={f.path for f in detail.fields if f.flagged},
             mine=detail.claim is not None and detail.claim.reviewer == me.reviewer.name,
         )

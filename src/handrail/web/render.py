@@ -44,6 +44,13 @@ def age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+def duration(seconds: float | None) -> str:
+    """Like `age`, with milliseconds under a second (a step's processing time)."""
+    if seconds is not None and seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return age(seconds)
+
+
 def score(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
@@ -88,7 +95,13 @@ def make_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=when, age=age, score=score, percent=percent, compact=compact, pretty=pretty
+        when=when,
+        age=age,
+        duration=duration,
+        score=score,
+        percent=percent,
+        compact=compact,
+        pretty=pretty,
     )
     env.globals.update(segments=segments)
     return Jinja2Templates(env=env)
@@ -112,6 +125,7 @@ __all__ = [
     "TEMPLATES",
     "age",
     "compact",
+    "duration",
     "make_templates",
     "page",
     "percent",
