@@ -4,13 +4,18 @@ decision (409 naming who and when), rejections with a reason, claims, and HTML e
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.pipelines import inbox_invoice
 
 from handrail import Document
+from handrail._utils import now
+from handrail.durable import DurableRunner
 from handrail.review import ReviewService
 
 from .conftest import (
@@ -246,3 +251,23 @@ def test_markup_in_the_document_and_the_output_is_shown_as_text(notes: ReviewSer
         shown = client.get(path).text
         assert "<script>alert" not in shown and "<img src=x" not in shown
     notes.close()
+
+
+def test_a_lead_sees_and_decides_the_reviews_escalated_past_their_deadline(inbox: Inbox) -> None:
+    async def escalate() -> int:
+        async with DurableRunner(inbox_invoice.pipeline, db=inbox.db, kind="cli") as runner:
+            return len(await runner.escalate_due(at=now() + timedelta(hours=5)))
+
+    moved = asyncio.run(escalate())
+    assert moved == len(inbox.pending()) > 0
+    lena = signed_in(inbox, "lena")
+    page = lena.get("/").text
+    assert sorted(review_ids(page)) == sorted(inbox.pending())
+    assert "moved from queue `payables` to `payables-leads`" in html.unescape(page)
+    ana = signed_in(inbox, "ana")
+    assert review_ids(ana.get("/").text) == []  # no longer in ana's queue
+    review_id = inbox.pending()[0]
+    assert ana.get(f"/reviews/{review_id}").status_code == 403
+    form = form_values(lena.get(f"/reviews/{review_id}").text)
+    assert decide(lena, review_id, form, "approve").status_code == 303
+    assert inbox.service.review(review_id).decision.reviewer == "lena"
