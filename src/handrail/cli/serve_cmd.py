@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from handrail.cli.options import Db, ModelChoice, errors
+from handrail.cli.options import Db, errors
 
 
 def serve(
@@ -54,7 +54,16 @@ def serve(
         bool,
         typer.Option("--secure-cookies", help="Mark cookies Secure (the inbox is behind HTTPS)."),
     ] = False,
-    model: ModelChoice = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Continue every run with this model (fake, local, local/PATH.gguf or a litellm "
+            "model string) instead of the one each run started with.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the review inbox: reviewers sign in with their token, see their queues, and decide
     with the document beside the output. Decided runs continue in this process (--no-worker
