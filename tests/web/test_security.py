@@ -7,6 +7,7 @@ import re
 
 from fastapi.testclient import TestClient
 
+from handrail.review import ReviewService
 from handrail.web import create_app
 from handrail.web.security import CSP
 
@@ -256,3 +257,19 @@ def test_pages_have_no_inline_script_or_style_and_load_nothing_from_elsewhere(
     assert htmx.startswith("var htmx=function()")
     assert "Zero-Clause BSD" in ana.get("/static/htmx.LICENSE").text
     assert ana.get("/docs").status_code == 404 and ana.get("/redoc").status_code == 404
+
+
+def test_a_database_that_cannot_be_used_answers_503_saying_so(tmp_path) -> None:
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database" * 100)
+    service = ReviewService(f"sqlite:///{broken}")
+    client = client_for(service)
+    page = client.get("/signin")
+    response = client.post(
+        "/signin", data={"token": "hr_x", "csrf": csrf_of(page.text)}, headers={"Origin": ORIGIN}
+    )
+    assert response.status_code == 503
+    assert "corrupted" in response.text or "cannot" in response.text
+    api = client.get("/api/v1/reviews", headers={"Authorization": "Bearer hr_x"})
+    assert api.status_code == 503 and api.json()["error"]
+    service.close()

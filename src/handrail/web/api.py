@@ -28,6 +28,7 @@ from handrail.exceptions import (
     ReviewClaimed,
     ReviewNotFound,
     SignInFailed,
+    StoreError,
 )
 from handrail.review import InboxItem, ReviewService
 from handrail.review.shapes import (
@@ -364,6 +365,7 @@ def _errors(api: FastAPI) -> None:
     api.add_exception_handler(NotAllowed, problem(403))
     api.add_exception_handler(ReviewNotFound, problem(404))
     api.add_exception_handler(InputError, problem(400))
+    api.add_exception_handler(StoreError, problem(503))
 
     def already(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ReviewAlreadyDecided)

@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from handrail.exceptions import InputError, NotAllowed, ReviewNotFound
+from handrail.exceptions import InputError, NotAllowed, ReviewNotFound, StoreError
 from handrail.web import history, pages
 from handrail.web.api import api_app
 from handrail.web.render import STATIC, make_templates, page
@@ -84,6 +84,9 @@ def create_app(
     def bad_input(request: Request, error: Exception) -> Response:
         return problem(request, 400, str(error))
 
+    def store_down(request: Request, error: Exception) -> Response:
+        return problem(request, 503, f"{error}; try again in a moment")
+
     def unreadable(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
         said = "; ".join(
@@ -102,6 +105,7 @@ def create_app(
     app.add_exception_handler(NotAllowed, not_allowed)
     app.add_exception_handler(ReviewNotFound, not_found)
     app.add_exception_handler(InputError, bad_input)
+    app.add_exception_handler(StoreError, store_down)
     app.add_exception_handler(RequestValidationError, unreadable)
     app.add_exception_handler(HTTPException, http)
     return app
