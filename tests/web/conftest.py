@@ -133,7 +133,9 @@ def form_values(page: str, form_id: str = "decision") -> dict[str, str]:
             chosen = re.search(r'<option value="([^"]*)" selected', options)
             values[name] = html.unescape(chosen.group(1)) if chosen else ""
         else:
-            values[name] = html.unescape(body[tag.end() : body.index("</textarea>", tag.end())])
+            text = body[tag.end() : body.index("</textarea>", tag.end())]
+            text = text[1:] if text.startswith("\n") else text  # as an HTML parser reads it
+            values[name] = html.unescape(text)
     return values
 
 

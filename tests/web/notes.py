@@ -12,10 +12,13 @@ DOCUMENT = (
     "Note: please <b>pay</b> the <img src=x onerror=alert(1)> invoice\n"
 )
 TITLE = '<script>alert("model")</script>'
+BODY = "\nplease pay the invoice\nby Friday"
+"""Several lines (a textarea), the first one empty."""
 
 
 class Note(BaseModel):
     title: str
+    body: str
     urgent: bool
     amount: float | None = None
 
@@ -23,8 +26,8 @@ class Note(BaseModel):
 model = FakeModel(
     {
         "note": Reply(
-            {"title": TITLE, "urgent": True, "amount": None},
-            field_confidence={"title": 0.3, "urgent": 0.95, "amount": 0.95},
+            {"title": TITLE, "body": BODY, "urgent": True, "amount": None},
+            field_confidence={"title": 0.3, "body": 0.9, "urgent": 0.95, "amount": 0.95},
         )
     },
     heuristic=False,

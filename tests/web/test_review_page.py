@@ -30,7 +30,7 @@ from .conftest import (
     sign_in,
     signed_in,
 )
-from .notes import DOCUMENT, TITLE
+from .notes import BODY, DOCUMENT, TITLE
 from .notes import pipeline as notes_pipeline
 
 
@@ -247,6 +247,13 @@ def test_markup_in_the_document_and_the_output_is_shown_as_text(notes: ReviewSer
     assert form_values(page)["out.title"] == TITLE  # the value round-trips as text
     assert form_values(page)["out.urgent"] == "true"  # a bool: a select
     assert form_values(page)["out.amount"] == ""  # an optional number left empty
+    assert form_values(page)["out.body"] == BODY  # a textarea keeps its first empty line
+    # a browser sends a textarea's lines with CRLF: still the value shown, so approving is fine
+    form = form_values(page) | {"out.body": BODY.replace("\n", "\r\n"), "action": "approve"}
+    approved = client.post(
+        f"/reviews/{view.request.review_id}/decide", data=form, headers={"Origin": ORIGIN}
+    )
+    assert approved.status_code == 303
     for path in ("/", "/runs", "/audit"):
         shown = client.get(path).text
         assert "<script>alert" not in shown and "<img src=x" not in shown

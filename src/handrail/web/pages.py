@@ -59,6 +59,7 @@ async def posted(request: Request) -> Posted:
     for key, value in data.multi_items():
         if not isinstance(value, str):
             continue  # no uploads here
+        value = value.replace("\r\n", "\n")  # browsers send a textarea's lines with CRLF
         if key.startswith(forms.DROP):
             drops.append(key[len(forms.DROP) :])
         else:
