@@ -76,6 +76,10 @@ def test_the_form_shows_values_and_one_blank_item_per_list() -> None:
     assert parts.children[0].children[0].id == "field-parts-0-sku"
     assert parts.children[0].children[0].error_id == "error-parts-0-sku"
     assert show(shape_of(float), 1180.0) == "1180"
+    dates = widgets(shape_of(Order), value | {"due": "2026-11-14"}, target="order")
+    assert next(w for w in dates if w.path == "due").date_input
+    odd = widgets(shape_of(Order), value | {"due": "14/11/2026"}, target="order")
+    assert not next(w for w in odd if w.path == "due").date_input  # shown as text, kept
 
 
 def test_submitted_strings_become_the_typed_output() -> None:

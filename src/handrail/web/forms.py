@@ -106,6 +106,18 @@ class Widget:
         return self.shape.kind
 
     @property
+    def date_input(self) -> bool:
+        """A date the browser's date picker can hold (another value is shown as text, so it
+        is kept as it is rather than emptied)."""
+        if self.shape.kind != "date" or not self.value:
+            return self.shape.kind == "date"
+        try:
+            dt.date.fromisoformat(self.value)
+        except ValueError:
+            return False
+        return len(self.value) == 10
+
+    @property
     def leaf(self) -> bool:
         return self.shape.kind not in ("group", "list")
 
