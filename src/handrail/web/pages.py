@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from handrail._utils import now
 from handrail.core.records import ReviewDecision
 from handrail.exceptions import (
     InvalidDecision,
-    NotAllowed,
     ReviewAlreadyDecided,
     ReviewClaimed,
     SignInFailed,
@@ -128,7 +128,7 @@ def router(
             _cookie(response, SIGNIN_COOKIE, token, secure_cookies, max_age=3600)
             return response
         response = RedirectResponse("/", status_code=303)
-        seconds = max(60, int((session.expires_at - _now()).total_seconds()))
+        seconds = max(60, int((session.expires_at - now()).total_seconds()))
         _cookie(response, SESSION_COOKIE, session.session_id, secure_cookies, max_age=seconds)
         response.delete_cookie(SIGNIN_COOKIE, path="/")
         return response
@@ -354,10 +354,4 @@ def _cookie(response: Response, name: str, value: str, secure: bool, *, max_age:
     )
 
 
-def _now() -> Any:
-    from handrail._utils import now
-
-    return now()
-
-
-__all__ = ["CsrfRefused", "NotAllowed", "router", "service_of", "signed_in"]
+__all__ = ["CsrfRefused", "Posted", "checked", "posted", "router", "service_of", "signed_in"]
