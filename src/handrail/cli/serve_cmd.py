@@ -65,8 +65,10 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the review inbox: reviewers sign in with their token, see their queues, and decide
-    with the document beside the output. Decided runs continue in this process (--no-worker
+    """Serve the review inbox in the browser (and its JSON API).
+
+    Reviewers sign in with their token, see their queues, and decide with the document beside
+    the output. Decided runs continue in this process (--no-worker
     leaves that to `handrail worker`). Prints one line once it serves; Ctrl-C stops it."""
     from handrail.review import ReviewService
     from handrail.web import create_app

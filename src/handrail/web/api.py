@@ -31,6 +31,7 @@ from handrail.exceptions import (
     StoreError,
 )
 from handrail.review import InboxItem, ReviewService
+from handrail.review.audit import audit_json
 from handrail.review.shapes import (
     decision_json,
     jsonable,
@@ -38,7 +39,7 @@ from handrail.review.shapes import (
     run_detail_json,
     run_summary_json,
 )
-from handrail.web.history import AuditFilters, audit_json, require_overseer
+from handrail.web.history import AuditFilters, require_overseer
 from handrail.web.security import bearer
 
 _scheme = HTTPBearer(auto_error=False, description="A reviewer token (`handrail reviewers add`)")

@@ -4,12 +4,10 @@ are for leads and for reviewers of every queue (`*`)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -20,17 +18,17 @@ from handrail.core.records import RunStatus
 from handrail.exceptions import InputError, NotAllowed
 from handrail.observability.report import parse_since
 from handrail.review import EVERY_QUEUE
-from handrail.review.shapes import jsonable
+from handrail.review.audit import AuditFormat, all_entries, write_audit
 from handrail.web.charts import report_charts
 from handrail.web.pages import service_of, signed_in
 from handrail.web.render import duration, page
 from handrail.web.security import Visitor
 
 if TYPE_CHECKING:
-    from handrail.durable import AuditEntry, Reviewer
+    from handrail.durable import Reviewer
+    from handrail.review import ReviewService
 
 AUDIT_PAGE = 200
-AUDIT_FIELDS = ("seq", "at", "actor", "action", "review_id", "run_id", "queue", "detail", "hash")
 
 
 def oversees(reviewer: Reviewer) -> bool:
@@ -146,24 +144,13 @@ def router(templates: Jinja2Templates) -> APIRouter:
     def audit_csv(
         request: Request, me: Overseer, filters: Annotated[AuditFilters, Depends()]
     ) -> Response:
-        entries = service_of(request).audit_entries(**filters.query())
-        return StreamingResponse(
-            _csv(entries),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="handrail-audit.csv"'},
-        )
+        return _export(service_of(request), filters, "csv")
 
     @history.get("/audit.jsonl")
     def audit_jsonl(
         request: Request, me: Overseer, filters: Annotated[AuditFilters, Depends()]
     ) -> Response:
-        entries = service_of(request).audit_entries(**filters.query())
-        lines = (json.dumps(audit_json(e), ensure_ascii=False) + "\n" for e in entries)
-        return StreamingResponse(
-            lines,
-            media_type="application/x-ndjson; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="handrail-audit.jsonl"'},
-        )
+        return _export(service_of(request), filters, "jsonl")
 
     return history
 
@@ -216,43 +203,30 @@ class AuditFilters:
         return urlencode(given)
 
 
-def audit_json(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "seq": entry.seq,
-        "at": jsonable(entry.at),
-        "actor": entry.actor,
-        "action": entry.action,
-        "review_id": entry.review_id,
-        "run_id": entry.run_id,
-        "queue": entry.queue,
-        "detail": jsonable(dict(entry.detail)),
-        "prev_hash": entry.prev_hash,
-        "hash": entry.hash,
-    }
+def _export(service: ReviewService, filters: AuditFilters, format: AuditFormat) -> Response:
+    """The audit rows the filters select, as `handrail audit export` writes them (spooled to
+    disk past a few megabytes, streamed from there)."""
+    query = {k: v for k, v in filters.query().items() if k != "after_seq"}
+    # closed by the stream once sent (or here, if writing fails)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8")  # noqa: SIM115
+    try:
+        write_audit(all_entries(service.audit_entries, **query), cast(TextIO, spool), format)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+
+    def chunks() -> Iterator[str]:
+        with spool:
+            yield from iter(lambda: spool.read(1 << 16), "")
+
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    name = f"handrail-audit.{format}"
+    return StreamingResponse(
+        chunks(),
+        media_type=f"{media}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
-def _csv(entries: list[AuditEntry]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(AUDIT_FIELDS)
-    for entry in entries:
-        row = audit_json(entry)
-        writer.writerow(
-            [
-                _cell(json.dumps(row[k], ensure_ascii=False) if k == "detail" else row[k])
-                for k in AUDIT_FIELDS
-            ]
-        )
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
-
-
-def _cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (`=`, `+`, `-`, `@` lead)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-__all__ = ["AuditFilters", "audit_json", "oversees", "require_overseer", "router"]
+__all__ = ["AuditFilters", "oversees", "require_overseer", "router"]
