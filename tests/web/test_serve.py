@@ -98,3 +98,34 @@ def test_a_live_server_continues_the_run_a_reviewer_approves(inbox: Inbox, tmp_p
     while not lines.empty():
         rest.append(lines.get())
     assert "handrail serve stopped (a signal asked it to)\n" in rest
+
+
+def test_which_pipeline_the_worker_loop_continues(tmp_path: Path, monkeypatch) -> None:
+    from handrail.durable import SqlStore
+    from handrail.review import ReviewService
+    from handrail.web.server import allowed_hosts, worker_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    service = ReviewService(db)
+    pipeline, note = worker_pipeline(service, None)
+    assert pipeline is None and "no pipeline is recorded in the database yet" in note
+    (tmp_path / "invoices.py").write_text(Path(INVOICES).read_text(encoding="utf-8"))
+    with SqlStore(db) as store:
+        store.save_pipeline("inbox_invoice", str(tmp_path / "invoices.py") + ":pipeline")
+    pipeline, note = worker_pipeline(service, None)
+    assert pipeline is not None and pipeline.name == "inbox_invoice" and note == ""
+    with SqlStore(db) as store:
+        store.save_pipeline("refunds", str(tmp_path / "refunds.py") + ":pipeline")
+    pipeline, note = worker_pipeline(service, None)
+    assert pipeline is None
+    assert "`inbox_invoice`, `refunds`" in note and "handrail worker TARGET" in note
+    pipeline, _ = worker_pipeline(service, INVOICES)
+    assert pipeline is not None and pipeline.name == "inbox_invoice"
+    service.close()
+    assert allowed_hosts("127.0.0.1", 8765, ["inbox.example.com"]) == [
+        "127.0.0.1:8765",
+        "localhost:8765",
+        "[::1]:8765",
+        "inbox.example.com",
+    ]
