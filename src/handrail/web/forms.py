@@ -28,7 +28,6 @@ from handrail.review.fields import label as path_label
 
 Kind = Literal[
     "text",
-    "textarea",
     "integer",
     "number",
     "bool",
@@ -425,7 +424,7 @@ def _read_group(
 
 def _leaf(shape: Shape, path: str, text: str, reading: Reading) -> Any:
     stripped = text.strip()
-    if not stripped and shape.kind != "textarea" and (shape.kind != "text" or shape.nullable):
+    if not stripped and (shape.kind != "text" or shape.nullable):
         if shape.nullable:
             return None
         return _MISSING  # left out: the schema's default, or "field required"
