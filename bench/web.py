@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -535,7 +536,8 @@ def ratios(mine: dict[str, float | None], bare: dict[str, float | None]) -> dict
 
 
 def to_json(results: dict[str, dict[str, Any]], cfg: Config, meta: dict[str, Any]) -> Any:
-    first = results.get("sqlite") or next(iter(results.values()))
+    first_backend = "sqlite" if "sqlite" in results else next(iter(results))
+    first = results[first_backend]
     payload: dict[str, Any] = {
         "bench": "web",
         "figures": figures(first, "handrail"),
@@ -543,7 +545,7 @@ def to_json(results: dict[str, dict[str, Any]], cfg: Config, meta: dict[str, Any
         "ratios_to_anchor": ratios(figures(first, "handrail"), figures(first, "anchor")),
         "target_p95_ms": TARGET_P95_MS,
         "method": {
-            "figures_from": "sqlite",
+            "figures_from": first_backend,
             "pages": "server time: FastAPI TestClient in this process (no network), "
             f"{cfg.page_requests} requests per page kind, p50/p95 in ms",
             "decisions": f"live `handrail serve --no-worker`, {cfg.clients} HTTP clients, "
@@ -629,13 +631,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     dbs = Databases()
     results: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     try:
-        results["sqlite"] = measure("sqlite", dbs.sqlite(), cfg)
-        if args.postgres:
-            _note("[web] starting Postgres")
-            results["postgres"] = measure("postgres", dbs.postgres(), cfg)
+        for backend in ("sqlite", "postgres") if args.postgres else ("sqlite",):
+            try:
+                if backend == "postgres":
+                    _note("[web] starting Postgres")
+                url = dbs.sqlite() if backend == "sqlite" else dbs.postgres()
+                results[backend] = measure(backend, url, cfg)
+            except Exception as e:  # the other backend's figures are still worth printing
+                traceback.print_exc()
+                failed[backend] = f"{type(e).__name__}: {str(e).strip()[:500]}"
+                _note(f"[web] {backend} FAILED: {failed[backend]}")
     finally:
         dbs.close()
+    if not results:
+        return 1
     meta = {
         **machine_facts(),
         "packages": package_versions(PACKAGES),
@@ -643,12 +654,13 @@ def main(argv: list[str] | None = None) -> int:
         "databases": dbs.described,
         "config": asdict(cfg),
         "elapsed_s": round(time.perf_counter() - started, 1),
+        "failed": failed or None,
     }
     if args.json:
         print(json.dumps(to_json(results, cfg, meta), default=str))
     else:
         print_table(results, cfg, meta)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
