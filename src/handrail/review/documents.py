@@ -75,6 +75,16 @@ def _body(message: Any, text: str) -> str:
     raw text after the headers when there is none."""
     if isinstance(message, EmailMessage):
         part = message.get_body(preferencelist=("plain",))
+        if part is not None and part.get("Content-Transfer-Encoding", "7bit").strip().lower() in (
+            "7bit",
+            "8bit",
+            "binary",
+        ):
+            # The document is text already decoded: the part's payload is what was written.
+            # (get_content() of a message parsed from a str escapes non-ASCII, e.g. "\u20ac".)
+            payload = part.get_payload()
+            if isinstance(payload, str):
+                return payload.replace("\r\n", "\n")
         if part is not None:
             try:
                 content = part.get_content()
