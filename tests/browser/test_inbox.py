@@ -255,3 +255,25 @@ def test_a_reviewer_sees_only_their_queues(browser: Any, inbox: Inbox) -> None:
     expect(page.locator("form#decision")).to_have_count(0)
     expect(page.locator("body")).not_to_contain_text("Kestrel")
     page.context.close()
+
+
+def test_the_inbox_works_without_javascript(browser: Any, inbox: Inbox) -> None:
+    """Every page works without JavaScript (htmx only enhances): sign in, open, approve."""
+    project, server = inbox
+    expect = _expect()
+    review_id = project.review_id("invoice-BF-90211.txt")
+    context = browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(server.url + "/signin")
+    page.locator("form#signin input[name=token]").fill(project.tokens["bob"])
+    page.locator("form#signin button[type=submit], form#signin input[type=submit]").click()
+    page.locator(f'table#inbox tr[data-review-id="{review_id}"] a.open-review').click()
+    expect(page.locator("#document")).to_contain_text("Bluefin IT Services")
+    with page.expect_response(_decide_response) as answered:
+        page.locator('form#decision button[name=action][value="approve"]').click()
+    assert answered.value.status in (200, 303)
+    expect(page.locator("#decision")).to_contain_text("bob")
+    decided, audit, _ = decisions(project, review_id)
+    assert (decided.action, decided.reviewer, len(audit)) == ("approve", "bob", 1)
+    context.close()
