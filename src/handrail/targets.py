@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -112,6 +113,10 @@ def _import(where: str) -> ModuleType:
         ) from e
 
 
+_IMPORTING = threading.RLock()
+"""Held while a target file is imported (a target may import another: reentrant)."""
+
+
 def _import_file(path: Path) -> ModuleType:
     if path.is_dir():
         raise InputError(
@@ -125,6 +130,13 @@ def _import_file(path: Path) -> ModuleType:
     path = path.resolve()
     # A name unique to the file, so two files both called `intake.py` never collide.
     name = f"_handrail_target_{path.stem}_{derived_id('m', str(path))[2:10]}"
+    # One import at a time: the module is in sys.modules while it runs, and another thread
+    # (the web app's first requests at once) must not take it half-executed.
+    with _IMPORTING:
+        return _exec_file(path, name)
+
+
+def _exec_file(path: Path, name: str) -> ModuleType:
     loaded = sys.modules.get(name)
     if loaded is not None:
         return loaded

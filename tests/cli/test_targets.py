@@ -275,3 +275,38 @@ def test_the_same_pipeline_file_in_two_folders_has_one_version(tmp_path: Path) -
         shutil.copytree(PIPELINES / "prompts", tmp_path / folder / "prompts")
         versions.add(load_pipeline(str(tmp_path / folder / "intake.py")).fingerprint)
     assert versions == {load_pipeline(str(PIPELINES / "happy.py")).fingerprint}
+
+
+def test_threads_loading_one_new_file_at_once_all_get_the_whole_module(tmp_path: Path) -> None:
+    # The web app's first requests load a pipeline file from several threads at once: none may
+    # see the module half-executed (it is in sys.modules while it runs).
+    import threading
+
+    write(
+        tmp_path / "slow_intake.py",
+        """
+        import time
+        from handrail import PipelineBuilder, Rule
+        time.sleep(0.3)  # a module that takes a while to import
+        b = PipelineBuilder("slow_intake")
+        b.add(Rule("r", lambda state: 1))
+        pipeline = b.build()
+        """,
+    )
+    target = f"{tmp_path / 'slow_intake.py'}:pipeline"
+    results: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def load() -> None:
+        barrier.wait()
+        try:
+            results.append(load_pipeline(target).name)
+        except Exception as e:  # what a half-executed module gave: "has no attribute"
+            results.append(e)
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["slow_intake"] * 8
