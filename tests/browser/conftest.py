@@ -15,8 +15,10 @@ import pytest
 from tests.browser.live import Project, Server, chromium, missing_browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this
+    # thread while it is started, and every later test calling asyncio.run() would fail.
     why = missing_browser()
     if why is not None:
         if os.environ.get("CI"):
