@@ -419,8 +419,10 @@ class ReviewTables(AuditTrail):
         offset: int = 0,
         limit: int = 50,
         at: datetime | None = None,
+        count: bool = True,
     ) -> tuple[list[InboxRow], int]:
-        """A page of pending reviews and how many match in all.
+        """A page of pending reviews and how many match in all (-1 with `count=False`, for a
+        caller that knows the total otherwise, e.g. from `queue_counts`).
 
         Visible: those in `queues` (None or `"*"` among them: every queue), and escalated ones
         too with `escalated_too`. `claimed_by`: only those that reviewer has a live claim on;
@@ -463,14 +465,15 @@ class ReviewTables(AuditTrail):
             .where(reviews.c.review_id.in_(ids.scalar_subquery()))
             .order_by(*order)
         )
-        count = (
+        counted = (
             select(func.count())
             .select_from(joined if claimed_by is not None else reviews)
             .where(*where)
         )
 
         def read(conn: Connection) -> tuple[list[Any], int]:
-            return list(conn.execute(page).all()), int(conn.execute(count).scalar_one())
+            rows = list(conn.execute(page).all())
+            return rows, int(conn.execute(counted).scalar_one()) if count else -1
 
         rows, total = self._call(lambda: self._read(read))
         found = []

@@ -215,14 +215,20 @@ class ReviewService(People):
             rows = matching[(page - 1) * per_page : page * per_page]
         else:
             chosen = [queue] if queue is not None else queues
+            # Without the claim and deadline filters, the total is what the per-queue counts
+            # (shown anyway) say: one count of the pending reviews fewer per page.
+            counted = not mine and not overdue
             rows, total = store.inbox(
                 queues=chosen,
                 escalated_too=escalated and queue is None,
                 offset=(page - 1) * per_page,
                 limit=per_page,
+                count=not counted,
                 **filters,
             )
         counts = store.queue_counts(queues=queues, escalated_too=escalated)
+        if total < 0:
+            total = counts.get(queue, 0) if queue is not None else sum(counts.values())
         return InboxPage(
             items=[inbox_item(row, moment) for row in rows],
             total=total,
