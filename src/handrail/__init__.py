@@ -33,6 +33,7 @@ from handrail.core.nodes import (
     Rule,
     Summarize,
 )
+from handrail.core.pages import Page, Part, Place, Word
 from handrail.core.pipeline import Budget, Edge, Pipeline, PipelineBuilder
 from handrail.core.records import (
     Attempt,
@@ -148,9 +149,12 @@ __all__ = [
     "Node",
     "NotAllowed",
     "OutputInvalid",
+    "Page",
+    "Part",
     "PermanentProviderError",
     "Pipeline",
     "PipelineBuilder",
+    "Place",
     "PromptError",
     "ProviderError",
     "ProviderTimeout",
@@ -190,6 +194,7 @@ __all__ = [
     "Summarize",
     "TransientError",
     "Usage",
+    "Word",
     "__version__",
     "appears_in_document",
     "date_parses",

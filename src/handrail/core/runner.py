@@ -227,6 +227,7 @@ class Runner:
         """Run a document afresh; `earlier` is the run it replaces (a failed one), if any;
         `spec` the model it was started with (default: the runner's)."""
         run = _Run(run_id, doc, Scheduler(self.pipeline.plans, self.pipeline.start, self._sources))
+        run.warnings.extend(f"document: {warning}" for warning in doc.warnings)
         self._use_model(run, spec)
         scope, token = self.hooks.enter(run_id, run.warnings)
         if not doc.text.strip():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handrail._utils import content_hash
+from handrail.core.pages import Page, Part, Place, find_places, page_at
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -24,12 +25,32 @@ class Document:
     """Anything else the caller wants to carry (sender, received time...)."""
     hash: str = ""
     """SHA-256 of `text`; filled in when empty."""
+    media_type: str = "text/plain"
+    """What the file was: `text/plain`, `message/rfc822`, `application/pdf`, `image/png`..."""
+    pages: tuple[Page, ...] = ()
+    """For paged formats (PDF, scans, images, and an e-mail's such attachments): each page's
+    size, its span of `text` and its words with their boxes. Empty for plain text."""
+    parts: tuple[Part, ...] = ()
+    """For a document made of several files (an e-mail with attachments): each one's span of
+    `text`, its pages, and why it could not be read if so. Empty for a single file."""
+    warnings: tuple[str, ...] = ()
+    """What the loader could not do and says instead of hiding ("page 3 has no text layer and
+    OCR is off"); a run copies them into its own warnings."""
 
     def __post_init__(self) -> None:
         if not self.hash:
             object.__setattr__(self, "hash", content_hash(self.text))
         if not self.id:
             object.__setattr__(self, "id", self.hash[:16])
+
+    def page_at(self, offset: int) -> Page | None:
+        """The page whose text holds character `offset` of `text`, if any."""
+        return page_at(self.pages, offset)
+
+    def find(self, value: str, *, limit: int = 20) -> tuple[Place, ...]:
+        """Where `value` occurs in `text` (case-insensitive; any white space matches any other),
+        each place with its page and word boxes when the document has pages."""
+        return find_places(self.text, self.pages, value, limit=limit)
 
     @property
     def data(self) -> Any:

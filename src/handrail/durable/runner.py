@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, DBOSClient, SetWorkflowID
+from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from handrail._utils import derived_id, new_id, now
@@ -87,6 +88,9 @@ DEADLINE_REVIEWER = "handrail (deadline)"
 """The reviewer named on a decision an escalation made."""
 REAP_EVERY = 2.0
 """Seconds between two looks, in a long-lived runner, for runs of processes that died."""
+
+_DOCUMENT = TypeAdapter(Document)
+"""Documents in workflow inputs: text, source, metadata and, for paged files, pages and parts."""
 
 
 def database_url(db: str | PathLike[str] | None = None) -> str | PathLike[str]:
@@ -869,12 +873,10 @@ def _pack(outcome: Outcome, started_at: datetime, duration: float) -> Outcome:
 
 
 def _dump_document(doc: Document) -> dict[str, Any]:
-    return {
-        "id": doc.id,
-        "text": doc.text,
-        "source": doc.source,
-        "metadata": to_jsonable_python(doc.metadata, fallback=str),
-    }
+    data = _DOCUMENT.dump_python(doc, mode="json", fallback=str)
+    assert isinstance(data, dict)
+    data.pop("hash", None)  # recomputed from the text
+    return data
 
 
 def _dump_spec(spec: ModelSpec | None) -> dict[str, Any] | None:
@@ -893,9 +895,6 @@ def _load_spec(data: Any) -> ModelSpec | None:
 
 
 def _load_document(data: Mapping[str, Any]) -> Document:
-    return Document(
-        text=data["text"],
-        id=data["id"],
-        source=data.get("source"),
-        metadata=dict(data.get("metadata") or {}),
-    )
+    """A document as `_dump_document` wrote it (or as an earlier handrail did: id, text, source
+    and metadata only)."""
+    return _DOCUMENT.validate_python({**data, "metadata": dict(data.get("metadata") or {})})
