@@ -43,6 +43,9 @@ class LoadOptions:
     """How deep e-mails attached to e-mails are followed."""
     max_chars: int = 5_000_000
     """Characters of text from one document."""
+    max_unzipped_bytes: int = 250_000_000
+    """Bytes a Word or Excel file (a zip of XML files) may unpack to; one that would unpack to
+    more (a zip bomb) is refused before anything is unpacked."""
 
 
 DEFAULT_OPTIONS = LoadOptions()
