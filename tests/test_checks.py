@@ -3,6 +3,7 @@ fields, empty values, number formats and ambiguous dates; and one run through th
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -30,7 +31,9 @@ from handrail import (
     sums_to,
 )
 from handrail.checks import AmbiguousDate, parse_date
+from handrail.core.pages import Part, Word
 from handrail.core.values import numbers_in
+from handrail.documents import Builder, PageContent
 
 
 class Line(BaseModel):
@@ -150,6 +153,85 @@ def test_nested_fields_and_mappings() -> None:
 def test_a_list_value_is_refused() -> None:
     with pytest.raises(TypeError, match="`lines` is a list"):
         judge(appears_in_document("lines"), {"lines": ["chair"]})
+
+
+def paged(*pages: str, unread: int = 0) -> Document:
+    """A PDF-like document with these pages' texts (and `unread` image-only pages after)."""
+    builder = Builder()
+    for text in pages:
+        builder.page(PageContent(text=text, words=_words(text), width=612, height=792))
+    for _ in range(unread):
+        builder.page(PageContent(text="", width=612, height=792, text_from="none"))
+    return builder.build(id="a.pdf", source="a.pdf", media_type="application/pdf")
+
+
+def _words(text: str) -> tuple[Word, ...]:
+    found = [(m.group(), m.start()) for m in re.finditer(r"\S+", text)]
+    return tuple(
+        Word(text=w, box=(10.0 * i, 20.0, 10.0 * i + 8, 30.0), start=at)
+        for i, (w, at) in enumerate(found)
+    )
+
+
+def judge_document(check: Check, output: Any, document: Document) -> CheckResult:
+    return check.evaluate(output, State(document))
+
+
+def test_on_a_paged_document_a_pass_says_on_which_pages_each_value_is() -> None:
+    document = paged(
+        "NORTHGATE OFFICE SUPPLIES LTD.\nInvoice no: NOS-4471",
+        "Subtotal 1 390,50\nTOTAL DUE GBP 1,668.60\nNorthgate Office Supplies Ltd",
+    )
+    output = invoice(vendor="Northgate Office Supplies Ltd", number="NOS-4471", total=1668.6)
+    result = judge_document(appears_in_document("vendor", "number", "total"), output, document)
+    assert result.passed
+    assert result.details == {"pages": {"vendor": [1, 2], "number": [1], "total": [2]}}
+    assert result.message == "`vendor` on pages 1, 2; `number` on page 1; `total` on page 2"
+
+
+def test_a_plain_text_document_has_no_pages_to_name() -> None:
+    result = judge(appears_in_document("total"), {"total": 1668.6})
+    assert result.passed and result.details == {} and result.message == ""
+
+
+def test_an_email_names_the_attachment_page_and_the_body() -> None:
+    builder = Builder()
+    start, end = builder.text("Please pay invoice NOS-4471 by Friday.")
+    builder.part(Part(name="body", media_type="text/plain", start=start, end=end))
+    builder.include(paged("Invoice no: NOS-4471\nTOTAL DUE 1,668.60"), name="invoice.pdf")
+    document = builder.build(id="m.eml", source="m.eml", media_type="message/rfc822")
+    result = judge_document(
+        appears_in_document("number", "total"), {"number": "NOS-4471", "total": 1668.6}, document
+    )
+    assert result.details == {"pages": {"number": [1], "total": [1]}}
+    assert result.message == (
+        "`number` on page 1 (invoice.pdf, page 1) and in body; "
+        "`total` on page 1 (invoice.pdf, page 1)"
+    )
+
+
+def test_a_failure_on_a_document_with_unread_pages_names_them() -> None:
+    document = paged("Invoice no: NOS-4471", unread=2)
+    result = judge_document(appears_in_document("total"), {"total": 1668.6}, document)
+    assert not result.passed
+    assert result.message == (
+        "`total` 1668.6 not found in the document; pages 2, 3 have no text (images not read "
+        "by OCR: see the document's warnings)"
+    )
+    one = judge_document(appears_in_document("total"), {"total": 5.0}, paged("x", unread=1))
+    assert one.message.endswith(
+        "; page 2 has no text (images not read by OCR: see the document's warnings)"
+    )
+
+
+def test_a_value_over_a_page_break_is_found_but_on_no_page() -> None:
+    document = paged("Supplied by Northgate", "Office Supplies Ltd")
+    result = judge_document(
+        appears_in_document("vendor"), {"vendor": "Northgate Office Supplies"}, document
+    )
+    assert result.passed
+    assert result.details == {"pages": {"vendor": []}}
+    assert result.message == "`vendor` across a page break"
 
 
 @pytest.mark.parametrize(

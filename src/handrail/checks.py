@@ -48,7 +48,7 @@ from pydantic import BaseModel
 
 from handrail.core.nodes import Check, OnFail
 from handrail.core.records import CheckResult
-from handrail.core.state import State
+from handrail.core.state import Document, State
 from handrail.core.values import (
     Ambiguous,
     AmbiguousDate,
@@ -174,6 +174,12 @@ def appears_in_document(
     are compared as numbers, ignoring their sign and how they are written (1234.5 matches
     "£1,234.50", "1.234,50 €" and "1 234,50"). Without it, `str(value)` must appear as is.
     A value the model made up is the commonest failure of a small model; this catches it.
+
+    For a document with pages (a PDF, a scan, an e-mail's attachments) a pass says where each
+    value is: `details["pages"]` maps each field to the numbers of the pages it was found on
+    (`{"total": [2]}`; empty when it is only in text without pages, an e-mail's body), and the
+    message names them ("`total` on page 2; `vendor` on pages 1, 2"). A failure on a document
+    with unread pages (image-only pages left without OCR) says which pages had no text.
     """
     if not fields:
         raise ValueError("appears_in_document needs at least one field name, e.g. ('total',)")
@@ -184,6 +190,7 @@ def appears_in_document(
         plain = _normal_text(text) if normalize else text
         numbers = {abs(n) for n in numbers_in(text)} if normalize else set()
         missing: dict[str, Any] = {}
+        found: dict[str, Any] = {}
         judged: list[str] = []
         for path in fields:
             value = _get(output, path)
@@ -194,16 +201,28 @@ def appears_in_document(
                     f"`{path}` is a {type(value).__name__}; {check_name} compares text and numbers"
                 )
             judged.append(path)
-            if not _appears(value, plain, numbers, normalize):
+            if _appears(value, plain, numbers, normalize):
+                found[path] = value
+            else:
                 missing[path] = value
         if missing:
             listed = ", ".join(f"`{path}` {value!r}" for path, value in missing.items())
             return CheckResult(
                 passed=False,
-                message=f"{listed} not found in the document",
+                message=f"{listed} not found in the document{_unread(state.document)}",
                 fields=_fields(*missing),
             )
-        return CheckResult(passed=True, fields=_fields(*judged))
+        if not state.document.pages:
+            return CheckResult(passed=True, fields=_fields(*judged))
+        where = _where(state.document, found, normalize)
+        return CheckResult(
+            passed=True,
+            message="; ".join(f"`{path}` {_said(places)}" for path, places in where.items()),
+            details={
+                "pages": {path: [p.number for p in ps if p.number] for path, ps in where.items()}
+            },
+            fields=_fields(*judged),
+        )
 
     return _check(in_document, check_name, on_fail, cap)
 
@@ -220,6 +239,76 @@ def _appears(value: Any, text: str, numbers: set[Decimal], normalize: bool) -> b
         wanted = _normal_text(value)
         return wanted.strip() != "" and wanted in text
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    """A stretch of the document a value can be found in: a page, or a part without pages
+    (an e-mail's body)."""
+
+    number: int | None
+    """The page's number (None for a part without pages)."""
+    label: str
+    """For the message: `page 2`, `page 3 (invoice.pdf, page 1)`, `body`."""
+    start: int
+    end: int
+
+
+def _regions(document: Document) -> list[_Region]:
+    regions = [
+        _Region(
+            page.number,
+            f"page {page.number}" + (f" ({page.label})" if document.parts and page.label else ""),
+            page.start,
+            page.end,
+        )
+        for page in document.pages
+    ]
+    regions += [
+        _Region(None, part.name, part.start, part.end)
+        for part in document.parts
+        if not part.pages and part.error is None and part.end > part.start
+    ]
+    return regions
+
+
+def _where(document: Document, found: dict[str, Any], normalize: bool) -> dict[str, list[_Region]]:
+    """Each found value's pages (and page-less parts), read region by region with the same
+    rule as the whole text. A value over a page break is on neither: it is still found."""
+    where: dict[str, list[_Region]] = {path: [] for path in found}
+    for region in _regions(document):
+        text = document.text[region.start : region.end]
+        plain = _normal_text(text) if normalize else text
+        numbers = {abs(n) for n in numbers_in(text)} if normalize else set()
+        for path, value in found.items():
+            if _appears(value, plain, numbers, normalize):
+                where[path].append(region)
+    return where
+
+
+def _said(regions: Sequence[_Region]) -> str:
+    pages = [r for r in regions if r.number is not None]
+    others = [r.label for r in regions if r.number is None]
+    said = []
+    if len(pages) == 1:
+        said.append(f"on {pages[0].label}")
+    elif pages:
+        if any(r.label != f"page {r.number}" for r in pages):
+            said.append("on " + ", ".join(r.label for r in pages))
+        else:
+            said.append("on pages " + ", ".join(str(r.number) for r in pages))
+    if others:
+        said.append("in " + ", ".join(others))
+    return " and ".join(said) if said else "across a page break"
+
+
+def _unread(document: Document) -> str:
+    """`; pages 3, 4 have no text (...)` when pages were left unread, else nothing."""
+    unread = [str(page.number) for page in document.pages if page.text_from == "none"]
+    if not unread:
+        return ""
+    which = f"page {unread[0]} has" if len(unread) == 1 else f"pages {', '.join(unread)} have"
+    return f"; {which} no text (images not read by OCR: see the document's warnings)"
 
 
 # --- dates -------------------------------------------------------------------------------------
