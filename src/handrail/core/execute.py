@@ -57,7 +57,7 @@ from handrail.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from handrail.core.state import State
+    from handrail.core.state import Document, State
 
 
 async def execute(node: Node, ctx: StepContext) -> Outcome:
@@ -273,6 +273,8 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
     prompt = ctx.pipeline.prompts[node.name]
     messages: list[Message] = prompt.render(_context(node, ctx))
     schema = node.output_schema()
+    document = ctx.state.document
+    images = image_pages(node, document)
     attempts: list[Attempt] = []
     retries: dict[str, int] = {}
     reasks = 0
@@ -322,9 +324,11 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             output_type=getattr(node, "schema", None),
             labels=node.labels(),
             attempt=len(attempts) + 1,
-            document_id=ctx.state.document.id,
+            document_id=document.id,
             run_id=ctx.run_id,
             params=node.params,
+            images=images,
+            document=document,
         )
         response: ModelResponse = await with_retries(
             node,
@@ -335,8 +339,12 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             model=model.name,
         )
         response, unreadable = screen(node, response)  # NaN and friends never reach the gate
-        if response.warnings:
-            attempts[-1] = replace(attempts[-1], warnings=tuple(response.warnings))
+        if response.warnings or response.images_sent:
+            attempts[-1] = replace(
+                attempts[-1],
+                warnings=tuple(response.warnings),
+                images=tuple(response.images_sent),
+            )
         usage = total_usage(attempts)
         try:
             output = _validate(node, response.output)
@@ -394,6 +402,13 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             response.model or model.name,
             unreadable,
         )
+
+
+def image_pages(node: LLMNode, document: Document) -> tuple[int, ...]:
+    """The pages `node` shows its model as images: the document's first `images` pages (none
+    for a text-only node, or a document without pages)."""
+    limit = node.images if isinstance(node, Extract) else 0
+    return tuple(page.number for page in document.pages[:limit])
 
 
 def _confidence(

@@ -7,7 +7,8 @@ when the pipeline's fingerprint and the model agree. The fingerprint covers:
   start nodes, budget, timeout, whether it can pause, review policies;
 - LLM nodes: the prompt's text (a hash of the file or default template), the gate, labels, the
   output schema (its JSON schema), `max_reasks`, provider `params`, the node's model name and
-  fallback, the retry policy and `on_exhausted`;
+  fallback, the retry policy and `on_exhausted`, and for `Extract` the pages shown as images
+  (`images=`) when it shows any (a text-only node's fingerprint is what it was before);
 - checks, rules, actions and conditions (Python functions): each function's qualified name, plus
   a hash of its compiled code (bytecode, constants, names it uses) and of the plain
   values it closes over or takes as defaults (numbers, strings, ... as a check helper such as
@@ -163,6 +164,8 @@ def _node(node: Any) -> dict[str, Any]:
     data: dict[str, Any] = _value(node)
     data["kind"] = node.kind
     data.pop("description", None)
+    if not data.get("images"):  # text only: pipelines from before page images keep their ids
+        data.pop("images", None)
     schema = getattr(node, "output_schema", None)
     if callable(schema):
         data["output_schema"] = _plain(schema())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from handrail.core.records import NO_USAGE, Confidence, Usage
+from handrail.core.state import Document
 
 Role = Literal["system", "user", "assistant"]
 
@@ -43,6 +44,12 @@ class ModelRequest:
     run_id: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
     """Provider parameters declared on the node (temperature, max_tokens...)."""
+    images: tuple[int, ...] = ()
+    """Page numbers (`Document.pages` numbering) to show the model as images beside the text
+    (`Extract(..., images=2)`); empty for a text-only call. A model that can see renders them
+    from `document`; one that cannot refuses the call, saying so."""
+    document: Document | None = None
+    """The run's input document, for a model that renders `images` from its source file."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -64,6 +71,9 @@ class ModelResponse:
     warnings: Sequence[str] = ()
     """Declared degradations the step should record (e.g. the document was truncated to fit
     the context window because the node asked for `on_overflow="truncate"`)."""
+    images_sent: tuple[int, ...] = ()
+    """The pages of `ModelRequest.images` the model was shown: fewer than asked when some could
+    not be rendered (the source file gone or changed), which `warnings` then says."""
 
 
 @runtime_checkable

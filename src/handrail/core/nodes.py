@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from handrail.core.records import CheckResult, ReviewPolicy
+from handrail.exceptions import GraphSetupError
 
 if TYPE_CHECKING:
     from handrail.core.model import Model
@@ -430,11 +431,22 @@ class Classify(LLMNode):
         return {"type": "string", "enum": list(self.labels())}
 
 
+IMAGE_PAGES = 4
+"""The pages `Extract(..., images=True)` shows a model that can see."""
+
+
 @dataclass(frozen=True, eq=False, slots=True)
 class Extract(LLMNode):
-    """Fills a pydantic `schema` from the document, with a confidence per field."""
+    """Fills a pydantic `schema` from the document, with a confidence per field.
+
+    `images=True` (up to 4 pages) or `images=N` also shows the model the document's first N
+    pages as images beside the text, for models that can see; a document without pages (plain
+    text) sends none. The pages sent are recorded on the step's attempts (`Attempt.images`).
+    """
 
     schema: type[BaseModel] = field(default=None)  # type: ignore[assignment]
+    images: int = 0
+    """How many pages, at most, to show the model as images (0: text only)."""
 
     kind: ClassVar[str] = "extract"
 
@@ -454,15 +466,29 @@ class Extract(LLMNode):
         timeout: float | None = None,
         params: Mapping[str, Any] | None = None,
         description: str = "",
+        images: bool | int = False,
     ) -> None:
         _init_llm(self, locals())
         object.__setattr__(self, "schema", schema)
+        object.__setattr__(self, "images", _image_pages(name, images))
 
     def output_adapter(self) -> TypeAdapter[Any]:
         return _adapter_for(self.schema)
 
     def output_schema(self) -> Mapping[str, Any]:
         return _schema_for(self.schema)
+
+
+def _image_pages(name: str, images: Any) -> int:
+    """The page limit `images=` declares: True is `IMAGE_PAGES`, False 0, an int itself."""
+    if isinstance(images, bool):
+        return IMAGE_PAGES if images else 0
+    if not isinstance(images, int) or images < 0:
+        raise GraphSetupError(
+            f"Extract `{name}`: images={images!r} is not a page count; use images=True "
+            f"(up to {IMAGE_PAGES} pages), a number of pages such as images=2, or False"
+        )
+    return images
 
 
 @dataclass(frozen=True, eq=False, slots=True)

@@ -126,6 +126,10 @@ class Attempt:
     warnings: tuple[str, ...] = ()
     """Declared degradations of this call, e.g. a document truncated to fit the context
     window (`on_overflow="truncate"`): never silent."""
+    images: tuple[int, ...] = ()
+    """The pages shown to the model as images with this call (`Extract(..., images=N)`), as the
+    model reported them: a page that could not be rendered is missing here and named in
+    `warnings`. Empty for a text-only call, and for a call that failed before answering."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -9,7 +9,9 @@ Script what each node answers, how sure it is, how it fails and how long it take
     })
 
 A list is consumed one call at a time (the last entry repeats); a callable gets the
-`ModelRequest` and returns a `Reply` or `Fail`. Nodes without a script get a deterministic
+`ModelRequest` and returns a `Reply` or `Fail`. `calls` keeps every request: the page images a
+node asked for are `request.images` (`Extract(..., images=2)`), which the fake takes as seen
+without rendering anything (it reads the text only). Nodes without a script get a deterministic
 heuristic answer (`heuristic=True`, the default): labels by their whole names in the prompt's
 text (not by their parts, and not where the prompt lists the labels), fields from `Key: value`
 lines, the first sentences as a summary, a polite template as a draft. The heuristic is a
@@ -111,7 +113,8 @@ Script = Scripted | Sequence[Scripted] | Callable[[ModelRequest], Scripted]
 
 
 class FakeModel:
-    """A `Model` that answers from a script (see module docs). `calls` records every request."""
+    """A `Model` that answers from a script (see module docs). `calls` records every request
+    (with the page images it asked for: `[c.images for c in model.calls_for("fields")]`)."""
 
     def __init__(
         self,
@@ -178,6 +181,7 @@ class FakeModel:
             },
             label_scores=scripted.label_scores,
             finish_reason="stop",
+            images_sent=tuple(request.images),
         )
 
 

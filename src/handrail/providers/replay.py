@@ -6,10 +6,12 @@
 
 One JSON file per request key, `<key>.json`. The key is the SHA-256 of a canonical JSON of what
 decides an answer: the model's name and the request's node, kind, messages, output schema,
-labels and params. The run id, document id and attempt number are left out, so the same prompt
-replays in another run and after a retry. The node is in: the `Model` port hands a model the
-node, and a model may answer by it (`FakeModel` scripts do), so without it two nodes with the
-same prompt could not replay exactly; the price is that renaming a node means recording again.
+labels and params, and the page numbers shown as images when there are any (the images
+themselves are not hashed). The run id, document id and attempt number are left out, so the
+same prompt replays in another run and after a retry. The node is in: the `Model` port hands a
+model the node, and a model may answer by it (`FakeModel` scripts do), so without it two nodes
+with the same prompt could not replay exactly; the price is that renaming a node means
+recording again.
 
 A file keeps a list of responses. The n-th time a `RecordingModel` sees a key it writes entry n
 (so recording again into the same directory replaces entries instead of growing the list), and
@@ -47,7 +49,7 @@ _RESPONSE: TypeAdapter[ModelResponse] = TypeAdapter(ModelResponse)
 
 def keyed_request(model: str, request: ModelRequest) -> dict[str, Any]:
     """What a recording is keyed by, as JSON data (also written in the file, for people)."""
-    return {
+    keyed = {
         "model": model,
         "node": request.node,
         "kind": request.kind,
@@ -56,6 +58,9 @@ def keyed_request(model: str, request: ModelRequest) -> dict[str, Any]:
         "labels": list(request.labels),
         "params": to_jsonable_python(request.params),
     }
+    if request.images:  # only then: recordings of text-only calls keep their keys
+        keyed["images"] = list(request.images)
+    return keyed
 
 
 def request_key(model: str, request: ModelRequest) -> str:
