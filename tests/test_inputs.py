@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 import json
 import os
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from handrail import Document, InputError
+from handrail.documents import SUFFIXES
 from handrail.inputs import Skipped, find_documents, load_documents, read_inputs
 
+SUPPORTED = ", ".join(SUFFIXES)
 EMAIL = b"""\
 From: Ann Lee <ann@example.com>
 To: support@example.com
@@ -66,7 +69,13 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_text_file_is_a_document_named_by_its_path_as_given(in_tmp: Path) -> None:
     write(in_tmp / "inbox" / "a.txt", "Order ID: A-17\n")
     doc = only(load_documents(["inbox/a.txt"]))
-    assert doc == Document(text="Order ID: A-17\n", id="inbox/a.txt", source="inbox/a.txt")
+    sha256 = hashlib.sha256(b"Order ID: A-17\n").hexdigest()
+    assert doc == Document(
+        text="Order ID: A-17\n",
+        id="inbox/a.txt",
+        source="inbox/a.txt",
+        metadata={"file_sha256": sha256},
+    )
 
 
 def test_a_utf8_bom_is_dropped(in_tmp: Path) -> None:
@@ -143,7 +152,7 @@ def test_a_missing_path_raises_because_the_command_is_wrong(in_tmp: Path) -> Non
         load_documents(["nothere.txt"])
     assert str(info.value) == (
         "input `nothere.txt` does not exist; check the path "
-        "(inputs are .txt, .md, .eml, .json files, folders, or `-` for stdin)"
+        "(inputs are files, folders, or `-` for stdin)"
     )
 
 
@@ -174,16 +183,16 @@ def test_a_missing_path_raises_because_the_command_is_wrong(in_tmp: Path) -> Non
             "`latin1.txt` is not UTF-8 text (byte 0xe9 at offset 3); re-save it as UTF-8",
         ),
         (
-            "report.pdf",
-            b"%PDF-1.4",
-            "`report.pdf` has an unsupported file type `.pdf`; handrail reads .txt, .md, .eml, "
-            ".json (convert it to text, or leave it out)",
+            "photo.heic",
+            b"\x00\x00\x00\x18ftypheic",
+            f"`photo.heic` has an unsupported file type `.heic`; handrail reads {SUPPORTED} "
+            "(convert it to one of these, or leave it out)",
         ),
         (
             "README",
             b"hello",
-            "`README` has an unsupported file type (no extension); handrail reads .txt, .md, "
-            ".eml, .json (convert it to text, or leave it out)",
+            f"`README` has an unsupported file type (no extension); handrail reads {SUPPORTED} "
+            "(convert it to one of these, or leave it out)",
         ),
         (
             "bad.json",
@@ -246,6 +255,7 @@ def test_an_email_becomes_its_headers_and_plain_text_body(in_tmp: Path) -> None:
         "date": "Mon, 01 Jan 2024 10:00:00 +0000",
         "to": "support@example.com",
         "message_id": "<1@example.com>",
+        "file_sha256": hashlib.sha256(EMAIL).hexdigest(),
     }
 
 
@@ -480,15 +490,15 @@ def test_a_closed_stdin_is_a_failed_document_not_a_traceback(
 
 
 def test_a_folder_lists_every_file_it_skips_and_why(in_tmp: Path) -> None:
-    for name in ["a.txt", "report.pdf", "data.csv", "README", ".DS_Store", ".git/config"]:
+    for name in ["a.txt", "photo.heic", "data.zip", "README", ".DS_Store", ".git/config"]:
         write(in_tmp / "docs" / name, "text")
     loaded = read_inputs(["docs"])
     assert [i.id for i in loaded.items] == ["docs/a.txt"]
-    supported = "handrail reads .txt, .md, .eml, .json"
+    supported = f"handrail reads {SUPPORTED}"
     assert loaded.skipped == (
         Skipped(path="docs/.DS_Store", reason="hidden (names starting with `.` are not read)"),
         Skipped(path="docs/.git/", reason="hidden (names starting with `.` are not read)"),
         Skipped(path="docs/README", reason=f"no file extension ({supported})"),
-        Skipped(path="docs/data.csv", reason=f"unsupported file type `.csv` ({supported})"),
-        Skipped(path="docs/report.pdf", reason=f"unsupported file type `.pdf` ({supported})"),
+        Skipped(path="docs/data.zip", reason=f"unsupported file type `.zip` ({supported})"),
+        Skipped(path="docs/photo.heic", reason=f"unsupported file type `.heic` ({supported})"),
     )

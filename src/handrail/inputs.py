@@ -5,17 +5,27 @@
     loaded.skipped   # tuple[Skipped, ...]: what the folders hold that is not a document, and why
 
 A folder is read recursively in a stable sorted order. What it holds that is not a document is
-skipped and listed in `skipped` with the reason: files of other types (only `.txt`, `.md`, `.eml`,
-`.json` are read), hidden files and folders, special files (FIFOs, sockets, devices: never
-opened), symlinks that leave the folder (unless `follow_symlinks`), broken symlinks, symlink
-loops and folders that cannot be listed. A document that cannot be used (unreadable, empty,
-binary, not UTF-8/UTF-16/UTF-32 text, too big, a special file or an unsupported type named
-explicitly, JSON that does not parse) comes back as an `InputError` in its place, so one bad file
-never stops a batch: `Runner.run_many` turns it into a failed run of its own. A path that does not
-exist is a mistake in the command, not in a document, and raises `InputError`.
+skipped and listed in `skipped` with the reason: files of types handrail does not read (the
+formats are `handrail.documents.SUFFIXES`: text, Markdown, JSON, CSV, e-mail, HTML, PDF, images,
+Word, Excel), hidden files and folders, special files (FIFOs, sockets, devices: never opened),
+symlinks that leave the folder (unless `follow_symlinks`), broken symlinks, symlink loops and
+folders that cannot be listed. A document that cannot be used (unreadable, empty, binary text,
+not UTF-8/UTF-16/UTF-32 text, too big, a special file or an unsupported type named explicitly,
+JSON that does not parse, a broken or encrypted PDF, a format whose extra is not installed)
+comes back as an `InputError` in its place, so one bad file never stops a batch:
+`Runner.run_many` turns it into a failed run of its own. A path that does not exist is a
+mistake in the command, not in a document, and raises `InputError`.
 
-Nothing is read past `max_bytes` (a file is read up to one byte more than the limit, whatever its
-size says), and a file is opened only after `stat` says it is a regular file. See docs/inputs.md.
+Every file goes through `handrail.documents.load_bytes`, with the `LoadOptions` given (OCR,
+password, limits); its document's `metadata["file_sha256"]` is the SHA-256 of the file's bytes,
+so what renders its pages later can tell the file changed. With
+`LoadOptions.split_attachments`, an e-mail becomes several documents: its body (`mail.eml`) and
+each attachment (`mail.eml#invoice.pdf`).
+
+Nothing is read past the size limit (a file is read up to one byte more than the limit, whatever
+its size says), and a file is opened only after `stat` says it is a regular file. The limit is
+`max_bytes` when given, else 5 MB for text formats and 50 MB for PDFs, images, Word and Excel
+files and e-mails (`max_bytes_for`). See docs/inputs.md and docs/documents.md.
 
 Document ids are paths as given: `inbox/a/b.txt` for a file found under the argument `inbox/`,
 the argument itself for a file named explicitly, `-` for stdin.
@@ -23,31 +33,48 @@ the argument itself for a file named explicitly, `-` for stdin.
 
 from __future__ import annotations
 
-import codecs
-import email.policy
+import dataclasses
 import errno
-import html
-import json
+import hashlib
 import os
-import re
 import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import BinaryIO
 
+from handrail._utils import mask_secrets
 from handrail.core.state import Document
+from handrail.documents import DEFAULT_OPTIONS, SUFFIXES, Format, LoadOptions, format_for
+from handrail.documents.load import load_bytes, missing_extra
+from handrail.documents.text import STDIN, shown
 from handrail.exceptions import InputError
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".eml", ".json")
+SUPPORTED_SUFFIXES = SUFFIXES
+"""Every file suffix handrail reads (`handrail.documents.SUFFIXES`)."""
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
-STDIN = "-"
+"""The size limit of a text file (.txt, .md, .json, .csv, .html) unless `max_bytes` is given."""
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+"""The size limit of a PDF, an image, a Word or Excel file or an e-mail (which carries its
+attachments) unless `max_bytes` is given."""
 
 _SUPPORTED = ", ".join(SUPPORTED_SUFFIXES)
 _LOOP = "a symlink loop (following its links never reaches a file)"
+_MAGIC = (  # what stdin holds when it is not text
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+
+
+def max_bytes_for(fmt: Format | None) -> int:
+    """The default size limit of a file of this format: 5 MB for text, 50 MB for the rest."""
+    if fmt is None or fmt.media_type.startswith("text/") or fmt.media_type == "application/json":
+        return DEFAULT_MAX_BYTES
+    return DEFAULT_MAX_FILE_BYTES
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,39 +100,51 @@ class Inputs:
 def read_inputs(
     paths: Iterable[str | os.PathLike[str]],
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     stdin: BinaryIO | None = None,
     follow_symlinks: bool = False,
+    options: LoadOptions = DEFAULT_OPTIONS,
 ) -> Inputs:
     """Every document the paths name, in order: files, folders (recursively) and `-` (stdin),
     and what the folders hold that is not a document.
 
     Symlinks are read when they point inside the folder they were found in (for a file named
     directly, the folder that holds it); `follow_symlinks` reads them wherever they point.
-    Raises `InputError` for a path that does not exist; a document that cannot be used becomes
-    an `InputError` item (with `document_id`) in its place.
+    `max_bytes` bounds every file (default: `max_bytes_for` its format); `options` says how
+    documents are read (OCR, the PDF password, `split_attachments`...). Raises `InputError` for
+    a path that does not exist; a document that cannot be used becomes an `InputError` item
+    (with `document_id`) in its place.
     """
     found, skipped = _find(paths, follow_symlinks=follow_symlinks)
     items: list[Document | InputError] = []
     for path, document_id, within in found:
         if path is None:
-            items.append(_read_stdin(stdin, max_bytes))
+            items.append(_read_stdin(stdin, max_bytes, options))
+            continue
+        data = _read_file(path, document_id=document_id, max_bytes=max_bytes, within=within)
+        if isinstance(data, InputError):
+            items.append(data)
+        elif options.split_attachments and _is_email(path):
+            split = _split_email(data, document_id, path.as_posix(), options)
+            items.extend(split.documents)
+            skipped.extend(Skipped(path=name, reason=why) for name, why in split.skipped)
         else:
-            items.append(
-                load_document(path, document_id=document_id, max_bytes=max_bytes, within=within)
-            )
+            items.append(_load(data, document_id, path.as_posix(), options))
     return Inputs(items=tuple(items), skipped=tuple(skipped))
 
 
 def load_documents(
     paths: Iterable[str | os.PathLike[str]],
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     stdin: BinaryIO | None = None,
     follow_symlinks: bool = False,
+    options: LoadOptions = DEFAULT_OPTIONS,
 ) -> list[Document | InputError]:
     """The documents of `read_inputs`, without the list of what it skipped."""
-    loaded = read_inputs(paths, max_bytes=max_bytes, stdin=stdin, follow_symlinks=follow_symlinks)
+    loaded = read_inputs(
+        paths, max_bytes=max_bytes, stdin=stdin, follow_symlinks=follow_symlinks, options=options
+    )
     return list(loaded.items)
 
 
@@ -121,26 +160,44 @@ def load_document(
     path: str | os.PathLike[str],
     *,
     document_id: str | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     within: str | os.PathLike[str] | None = None,
+    options: LoadOptions = DEFAULT_OPTIONS,
 ) -> Document | InputError:
-    """One file as a `Document`, or the `InputError` saying why it cannot be used.
+    """One file as a `Document`, or the `InputError` saying why it cannot be used (an e-mail
+    is one document here, whatever `options.split_attachments` says).
 
-    Special files (FIFOs, sockets, devices) are refused without being opened; at most
-    `max_bytes` + 1 bytes are read. With `within`, a symlink must point inside that folder.
+    Special files (FIFOs, sockets, devices) are refused without being opened; at most the size
+    limit + 1 bytes are read. With `within`, a symlink must point inside that folder.
     """
     path = Path(path)
     doc_id = document_id or path.as_posix()
+    data = _read_file(path, document_id=doc_id, max_bytes=max_bytes, within=within)
+    if isinstance(data, InputError):
+        return data
+    return _load(data, doc_id, path.as_posix(), options)
+
+
+def _read_file(
+    path: Path,
+    *,
+    document_id: str,
+    max_bytes: int | None,
+    within: str | os.PathLike[str] | Path | None,
+) -> bytes | InputError:
+    """The bytes of a file of a type handrail reads, or the `InputError` saying why not."""
+    doc_id = document_id
     if not _utf8(doc_id):  # it could be neither stored nor shown
-        shown = _printable(doc_id)
-        return _error(shown, f"`{shown}`: its name is not valid UTF-8; rename it")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+        printable = _printable(doc_id)
+        return _error(printable, f"`{printable}`: its name is not valid UTF-8; rename it")
+    fmt = format_for(path.name)
+    if fmt is None:
+        suffix = path.suffix.lower()
         kind = f"type `{suffix}`" if suffix else "type (no extension)"
         return _error(
             doc_id,
             f"`{doc_id}` has an unsupported file {kind}; handrail reads {_SUPPORTED} "
-            "(convert it to text, or leave it out)",
+            "(convert it to one of these, or leave it out)",
         )
     if within is not None:
         outside = _outside(path, Path(within))
@@ -150,20 +207,24 @@ def load_document(
                 f"`{doc_id}` is a symlink to `{outside}`, outside its folder "
                 f"`{Path(within).as_posix()}`; name that file itself, or pass --follow-symlinks",
             )
+    problem = missing_extra(fmt)
+    if problem is not None:  # said before anything is read
+        return _error(doc_id, f"`{doc_id}`: {problem}")
+    limit = max_bytes if max_bytes is not None else max_bytes_for(fmt)
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):  # refused before `open`: opening a FIFO waits for a writer
             return _not_regular(doc_id, mode)
-        data = _read_regular(path, max_bytes)
+        data = _read_regular(path, limit)
     except OSError as e:
         return _unreadable(doc_id, e)
     if isinstance(data, os.stat_result):
         if not stat.S_ISREG(data.st_mode):
             return _not_regular(doc_id, data.st_mode)
-        return _too_big(doc_id, data.st_size, max_bytes)
-    if len(data) > max_bytes:
-        return _too_big(doc_id, None, max_bytes)
-    return _from_bytes(doc_id, path.as_posix(), data, suffix=suffix)
+        return _too_big(doc_id, data.st_size, limit)
+    if len(data) > limit:
+        return _too_big(doc_id, None, limit)
+    return data
 
 
 # --- finding files -----------------------------------------------------------------------------
@@ -187,7 +248,7 @@ def _find(
         except OSError:
             raise InputError(
                 f"input `{text}` does not exist; check the path "
-                f"(inputs are {_SUPPORTED} files, folders, or `-` for stdin)"
+                "(inputs are files, folders, or `-` for stdin)"
             ) from None
         if _is_dir(path):
             walk = _Walk(root=path, real_root=Path(os.path.realpath(path)), follow=follow_symlinks)
@@ -254,7 +315,7 @@ class _Walk:
                 self.folder(path, (*chain, real))
         elif not stat.S_ISREG(mode):
             self.skip(path, f"{_kind(mode)}, not a regular file")
-        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        elif format_for(path.name) is None:
             suffix = path.suffix.lower()
             kind = f"unsupported file type `{suffix}`" if suffix else "no file extension"
             self.skip(path, f"{kind} (handrail reads {_SUPPORTED})")
@@ -262,8 +323,8 @@ class _Walk:
             self.files.append(path)
 
     def skip(self, path: Path, reason: str, folder: bool = False) -> None:
-        shown = _printable(path.as_posix()) + ("/" if folder else "")
-        self.skipped.append(Skipped(path=shown, reason=reason))
+        printable = _printable(path.as_posix()) + ("/" if folder else "")
+        self.skipped.append(Skipped(path=printable, reason=reason))
 
     def shown(self, real: Path) -> str:
         """A real folder path as the ids read it (`inbox/sub/`), if it is under the root."""
@@ -348,7 +409,9 @@ def _read_regular(path: Path, max_bytes: int) -> bytes | os.stat_result:
         return file.read(max_bytes + 1)
 
 
-def _read_stdin(stdin: BinaryIO | None, max_bytes: int) -> Document | InputError:
+def _read_stdin(
+    stdin: BinaryIO | None, max_bytes: int | None, options: LoadOptions
+) -> Document | InputError:
     stream = stdin
     if stream is None and sys.stdin is not None:
         stream = sys.stdin.buffer
@@ -358,113 +421,108 @@ def _read_stdin(stdin: BinaryIO | None, max_bytes: int) -> Document | InputError
     )
     if stream is None or stream.closed:
         return _error(STDIN, closed)
+    # One byte more than the limit is enough to tell that the input is too big; what it holds
+    # (text, or a PDF or an image piped in) decides the limit when none is given.
+    most = max_bytes if max_bytes is not None else DEFAULT_MAX_FILE_BYTES
     try:
-        # One byte more than the limit is enough to tell that the input is too big.
-        data = stream.read(max_bytes + 1)
+        data = stream.read(most + 1)
     except OSError as e:
         if e.errno == errno.EBADF:
             return _error(STDIN, closed)
         return _unreadable(STDIN, e)
-    if len(data) > max_bytes:
-        return _too_big(STDIN, None, max_bytes)
-    return _from_bytes(STDIN, STDIN, data)
+    media_type = next((kind for magic, kind in _MAGIC if data.startswith(magic)), "text/plain")
+    limit = max_bytes if max_bytes is not None else max_bytes_for(format_for("", media_type))
+    if len(data) > limit:
+        return _too_big(STDIN, None, limit)
+    return _load(data, STDIN, STDIN, options, media_type=media_type, keep_hash=False)
 
 
-_BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
-    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
-    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
-)
-
-
-def _from_bytes(
-    doc_id: str, source: str, data: bytes, *, suffix: str = ""
+def _load(
+    data: bytes,
+    doc_id: str,
+    source: str,
+    options: LoadOptions,
+    *,
+    media_type: str | None = None,
+    keep_hash: bool = True,
 ) -> Document | InputError:
-    for bom, codec, name in _BOMS:
-        if data.startswith(bom):
-            try:  # to UTF-8, so that what follows (and the email parser) reads one encoding
-                data = data.decode(codec).encode("utf-8")
-            except UnicodeDecodeError as e:
-                return _error(
-                    doc_id,
-                    f"{_name(doc_id)} starts with a {name} byte-order mark but is not valid "
-                    f"{name} (at offset {e.start}); re-save it as UTF-8",
-                )
-            break
-    if b"\x00" in data:
-        return _error(
-            doc_id,
-            f"{_name(doc_id)} looks binary (it contains NUL bytes); convert it to text "
-            f"({_SUPPORTED}) first",
-        )
-    metadata: dict[str, str] = {}
-    if suffix == ".eml":
-        text, metadata = _email_text(data)
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            return _error(
-                doc_id,
-                f"{_name(doc_id)} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
-                f"{e.start}); re-save it as UTF-8",
-            )
-    if not text.strip():
-        return _error(
-            doc_id,
-            f"{_name(doc_id)} is empty; there is nothing to process "
-            "(check the file, or leave it out of the batch)",
-        )
-    if suffix == ".json":
-        try:
-            json.loads(text)
-        except ValueError as e:
-            return _error(
-                doc_id,
-                f"`{doc_id}` is not valid JSON ({e}); fix it, or rename it to .txt to read it as "
-                "plain text",
-            )
-    return Document(text=text, id=doc_id, source=source, metadata=metadata)
-
-
-def _email_text(data: bytes) -> tuple[str, dict[str, str]]:
-    """Readable text of an email: its Subject, From and Date headers, then its text body."""
-    message = BytesParser(policy=email.policy.default).parsebytes(data)
-    assert isinstance(message, EmailMessage)  # always so with policy.default
-    headers = {key: str(message[key]) for key in ("Subject", "From", "Date", "To") if message[key]}
-    metadata = {key.lower(): value for key, value in headers.items()}
-    if message["Message-ID"]:
-        metadata["message_id"] = str(message["Message-ID"])
-    body = _email_body(message).strip()
-    if not body and "Subject" not in headers:
-        return "", metadata  # a bare From/Date carries nothing to process
-    lines = [f"{key}: {value}" for key, value in headers.items() if key != "To"]
-    return "\n".join(lines) + "\n\n" + body + "\n", metadata
-
-
-def _email_body(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain", "html"))
-    if not isinstance(part, EmailMessage):
-        return ""
+    """The document in `data` (read by the loader its name calls for), named `doc_id`, with the
+    file's SHA-256 in its metadata; or the `InputError` saying why it cannot be used."""
     try:
-        content = part.get_content()
-    except (LookupError, UnicodeError):  # an unknown or wrong charset
-        payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    text = content if isinstance(content, str) else ""
-    if part.get_content_subtype() == "html":  # a rough reading: tags out, paragraphs kept
-        text = re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", text)
-        text = html.unescape(re.sub(r"<[^>]+>", "", text)).replace("\xa0", " ")
-        text = "\n".join(line.strip() for line in text.splitlines())
-    return text
+        document = load_bytes(data, name=doc_id, media_type=media_type, options=options)
+    except InputError as e:
+        return _error(doc_id, _secret(str(e), options))
+    except Exception as e:  # a reader's bug fails its own document, not the batch
+        return _error(doc_id, _secret(_crashed(doc_id, e), options))
+    if not document.text.strip():
+        return _error(doc_id, _no_text(doc_id, document))
+    metadata = dict(document.metadata)
+    if keep_hash:
+        metadata["file_sha256"] = hashlib.sha256(data).hexdigest()
+    return dataclasses.replace(document, id=doc_id, source=source, metadata=metadata)
+
+
+def _is_email(path: Path) -> bool:
+    fmt = format_for(path.name)
+    return fmt is not None and fmt.media_type == "message/rfc822"
+
+
+def _split_email(data: bytes, doc_id: str, source: str, options: LoadOptions) -> _Split:
+    """An e-mail as its body and one document per attachment, each with the e-mail file's
+    SHA-256 (the file they come from); unsupported attachments are skipped and listed."""
+    from handrail.documents.mail import split_email
+
+    try:
+        split = split_email(data, name=doc_id, options=options)
+    except InputError as e:
+        return _Split(documents=(_error(doc_id, _secret(str(e), options)),))
+    except Exception as e:
+        return _Split(documents=(_error(doc_id, _secret(_crashed(doc_id, e), options)),))
+    sha256 = hashlib.sha256(data).hexdigest()
+    documents: list[Document | InputError] = []
+    for item in split.documents:
+        if isinstance(item, InputError):
+            documents.append(_error(str(item.document_id), _secret(str(item), options)))
+        elif not item.text.strip():
+            documents.append(_error(item.id, _no_text(item.id, item)))
+        else:
+            metadata = {**item.metadata, "file_sha256": sha256}
+            documents.append(dataclasses.replace(item, source=source, metadata=metadata))
+    return _Split(documents=tuple(documents), skipped=split.skipped)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Split:
+    documents: tuple[Document | InputError, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+def _no_text(doc_id: str, document: Document) -> str:
+    """Why a document that loaded has no text: its warnings say (a scan with OCR off...)."""
+    why = "; ".join(document.warnings)
+    return (
+        f"`{doc_id}` has no text to process" + (f" ({why})" if why else "") + "; check the file "
+        "(a scan needs OCR: --ocr auto), or leave it out of the batch"
+    )
+
+
+def _secret(message: str, options: LoadOptions) -> str:
+    """`message` with the PDF password masked, should a reader ever repeat it."""
+    return mask_secrets(message, options.password, urls=False)
+
+
+def _crashed(doc_id: str, error: Exception) -> str:
+    return (
+        f"`{doc_id}` could not be read ({type(error).__name__}: {error}); this is a bug in "
+        "handrail's reader for its format: please report it"
+    )
 
 
 def _too_big(doc_id: str, size: int | None, max_bytes: int) -> InputError:
     is_size = f"is {_mb(size)}, over" if size is not None else "is over"
     return _error(
         doc_id,
-        f"{_name(doc_id)} {is_size} the {_mb(max_bytes)} limit; trim or split it, or raise "
+        f"{shown(doc_id)} {is_size} the {_mb(max_bytes)} limit; trim or split it, or raise "
         "the limit (--max-bytes)",
     )
 
@@ -479,19 +537,15 @@ def _not_regular(doc_id: str, mode: int) -> InputError:
 
 def _unreadable(doc_id: str, error: OSError) -> InputError:
     if error.errno == errno.ELOOP:
-        return _error(doc_id, f"{_name(doc_id)} is {_LOOP}; fix or remove the link")
+        return _error(doc_id, f"{shown(doc_id)} is {_LOOP}; fix or remove the link")
     reason = error.strerror or type(error).__name__
     return _error(
-        doc_id, f"{_name(doc_id)} cannot be read ({reason}); check that it is a readable file"
+        doc_id, f"{shown(doc_id)} cannot be read ({reason}); check that it is a readable file"
     )
 
 
 def _mb(size: int) -> str:
     return f"{size / (1024 * 1024):.3g} MB" if size >= 1024 * 1024 else f"{size} bytes"
-
-
-def _name(doc_id: str) -> str:
-    return "stdin (`-`)" if doc_id == STDIN else f"`{doc_id}`"
 
 
 def _error(document_id: str, message: str) -> InputError:
@@ -501,6 +555,7 @@ def _error(document_id: str, message: str) -> InputError:
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_FILE_BYTES",
     "STDIN",
     "SUPPORTED_SUFFIXES",
     "Inputs",
@@ -508,5 +563,6 @@ __all__ = [
     "find_documents",
     "load_document",
     "load_documents",
+    "max_bytes_for",
     "read_inputs",
 ]

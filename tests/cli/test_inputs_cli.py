@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+from handrail.documents import SUFFIXES
+
 from .conftest import BUG, HAPPY, REFUND, Invoke
 
-SUPPORTED = "handrail reads .txt, .md, .eml, .json"
+SUPPORTED = "handrail reads " + ", ".join(SUFFIXES)
 # Root can list a chmod-000 folder; without these two capabilities it cannot, like a user.
 AS_A_USER = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
@@ -58,8 +60,8 @@ def test_the_summary_lists_every_skipped_file_and_why(
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "refund.txt").write_text(REFUND)
-    (inbox / "scan.pdf").write_bytes(b"%PDF-1.4")
-    (inbox / "orders.csv").write_text("id,amount\n1,2\n")
+    (inbox / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (inbox / "orders.zip").write_bytes(b"PK\x05\x06" + bytes(18))
     (inbox / ".notes.txt").write_text(BUG)
     monkeypatch.chdir(tmp_path)
     result = cli("run", HAPPY, "inbox")
@@ -68,8 +70,8 @@ def test_the_summary_lists_every_skipped_file_and_why(
     assert out[-5:] == [
         "skipped (not documents):",
         "  inbox/.notes.txt: hidden (names starting with `.` are not read)",
-        f"  inbox/orders.csv: unsupported file type `.csv` ({SUPPORTED})",
-        f"  inbox/scan.pdf: unsupported file type `.pdf` ({SUPPORTED})",
+        f"  inbox/orders.zip: unsupported file type `.zip` ({SUPPORTED})",
+        f"  inbox/photo.heic: unsupported file type `.heic` ({SUPPORTED})",
         "1 document: 1 completed, 0 needs review, 0 failed, 0 rejected; 3 skipped (listed above)",
     ]
 
@@ -80,18 +82,18 @@ def test_json_lines_end_with_one_line_per_skipped_file(
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "refund.txt").write_text(REFUND)
-    (inbox / "scan.pdf").write_bytes(b"%PDF-1.4")
+    (inbox / "scan.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     monkeypatch.chdir(tmp_path)
     result = cli("run", HAPPY, "inbox", "--json")
     assert [brief(line) for line in result.json_lines()] == [
         ("inbox/refund.txt", "completed", None),
-        ("inbox/scan.pdf", "skipped", f"unsupported file type `.pdf` ({SUPPORTED})"),
+        ("inbox/scan.heic", "skipped", f"unsupported file type `.heic` ({SUPPORTED})"),
     ]
     assert result.json_lines()[-1] == {
         "run_id": None,
-        "document": "inbox/scan.pdf",
+        "document": "inbox/scan.heic",
         "status": "skipped",
-        "reason": f"unsupported file type `.pdf` ({SUPPORTED})",
+        "reason": f"unsupported file type `.heic` ({SUPPORTED})",
     }
 
 
@@ -246,16 +248,16 @@ def test_submit_without_waiting_lists_the_skipped_files_too(
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "refund.txt").write_text(REFUND)
-    (inbox / "scan.pdf").write_bytes(b"%PDF-1.4")
+    (inbox / "scan.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     monkeypatch.chdir(tmp_path)
     result = cli("run", HAPPY, "inbox", "--submit", "--no-wait", "--json")
     assert result.exit_code == 0, result.stderr
     assert [(line["document"], line["status"]) for line in result.json_lines()] == [
         ("inbox/refund.txt", "queued"),
-        ("inbox/scan.pdf", "skipped"),
+        ("inbox/scan.heic", "skipped"),
     ]
     table = cli("run", HAPPY, "inbox", "--submit", "--no-wait")
     assert table.stdout.splitlines()[1:3] == [
         "skipped (not documents):",
-        f"  inbox/scan.pdf: unsupported file type `.pdf` ({SUPPORTED})",
+        f"  inbox/scan.heic: unsupported file type `.heic` ({SUPPORTED})",
     ]

@@ -247,20 +247,21 @@ def test_a_missing_input_path_is_a_usage_error(cli: Invoke, tickets: Path) -> No
         2,
         "",
         "error: input `nothere` does not exist; check the path "
-        "(inputs are .txt, .md, .eml, .json files, folders, or `-` for stdin)\n",
+        "(inputs are files, folders, or `-` for stdin)\n",
     )
 
 
 def test_a_folder_with_nothing_to_read_is_a_usage_error(cli: Invoke, tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
-    (tmp_path / "photos" / "cat.png").write_bytes(b"\x89PNG")
+    (tmp_path / "photos" / "cat.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     result = cli("run", HAPPY, str(tmp_path / "photos"))
     assert result.exit_code == 2
     assert result.stderr == (
-        f"error: no documents to run: nothing in `{tmp_path / 'photos'}` is a .txt, .md, .eml, "
-        ".json file (hidden files are skipped); name files or folders that hold some (skipped "
-        f"`{tmp_path / 'photos' / 'cat.png'}`: unsupported file type `.png` (handrail reads .txt, "
-        ".md, .eml, .json))\n"
+        f"error: no documents to run: nothing in `{tmp_path / 'photos'}` is a file handrail "
+        "reads (hidden files are skipped); name files or folders that hold some (skipped "
+        f"`{tmp_path / 'photos' / 'cat.heic'}`: unsupported file type `.heic` (handrail reads "
+        ".txt, .md, .json, .csv, .eml, .html, .htm, .pdf, .png, .jpg, .jpeg, .tif, .tiff, "
+        ".docx, .xlsx))\n"
     )
 
 

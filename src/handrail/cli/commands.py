@@ -16,8 +16,9 @@ from handrail.core.pipeline import Pipeline
 from handrail.core.records import ModelSpec, RunRecord
 from handrail.core.runner import Runner
 from handrail.core.state import Document
+from handrail.documents import DEFAULT_OPTIONS, LoadOptions
 from handrail.exceptions import InputError
-from handrail.inputs import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, Skipped, read_inputs
+from handrail.inputs import Skipped, read_inputs
 from handrail.providers.specs import build_model, choose_model, model_spec
 from handrail.targets import absolute_target, load_pipeline
 
@@ -178,24 +179,28 @@ def prepare_run(
     model: str | None = None,
     record: str | os.PathLike[str] | None = None,
     replay: str | os.PathLike[str] | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int | None = None,
     stdin: BinaryIO | None = None,
     follow_symlinks: bool = False,
+    options: LoadOptions = DEFAULT_OPTIONS,
 ) -> Batch:
-    """Load the pipeline, the model (see `choose_model`) and the documents (see `read_inputs`);
-    `InputError` for a mistake in the command (bad target, unknown model, missing path, nothing
-    to run)."""
+    """Load the pipeline, the model (see `choose_model`) and the documents (see `read_inputs`:
+    `max_bytes` None is each format's default; `options` say how documents are read: OCR, the
+    PDF password, split attachments); `InputError` for a mistake in the command (bad target,
+    unknown model, missing path, nothing to run)."""
     pipeline = load_pipeline(target)
     chosen = choose_model(model, record=record, replay=replay)
     spec = model_spec(chosen, record=record, replay=replay)
-    loaded = read_inputs(inputs, max_bytes=max_bytes, stdin=stdin, follow_symlinks=follow_symlinks)
+    loaded = read_inputs(
+        inputs, max_bytes=max_bytes, stdin=stdin, follow_symlinks=follow_symlinks, options=options
+    )
     if not loaded.items:
         named = ", ".join(f"`{os.fspath(p)}`" for p in inputs) or "the command"
         shown = "; ".join(f"`{s.path}`: {s.reason}" for s in loaded.skipped[:3])
         more = f" and {len(loaded.skipped) - 3} more" if len(loaded.skipped) > 3 else ""
         raise InputError(
-            f"no documents to run: nothing in {named} is a {', '.join(SUPPORTED_SUFFIXES)} "
-            "file (hidden files are skipped); name files or folders that hold some"
+            f"no documents to run: nothing in {named} is a file handrail reads (hidden files "
+            "are skipped); name files or folders that hold some"
             + (f" (skipped {shown}{more})" if shown else "")
         )
     return Batch(

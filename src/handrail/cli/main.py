@@ -11,6 +11,7 @@ unknown or already decided, an edit that does not fit), 2 for a mistake in the c
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -47,8 +48,9 @@ from handrail.cli.options import (
 from handrail.cli.progress import OnResult, progress_bar, wants_progress
 from handrail.cli.tracing import Trace, traced
 from handrail.core.records import RunRecord
+from handrail.documents import LoadOptions
 from handrail.exceptions import InputError
-from handrail.inputs import DEFAULT_MAX_BYTES, Skipped
+from handrail.inputs import Skipped
 
 if TYPE_CHECKING:
     from handrail.durable import Escalated
@@ -70,6 +72,17 @@ app.add_typer(audit_cmd.app)
 class GraphFormat(StrEnum):
     MERMAID = "mermaid"
     DOT = "dot"
+
+
+class OcrMode(StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+PDF_PASSWORD = "HANDRAIL_PDF_PASSWORD"
+"""The environment variable that holds the password of encrypted PDFs (never an option: a
+command line is visible to every user of the machine)."""
 
 
 def _show_version(value: bool) -> None:
@@ -98,7 +111,8 @@ def run(
         list[str],
         typer.Argument(
             metavar="INPUT",
-            help="Files (.txt .md .eml .json), folders (read recursively) or - for stdin.",
+            help="Files (text, Markdown, JSON, CSV, e-mail, HTML, PDF, PNG, JPEG, TIFF, Word "
+            ".docx, Excel .xlsx), folders (read recursively) or - for stdin.",
             show_default=False,
         ),
     ],
@@ -112,8 +126,31 @@ def run(
         bool, typer.Option("--json", help="JSON Lines on stdout, one object per document.")
     ] = False,
     max_bytes: Annotated[
-        int, typer.Option("--max-bytes", min=1, help="Documents larger than this fail.")
-    ] = DEFAULT_MAX_BYTES,
+        int | None,
+        typer.Option(
+            "--max-bytes",
+            min=1,
+            help="Files larger than this fail (default: 5 MB for text, 50 MB for PDFs, images, "
+            "Office files and e-mails).",
+            show_default=False,
+        ),
+    ] = None,
+    ocr: Annotated[
+        OcrMode,
+        typer.Option(
+            "--ocr",
+            help="Read scans (images, PDF pages without text) with OCR: auto (only where there "
+            "is no text layer), always, or never (the page stays empty, with a warning).",
+        ),
+    ] = OcrMode.AUTO,
+    split_attachments: Annotated[
+        bool,
+        typer.Option(
+            "--split-attachments",
+            help="Run an e-mail's body and each attachment as documents of their own "
+            "(mail.eml, mail.eml#invoice.pdf) instead of one document with parts.",
+        ),
+    ] = False,
     follow_symlinks: Annotated[
         bool,
         typer.Option(
@@ -159,6 +196,9 @@ def run(
 ) -> None:
     """Run a pipeline on documents and show what happened to each.
 
+    PDFs, scans, Word and Excel files and e-mails with attachments are read as documents with
+    their text (and pages); encrypted PDFs open with the password in $HANDRAIL_PDF_PASSWORD.
+
     Runs are durable: kept in --db (else $HANDRAIL_DATABASE_URL, else .handrail/handrail.db), so
     `handrail runs` and `handrail review` find them. A document already run by the same
     pipeline version (its prompts, gates, checks, schemas...) and model is not run twice: its
@@ -187,6 +227,11 @@ def run(
             replay=replay,
             max_bytes=max_bytes,
             follow_symlinks=follow_symlinks,
+            options=LoadOptions(
+                ocr=ocr.value,
+                split_attachments=split_attachments,
+                password=os.environ.get(PDF_PASSWORD) or None,
+            ),
         )
         if submit and not wait:
             _print_queued(batch.submit(db=db, rerun=rerun), json_output, batch.skipped)

@@ -72,9 +72,11 @@ def errors() -> Iterator[Progress]:
 
 def _masked(error: BaseException) -> str:
     """The error's message with the password of the database this command was given (`--db`,
-    else `HANDRAIL_DATABASE_URL`) masked wherever it appears (the URLs in handrail's messages
+    else `HANDRAIL_DATABASE_URL`) and the PDF password (`HANDRAIL_PDF_PASSWORD`) masked
+    wherever they appear (the URLs in handrail's messages
     are masked where they are written)."""
-    return mask_secrets(str(error), *database_passwords(), urls=False)
+    pdf_password = os.environ.get("HANDRAIL_PDF_PASSWORD")
+    return mask_secrets(str(error), *database_passwords(), pdf_password, urls=False)
 
 
 def database_passwords() -> list[str]:
