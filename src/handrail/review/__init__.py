@@ -10,9 +10,11 @@ from handrail.review.views import (
     Highlight,
     InboxItem,
     InboxPage,
+    PageView,
     ReviewDetail,
     ReviewView,
     Session,
+    ValuePlace,
 )
 
 __all__ = [
@@ -22,10 +24,12 @@ __all__ = [
     "Highlight",
     "InboxItem",
     "InboxPage",
+    "PageView",
     "ReviewDetail",
     "ReviewService",
     "ReviewView",
     "Session",
+    "ValuePlace",
     "reasons_brief",
     "token_hash",
 ]

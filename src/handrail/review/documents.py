@@ -1,9 +1,12 @@
 """A review's document, ready to show beside the form: an e-mail split into its headers and
 body, JSON pretty-printed, plain text as it is; with each extracted value highlighted where it
-occurs (character offsets into the body shown)."""
+occurs (character offsets into the body shown). A paged document (a PDF, a scan, an e-mail read
+with its attachments) keeps its text as it is, and each highlight on a page becomes a place on
+that page with the boxes of its words (`review_document`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -13,13 +16,90 @@ from email.message import EmailMessage
 from email.parser import Parser
 from typing import Any
 
-from handrail.review.views import DocumentView, FieldView, Highlight
+from handrail.core.state import Document
+from handrail.review.views import DocumentView, FieldView, Highlight, PageView, ValuePlace
 
 _HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 _EMAIL_HEADERS = frozenset({"from", "to", "subject", "date", "message-id", "cc", "reply-to"})
 _METADATA_HEADERS = {"to": "To", "cc": "Cc", "message_id": "Message-ID"}
+_EMAIL_METADATA = {
+    "from": "From",
+    "to": "To",
+    "cc": "Cc",
+    "subject": "Subject",
+    "date": "Date",
+    "message_id": "Message-ID",
+}
+"""The headers an e-mail's loader keeps in `Document.metadata`, as a review shows them."""
 _MIN_LENGTH = 2
 """Values shorter than this (`a`, `1`) would light up half the document: not highlighted."""
+
+
+def review_document(
+    document: Document, fields: Sequence[FieldView] = (), *, images: str | None = None
+) -> DocumentView:
+    """How a review shows `document`: `paged_view` for one with pages or parts, else
+    `document_view` of its text. `images`: why its pages cannot be shown as images, if so."""
+    if document.pages or document.parts:
+        return paged_view(document, fields, images=images)
+    view = document_view(document.text, fields, name=document.id, metadata=document.metadata)
+    return dataclasses.replace(view, media_type=document.media_type, warnings=document.warnings)
+
+
+def paged_view(
+    document: Document, fields: Sequence[FieldView] = (), *, images: str | None = None
+) -> DocumentView:
+    """A document with pages or parts, its text shown as the prompts saw it (an e-mail's headers
+    from its metadata), each value highlighted, and each highlight on a page listed on that
+    page with the boxes of its words."""
+    marks = highlights(document.text, fields)
+    on_page: dict[int, list[ValuePlace]] = {}
+    for mark in marks:
+        page = document.page_at(mark.start)
+        if page is None:
+            continue  # in an e-mail's body, or across a page break
+        boxes = tuple(
+            word.box
+            for word in page.words
+            if word.start < mark.end and word.start + len(word.text) > mark.start
+        )
+        on_page.setdefault(page.number, []).append(
+            ValuePlace(
+                path=mark.path, page=page.number, start=mark.start, end=mark.end, boxes=boxes
+            )
+        )
+    parts = document.parts
+    pages = tuple(
+        PageView(
+            number=page.number,
+            label=page.label or f"page {page.number}",
+            width=page.width,
+            height=page.height,
+            unit=page.unit,
+            text_from=page.text_from,
+            part=parts[page.part].name if page.part < len(parts) else None,
+            places=tuple(on_page.get(page.number, ())),
+        )
+        for page in document.pages
+    )
+    email = document.media_type == "message/rfc822"
+    headers = {
+        header: value
+        for key, header in _EMAIL_METADATA.items()
+        if isinstance(value := document.metadata.get(key), str) and email
+    }
+    return DocumentView(
+        kind="email" if email else "text",
+        text=document.text,
+        headers=headers,
+        body=document.text,
+        highlights=marks,
+        media_type=document.media_type,
+        pages=pages,
+        parts=parts,
+        warnings=document.warnings,
+        images=images if pages else None,
+    )
 
 
 def document_view(
@@ -107,8 +187,9 @@ def _as_json(text: str) -> str | None:
 
 
 def highlights(body: str, fields: Iterable[FieldView]) -> tuple[Highlight, ...]:
-    """Every place a field's value occurs in `body` (case-insensitive, not inside a longer
-    word or number); where two overlap, the longer (then the earlier) wins."""
+    """Every place a field's value occurs in `body` (case-insensitive, any run of white space
+    matching any other, so a name broken over two lines is found; not inside a longer word or
+    number); where two overlap, the longer (then the earlier) wins."""
     found: list[Highlight] = []
     folded = body.casefold() if len(body.casefold()) == len(body) else None
     for view in fields:
@@ -116,8 +197,8 @@ def highlights(body: str, fields: Iterable[FieldView]) -> tuple[Highlight, ...]:
             haystack, wanted = (folded, needle.casefold()) if folded is not None else (body, needle)
             if folded is not None and len(wanted) != len(needle):
                 haystack, wanted = body, needle
-            for start in _occurrences(haystack, wanted):
-                found.append(Highlight(start=start, end=start + len(needle), path=view.path))
+            for start, end in _occurrences(haystack, wanted):
+                found.append(Highlight(start=start, end=end, path=view.path))
     found.sort(key=lambda h: (-(h.end - h.start), h.start))
     kept: list[Highlight] = []
     for candidate in found:
@@ -146,15 +227,17 @@ def _spellings(value: Any) -> list[str]:
     return []
 
 
-def _occurrences(haystack: str, needle: str) -> Iterator[int]:
-    start = haystack.find(needle)
-    while start != -1:
-        end = start + len(needle)
-        before = haystack[start - 1] if start > 0 else ""
+def _occurrences(haystack: str, needle: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each occurrence of `needle`, its spaces matching any white space."""
+    pattern = re.compile(r"\s+".join(re.escape(word) for word in needle.split()))
+    start = 0
+    while (match := pattern.search(haystack, start)) is not None:
+        begin, end = match.span()
+        before = haystack[begin - 1] if begin > 0 else ""
         after = haystack[end] if end < len(haystack) else ""
         if not (_joins(before, needle[0]) or _joins(after, needle[-1])):
-            yield start
-        start = haystack.find(needle, start + 1)
+            yield begin, end
+        start = begin + 1
 
 
 def _joins(neighbour: str, edge: str) -> bool:
@@ -166,4 +249,4 @@ def _joins(neighbour: str, edge: str) -> bool:
     return edge.isalnum() and neighbour.isalnum()
 
 
-__all__ = ["document_view", "highlights"]
+__all__ = ["document_view", "highlights", "paged_view", "review_document"]

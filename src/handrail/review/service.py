@@ -30,11 +30,12 @@ from handrail.exceptions import (
     ReviewNotFound,
 )
 from handrail.review import records
-from handrail.review.documents import document_view
+from handrail.review.documents import review_document
 from handrail.review.fields import edit_errors, field_views, gate_thresholds, output_type
 from handrail.review.fields import schema_errors as failed_fields
 from handrail.review.inbox import inbox_item
 from handrail.review.people import EVERY_QUEUE, People, sees_queue
+from handrail.review.sources import PageImages, images_problem
 from handrail.review.views import (
     InboxPage,
     ReviewDetail,
@@ -43,6 +44,7 @@ from handrail.review.views import (
 from handrail.targets import load_pipeline
 
 if TYPE_CHECKING:
+    from handrail.documents.render import PageImage
     from handrail.durable import (
         AuditCheck,
         AuditEntry,
@@ -80,6 +82,7 @@ class ReviewService(People):
         self._sql: SqlStore | None = None
         self._lock = threading.Lock()
         self._pipelines: dict[str, Pipeline] = {}
+        self._page_images = PageImages()
 
     def __enter__(self) -> ReviewService:
         return self
@@ -272,9 +275,8 @@ class ReviewService(People):
         fields = tuple(field_views(request, thresholds, run))
         document = None
         if run is not None and run.document is not None:
-            document = document_view(
-                run.document.text, fields, name=run.document.id, metadata=run.document.metadata
-            )
+            images = images_problem(run.document, self.folder)
+            document = review_document(run.document, fields, images=images)
         return ReviewDetail(
             request=request,
             decision=decision,
@@ -288,6 +290,26 @@ class ReviewService(People):
             schema_errors=tuple(failed_fields(run, request)) if run is not None else (),
             run_status=run.status.value if run is not None else None,
         )
+
+    def page_image(self, review_id: str, number: int, viewer: Reviewer | None = None) -> PageImage:
+        """Page `number` of the document of `review_id`'s run as a PNG (`PageImage`), rendered
+        from the file the run read, while it is unchanged (`review.sources`). `ReviewNotFound`
+        for an unknown review or a page the document does not have; `NotAllowed` when `viewer`
+        does not review its queue; `InputError` saying why the page cannot be shown (the file
+        is gone or changed, or cannot be rendered)."""
+        store = self._store()
+        request = store.get_review(review_id) if store is not None else None
+        if store is None or request is None:
+            raise ReviewNotFound(f"no review `{review_id}` in {self.url}")
+        self._check(viewer, request)
+        run = store.get_run(request.run_id)
+        document = run.document if run is not None else None
+        if document is None or not any(page.number == number for page in document.pages):
+            count = len(document.pages) if document is not None else 0
+            raise ReviewNotFound(
+                f"the document of review `{review_id}` has no page {number} (it has {count})"
+            )
+        return self._page_images.image(request.run_id, document, number, self.folder)
 
     def thresholds(self, request: ReviewRequest) -> dict[str, float | None] | None:
         """The thresholds of the gate of the node under review, from the pipeline's code; None

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from handrail.core.pages import Box, Part
 from handrail.core.records import ReviewDecision, ReviewRequest, RunRecord, StepRecord
 
 if TYPE_CHECKING:
@@ -105,6 +106,41 @@ class Highlight:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ValuePlace:
+    """Where an extracted value sits on a page: one `Highlight` of a paged document's text."""
+
+    path: str
+    """The field whose value it is."""
+    page: int
+    """The page's number (`Document.pages` numbering, from 1)."""
+    start: int
+    """Its span of `DocumentView.body` (which is the document's text for a paged document)."""
+    end: int
+    boxes: tuple[Box, ...]
+    """The boxes of the words it covers, in the page's unit from its top-left corner."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PageView:
+    """One page of a paged document, with the extracted values on it."""
+
+    number: int
+    label: str
+    """For people: `page 2`, or `invoice.pdf, page 1` for an e-mail's attachment."""
+    width: float
+    height: float
+    """The page's size in its unit: what the value boxes are measured in."""
+    unit: str
+    """`pt` (a PDF page) or `px` (an image)."""
+    text_from: str
+    """`text` (the PDF's text layer), `ocr`, or `none` (an image page left unread)."""
+    part: str | None
+    """The name of the file it belongs to in an e-mail (`invoice.pdf`); None for a single file."""
+    places: tuple[ValuePlace, ...] = ()
+    """The extracted values on this page."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DocumentView:
     """The document of a review, ready to show."""
 
@@ -117,6 +153,30 @@ class DocumentView:
     """What to show: an e-mail's body, JSON pretty-printed, or the text."""
     highlights: tuple[Highlight, ...] = ()
     """Extracted values where they occur in `body`, by start, never overlapping."""
+    media_type: str = "text/plain"
+    """What the file was (`application/pdf`, `message/rfc822`...)."""
+    pages: tuple[PageView, ...] = ()
+    """A paged document's pages (a PDF, a scan, an e-mail's such attachments); then `body` is
+    the document's text as it is, so highlights and places share its offsets."""
+    parts: tuple[Part, ...] = ()
+    """An e-mail's body and attachments (name, media type, pages, and why one could not be
+    read); empty for a single file."""
+    warnings: tuple[str, ...] = ()
+    """What the loader could not do (a page without text and OCR off, an unreadable
+    attachment), as the run's warnings say it."""
+    images: str | None = None
+    """Why the pages cannot be shown as images (the file is gone, changed since the run read
+    it, or was never a file); None when they can. The text is shown either way."""
+
+    def pages_of(self, path: str) -> tuple[int, ...]:
+        """The numbers of the pages `path`'s value is on, in order."""
+        return tuple(sorted({p.page for page in self.pages for p in page.places if p.path == path}))
+
+    def page(self, number: int) -> PageView | None:
+        """Page `number`, if the document has it."""
+        if 1 <= number <= len(self.pages) and self.pages[number - 1].number == number:
+            return self.pages[number - 1]
+        return next((page for page in self.pages if page.number == number), None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -149,7 +209,9 @@ __all__ = [
     "Highlight",
     "InboxItem",
     "InboxPage",
+    "PageView",
     "ReviewDetail",
     "ReviewView",
     "Session",
+    "ValuePlace",
 ]
