@@ -501,8 +501,8 @@ def _no_text(doc_id: str, document: Document) -> str:
     """Why a document that loaded has no text: its warnings say (a scan with OCR off...)."""
     why = "; ".join(document.warnings)
     return (
-        f"`{doc_id}` has no text to process" + (f" ({why})" if why else "") + "; check the file "
-        "(a scan needs OCR: --ocr auto), or leave it out of the batch"
+        f"`{doc_id}` has no text to process" + (f" ({why})" if why else "") + "; check the file, "
+        "or leave it out of the batch"
     )
 
 

@@ -27,20 +27,20 @@ _COMPOUND_FILE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def check_zip(data: bytes, *, name: str, kind: str, options: LoadOptions) -> None:
-    """Refuse what is not an Office Open XML file (`kind`: "Word document"...), saying what it
+    """Refuse what is not an Office Open XML file (`kind`: "a Word document"...), saying what it
     is, and a zip that would unpack to more than `options.max_unzipped_bytes`."""
     if data.startswith(_COMPOUND_FILE):
         raise InputError(
             f"{shown(name)} is password-protected, or an old-format Office file saved under a "
-            f"new name; handrail reads neither: save an unprotected copy as a {kind}"
+            f"new name; handrail reads neither: save an unprotected copy as {kind}"
         )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, ValueError, EOFError):
         raise InputError(
-            f"{shown(name)} is not a {kind} (it is not a zip file, or it is truncated); "
-            f"open it and save it again as a {kind}"
+            f"{shown(name)} is not {kind} (it is not a zip file, or it is truncated); "
+            f"open it and save it again as {kind}"
         ) from None
     if unpacked > options.max_unzipped_bytes:
         raise InputError(
@@ -54,7 +54,7 @@ def load_docx(data: bytes, *, name: str, options: LoadOptions) -> Document:
     """A Word document's text: headers, body paragraphs and tables, footers."""
     import docx
 
-    check_zip(data, name=name, kind="Word document", options=options)
+    check_zip(data, name=name, kind="a Word document", options=options)
     try:
         word = docx.Document(io.BytesIO(data))
         body = _blocks(word.iter_inner_content())

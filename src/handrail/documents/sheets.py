@@ -50,7 +50,7 @@ def load_xlsx(data: bytes, *, name: str, options: LoadOptions) -> Document:
     """An Excel workbook's worksheets as tables of text."""
     import openpyxl
 
-    check_zip(data, name=name, kind="Excel workbook (.xlsx)", options=options)
+    check_zip(data, name=name, kind="an Excel workbook (.xlsx)", options=options)
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises KeyError, ValueError... for a damaged file
