@@ -14,6 +14,7 @@ The PDF, image, Word, Excel and HTML loaders need `pip install 'handrail[documen
 from handrail.documents.build import Builder, PageContent
 from handrail.documents.load import FORMATS, SUFFIXES, Format, format_for, load_bytes
 from handrail.documents.options import DEFAULT_OPTIONS, LoadOptions
+from handrail.documents.render import PageImage, render_pages
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -23,6 +24,8 @@ __all__ = [
     "Format",
     "LoadOptions",
     "PageContent",
+    "PageImage",
     "format_for",
     "load_bytes",
+    "render_pages",
 ]
