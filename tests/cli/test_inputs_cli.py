@@ -4,11 +4,13 @@ same failed run for the same broken file however often it is run (real processes
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
 import subprocess
 import sys
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +263,74 @@ def test_submit_without_waiting_lists_the_skipped_files_too(
         "skipped (not documents):",
         f"  inbox/scan.heic: unsupported file type `.heic` ({SUPPORTED})",
     ]
+
+
+# --- documents: PDFs, scans, e-mails with attachments -------------------------------------------
+
+
+def _pdf(text: str, *, password: str | None = None) -> bytes:
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out, encrypt=password)
+    for y, line in enumerate(text.splitlines()):
+        pdf.drawString(72, 760 - 20 * y, line)
+    pdf.showPage()
+    pdf.save()
+    return out.getvalue()
+
+
+def test_split_attachments_runs_the_body_and_each_attachment(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = EmailMessage()
+    message["Subject"] = "Two tickets"
+    message.set_content(BUG)
+    message.add_attachment(REFUND.encode(), maintype="text", subtype="plain", filename="r.txt")
+    message.add_attachment(_pdf(REFUND), maintype="application", subtype="pdf", filename="r.pdf")
+    (tmp_path / "mail.eml").write_bytes(message.as_bytes())
+    monkeypatch.chdir(tmp_path)
+    together = cli("run", HAPPY, "mail.eml", "--json", "--in-memory")
+    assert [brief(line) for line in together.json_lines()] == [  # one run, body and both
+        ("mail.eml", "needs_review", None)
+    ]
+    split = cli("run", HAPPY, "mail.eml", "--json", "--in-memory", "--split-attachments")
+    assert [brief(line) for line in split.json_lines()] == [
+        ("mail.eml", "needs_review", None),
+        ("mail.eml#r.txt", "completed", None),
+        ("mail.eml#r.pdf", "completed", None),
+    ]
+    assert split.json_lines()[2]["outputs"]["order"] == {"order_id": "A-17", "amount": 100.0}
+
+
+def test_an_encrypted_pdf_opens_with_the_password_from_the_environment(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "locked.pdf").write_bytes(_pdf(REFUND, password="open-sesame-42"))
+    monkeypatch.chdir(tmp_path)
+    run = ("run", HAPPY, "locked.pdf", "--json", "--in-memory")
+    opened = cli(*run, env={"HANDRAIL_PDF_PASSWORD": "open-sesame-42"})
+    assert [brief(line) for line in opened.json_lines()] == [("locked.pdf", "completed", None)]
+    for env in ({}, {"HANDRAIL_PDF_PASSWORD": "wrong-guess-17"}):
+        refused = cli(*run, env=env)
+        (line,) = refused.json_lines()
+        assert (line["document"], line["status"]) == ("locked.pdf", "failed")
+        assert "HANDRAIL_PDF_PASSWORD" in line["error"]["message"]
+        assert "wrong-guess-17" not in refused.stdout + refused.stderr
+    assert "open-sesame-42" not in opened.stdout + opened.stderr
+
+
+def test_ocr_never_leaves_a_scan_unread_and_says_so(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (200, 80), "white").save(tmp_path / "scan.png")
+    monkeypatch.chdir(tmp_path)
+    result = cli("run", HAPPY, "scan.png", "--json", "--in-memory", "--ocr", "never")
+    ((document, status, message),) = [brief(line) for line in result.json_lines()]
+    assert (document, status) == ("scan.png", "failed")
+    assert message.startswith("`scan.png` has no text to process (page 1 ")
+    assert "OCR is off" in message
+    wrong = cli("run", HAPPY, "scan.png", "--ocr", "sometimes")
+    assert wrong.exit_code == 2 and "'sometimes' is not one of" in wrong.stderr
