@@ -1,11 +1,16 @@
 """`examples/invoice_intake` runs offline with the heuristic `FakeModel` and does what its README
-says: every document ends where the README says, for the reason it gives; the ledger `Action`
+says: every document ends where the README says, for the reason it gives; the PDFs are read from
+their text layer with their pages, the scan and the phone photo through OCR; the ledger `Action`
 posts each approved invoice exactly once, also across a review decision, a repeated decision
 and a second runner over the same documents; and a weak model's made-up values are caught.
+
+The documents are read as `handrail run` reads the folder (`handrail.inputs`), so OCR runs here:
+the `ocr` extra is needed (`pip install -e ".[ocr]"`), as in CI.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -27,6 +32,10 @@ from handrail import (
     State,
     StepStatus,
 )
+from handrail.cli.main import main
+from handrail.documents import LoadOptions
+from handrail.exceptions import InputError
+from handrail.inputs import load_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "invoice_intake"
@@ -56,19 +65,25 @@ EXPECTED = {
     "10_apex_unknown_supplier.eml": RunStatus.NEEDS_REVIEW,
     "11_garbled_scan.txt": RunStatus.FAILED,
     "12_empty_upload.txt": RunStatus.FAILED,
+    "13_severn_print_boards.pdf": RunStatus.COMPLETED,
+    "14_brightwire_meeting_room_rewire.pdf": RunStatus.NEEDS_REVIEW,
+    "15_dunmore_march_scan.pdf": RunStatus.COMPLETED,
+    "16_harbour_finch_lunch_photo.jpg": RunStatus.COMPLETED,
 }
 COMPLETED = sorted(d for d, s in EXPECTED.items() if s is RunStatus.COMPLETED)
 
 
-def documents() -> list[Document]:
-    return [
-        Document(text=path.read_text(encoding="utf-8"), id=path.name)
-        for path in sorted((EXAMPLE / "documents").iterdir())
-    ]
+@functools.cache
+def documents() -> tuple[Document | InputError, ...]:
+    """The folder as `handrail run` reads it: text and e-mails as they are, the PDFs' text layer
+    with its pages, the scan and the photo through OCR (seconds each: read once), and the empty
+    upload as the `InputError` that fails its run. Ids are the files' paths."""
+    return tuple(load_documents([EXAMPLE / "documents"]))
 
 
 def document(name: str) -> Document:
-    return next(d for d in documents() if d.id == name)
+    (found,) = [d for d in documents() if isinstance(d, Document) and Path(d.id).name == name]
+    return found
 
 
 @pytest.fixture
@@ -82,7 +97,7 @@ def ledger(tmp_path, monkeypatch):
 async def run_batch(model: FakeModel | None = None) -> tuple[Runner, dict[str, RunRecord]]:
     runner = Runner(intake.pipeline, model=model or FakeModel())
     records = await runner.run_many(documents())
-    return runner, {r.document_id: r for r in records}
+    return runner, {Path(r.document_id).name: r for r in records}
 
 
 def reasons(record: RunRecord) -> list[tuple[str | None, str | None, str | None]]:
@@ -99,9 +114,18 @@ async def test_every_document_ends_where_the_readme_says(ledger):
 async def test_what_is_posted_to_the_ledger(ledger):
     await run_batch()
     entries = {e["invoice_number"]: e for e in ledger.entries()}
-    assert set(entries) == {"NOS-4471", "BW-778120", "SPC-25-0388", "CN-0193"}
+    assert set(entries) == {
+        "NOS-4471",
+        "BW-778120",
+        "SPC-25-0388",
+        "CN-0193",
+        "SPC-25-0412",
+        "DC/25/0331",
+        "HF-2025-0246",
+    }
+    for entry in entries.values():
+        del entry["entry"], entry["idempotency_key"]  # depend on the batch's order
     northgate = entries["NOS-4471"]
-    del northgate["entry"], northgate["idempotency_key"]  # depend on the batch's order
     assert northgate == {
         "kind": "invoice",
         "supplier_id": "S-001",
@@ -129,6 +153,32 @@ async def test_what_is_posted_to_the_ledger(ledger):
     credit = entries["CN-0193"]
     assert (credit["kind"], credit["total"], credit["tax"]) == ("credit_note", -226.8, -37.8)
     assert entries["SPC-25-0388"]["due_date"] == "2025-03-21"
+    # The PDF, read from its text layer, posts like the pasted text.
+    assert entries["SPC-25-0412"] == {
+        "kind": "invoice",
+        "supplier_id": "S-007",
+        "supplier": "Severn Print & Copy Ltd",
+        "invoice_number": "SPC-25-0412",
+        "invoice_date": "2025-03-18",
+        "due_date": "2025-04-01",
+        "po_number": None,
+        "currency": "GBP",
+        "net": 289.1,
+        "tax": 57.82,
+        "total": 346.92,
+        "approval": "not_required",
+    }
+    # The scan and the photo, read by OCR: the same numbers as printed, dates that parse, the
+    # supplier found (the photo's by name or, where OCR runs the name together, VAT number).
+    read_by_ocr = {
+        number: (e["supplier_id"], e["invoice_date"], e["due_date"], e["net"], e["tax"], e["total"])
+        for number, e in entries.items()
+        if number in ("DC/25/0331", "HF-2025-0246")
+    }
+    assert read_by_ocr == {
+        "DC/25/0331": ("S-006", "2025-03-31", "2025-04-14", 385.5, 77.1, 462.6),
+        "HF-2025-0246": ("S-003", "2025-03-26", "2025-04-09", 175.0, 35.0, 210.0),
+    }
 
 
 async def test_the_model_sees_the_invoice_not_the_email_headers(ledger):
@@ -206,6 +256,17 @@ async def test_the_supplier_rule_and_the_approval_gate(ledger):
     assert laptops.outputs["supplier"].po_number == "PO-2025-0124"
     assert laptops.outputs["supplier_check"] == "not_required"
 
+    # The electrician's two-page PDF: the total is on page 2, and the check that found the
+    # values in the document says where.
+    rewire = runs["14_brightwire_meeting_room_rewire.pdf"]
+    (review,) = rewire.reviews
+    assert (review.node, review.output.total) == ("approval", 3705.84)
+    assert review.reasons[0].message.startswith("total 3,705.84 GBP is above the 1,000")
+    (extract,) = [s for s in rewire.steps if s.node == "invoice"]
+    (found,) = [c for c in extract.checks if c.name == "vendor_invoice_number_total_in_document"]
+    assert found.passed
+    assert found.details["pages"] == {"vendor": [1, 2], "invoice_number": [1, 2], "total": [2]}
+
     wrong_po = runs["09_kestrel_wrong_po.eml"].reviews[0]
     assert (wrong_po.node, wrong_po.target) == ("supplier_check", "supplier")
     assert [r.message for r in wrong_po.reasons] == [
@@ -244,7 +305,7 @@ async def test_failures_name_their_cause_and_do_not_stop_the_batch(ledger):
 async def test_the_ledger_posts_each_approved_invoice_once(ledger):
     model = FakeModel()
     runner, runs = await run_batch(model)
-    assert ledger.calls == len(ledger.entries()) == len(COMPLETED) == 4
+    assert ledger.calls == len(ledger.entries()) == len(COMPLETED) == 7
     keys = {e["idempotency_key"]: e["entry"] for e in ledger.entries()}
     for doc in COMPLETED:
         assert runs[doc].outputs["post_invoice"] == keys[f"{runs[doc].run_id}:post_invoice"]
@@ -259,7 +320,7 @@ async def test_the_ledger_posts_each_approved_invoice_once(ledger):
     assert approved.status is RunStatus.COMPLETED
     assert len(model.calls) == calls_before
     assert [s.node for s in approved.steps].count("post_invoice") == 1
-    assert ledger.calls == 5 and len(ledger.entries()) == 5
+    assert ledger.calls == 8 and len(ledger.entries()) == 8
     (entry,) = [e for e in ledger.entries() if e["invoice_number"] == "KIT-30571"]
     assert (entry["approval"], entry["total"], entry["entry"]) == (
         "approved",
@@ -273,14 +334,14 @@ async def test_the_ledger_posts_each_approved_invoice_once(ledger):
         await runner.decide(laptops.reviews[0].review_id, ReviewDecision.approve())
     again = await runner.run(document("08_kestrel_laptops_over_limit.txt"))
     assert again.run_id == approved.run_id and again.status is RunStatus.COMPLETED
-    assert ledger.calls == 5
+    assert ledger.calls == 8
 
     # A new runner with an empty store runs everything again; the run ids come from the
     # documents' content, so the idempotency keys repeat and nothing is posted twice.
     _, rerun = await run_batch()
     assert {d: rerun[d].run_id for d in COMPLETED} == {d: runs[d].run_id for d in COMPLETED}
-    assert ledger.calls == 5 + len(COMPLETED)
-    assert len(ledger.entries()) == 5
+    assert ledger.calls == 8 + len(COMPLETED)
+    assert len(ledger.entries()) == 8
 
 
 async def test_a_reviewer_corrects_the_total_and_the_invoice_is_posted(ledger):
@@ -388,11 +449,64 @@ def test_match_supplier_by_name_alias_or_vat_number():
     ]
 
 
-async def test_documents_loaded_as_the_cli_loads_them_end_the_same_way(ledger):
-    inputs = pytest.importorskip("handrail.inputs")
-    items = inputs.load_documents([EXAMPLE / "documents"])
-    records = await Runner(intake.pipeline, model=FakeModel()).run_many(items)
-    assert {Path(r.document_id).name: r.status for r in records} == EXPECTED
+def test_pdfs_are_read_with_their_pages_and_scans_through_ocr():
+    severn = document("13_severn_print_boards.pdf")
+    assert severn.media_type == "application/pdf"
+    assert [(p.number, p.unit, p.text_from) for p in severn.pages] == [(1, "pt", "text")]
+    # The text layer keeps a label and its value on one line (what the FakeModel reads), and a
+    # table's row on one line with its columns apart.
+    assert re.search(r"^Invoice number:\s+SPC-25-0412$", severn.text, re.M)
+    row = r"^4\s+A1 mounted print on 5 mm foamboard, matt laminate\s+38\.00\s+152\.00$"
+    assert re.search(row, severn.text, re.M)
+
+    rewire = document("14_brightwire_meeting_room_rewire.pdf")
+    assert [(p.number, p.text_from) for p in rewire.pages] == [(1, "text"), (2, "text")]
+    (total,) = rewire.find("3,705.84")
+    assert total.page == 2 and total.boxes
+
+    # The scan has no text layer: its page is rendered and read by OCR, word by word.
+    scan = document("15_dunmore_march_scan.pdf")
+    (page,) = scan.pages
+    assert (scan.media_type, page.text_from) == ("application/pdf", "ocr")
+    assert page.words and all(0 < (w.confidence or 0) <= 1 for w in page.words)
+    assert "DC/25/0331" in scan.text and "462.60" in scan.text
+
+    photo = document("16_harbour_finch_lunch_photo.jpg")
+    (page,) = photo.pages
+    assert (photo.media_type, page.unit, page.text_from) == ("image/jpeg", "px", "ocr")
+    assert (page.width, page.height) == (947, 792)
+    assert "HF-2025-0246" in photo.text and "210.00" in photo.text
+
+
+def test_without_ocr_the_scan_and_the_photo_fail_their_own_runs_saying_why():
+    folder = EXAMPLE / "documents"
+    names = (
+        "13_severn_print_boards.pdf",
+        "15_dunmore_march_scan.pdf",
+        "16_harbour_finch_lunch_photo.jpg",
+    )
+    severn, scan, photo = load_documents(
+        [folder / n for n in names], options=LoadOptions(ocr="never")
+    )
+    assert isinstance(severn, Document) and severn.pages[0].text_from == "text"
+    for unread, name in ((scan, names[1]), (photo, names[2])):
+        assert isinstance(unread, InputError)
+        assert name in str(unread) and "--ocr auto" in str(unread)  # the file and the fix
+
+
+def test_the_readme_command_runs_over_the_folder(tmp_path, monkeypatch, capsys):
+    # `handrail run ... --model fake`, as the README says, from a folder of its own (the ledger
+    # stand-in writes under the working directory).
+    monkeypatch.chdir(tmp_path)
+    target = f"{EXAMPLE / 'pipeline.py'}:pipeline"
+    argv = ["run", target, str(EXAMPLE / "documents"), "--model", "fake", "--json"]
+    assert main([*argv, "--db", str(tmp_path / "runs.db")]) == 0  # failed documents included
+    runs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {Path(r["document"]).name: r["status"] for r in runs} == {
+        doc: status.value for doc, status in EXPECTED.items()
+    }
+    posted = json.loads((tmp_path / ".handrail" / "invoice_intake_ledger.json").read_text())
+    assert len(posted) == len(COMPLETED)
 
 
 README = (EXAMPLE / "README.md").read_text(encoding="utf-8")
@@ -417,13 +531,13 @@ def test_the_readme_python_runs(tmp_path, monkeypatch, capsys):
     (block,) = re.findall(r"```python\n(.*?)```", README, re.S)
     exec(compile(block, "examples/invoice_intake/README.md", "exec"), {"__name__": "readme"})
     printed = capsys.readouterr().out.splitlines()
-    assert printed[: len(EXPECTED)] == [f"{doc:36} {status}" for doc, status in EXPECTED.items()]
+    assert printed[: len(EXPECTED)] == [f"{doc:40} {status}" for doc, status in EXPECTED.items()]
     posted = json.loads((tmp_path / ".handrail" / "invoice_intake_ledger.json").read_text())
     assert printed[len(EXPECTED) :] == [
-        "laptops: completed posted as AP-0005",
-        "catering: completed posted as AP-0006",
+        "laptops: completed posted as AP-0008",
+        "catering: completed posted as AP-0009",
     ]
-    assert [(e["entry"], e["invoice_number"], e["total"]) for e in posted[4:]] == [
-        ("AP-0005", "KIT-30571", 3178.8),
-        ("AP-0006", "HF-2025-0219", 495.0),
+    assert [(e["entry"], e["invoice_number"], e["total"]) for e in posted[7:]] == [
+        ("AP-0008", "KIT-30571", 3178.8),
+        ("AP-0009", "HF-2025-0219", 495.0),
     ]

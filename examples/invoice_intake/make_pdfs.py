@@ -11,7 +11,7 @@ The scan is a typed invoice put through an office scanner: the page is drawn, re
 with pypdfium2, tilted, blurred, speckled and saved as a grey JPEG inside a PDF with no text layer,
 so handrail has to OCR it. Random noise is seeded and reportlab's output is invariant, so running
 this again writes the same files. Needs reportlab, pypdfium2 and Pillow (`pip install -e
-".[ocr]"` and reportlab).
+".[documents,test]"`).
 """
 
 from __future__ import annotations

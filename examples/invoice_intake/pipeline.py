@@ -1,6 +1,7 @@
 """Supplier-invoice intake for Alder & Quay, a small architecture practice in Bristol.
 
-Invoices and receipts reach the practice as emails, pasted text and OCR'd scans. Each one is
+Invoices and receipts reach the practice as PDFs, scans, phone photos, emails and pasted text
+(`handrail run` reads the PDFs' text layer and OCRs the scans and photos). Each one is
 read, its fields extracted and checked against arithmetic and the calendar (the total is the
 lines plus VAT, the dates are real and in order, the supplier, number and total are really in the
 document), its supplier matched against the supplier list and any purchase-order number against
