@@ -30,7 +30,7 @@ from handrail.exceptions import (
     SignInFailed,
     StoreError,
 )
-from handrail.review import InboxItem, ReviewService
+from handrail.review import DocumentView, InboxItem, ReviewService
 from handrail.review.audit import audit_json
 from handrail.review.shapes import (
     decision_json,
@@ -129,10 +129,39 @@ class FieldOut(BaseModel):
     reasons: list[str]
 
 
+class PlaceOut(BaseModel):
+    path: str
+    page: int
+    boxes: list[tuple[float, float, float, float]] = Field(
+        description="The words' boxes: (left, top, right, bottom) from the page's top-left "
+        "corner, in the page's unit (`pt` for a PDF, `px` for an image)."
+    )
+
+
+class PartOut(BaseModel):
+    name: str
+    media_type: str
+    pages: list[int]
+    error: str | None
+
+
 class DocumentOut(BaseModel):
     kind: str
     text: str
     headers: dict[str, str]
+    media_type: str = "text/plain"
+    pages: int = Field(default=0, description="How many pages (0: the document has none).")
+    places: list[PlaceOut] = Field(
+        default_factory=list, description="Each value found on a page: where, with its boxes."
+    )
+    parts: list[PartOut] = Field(
+        default_factory=list, description="An e-mail's body and attachments."
+    )
+    images: str | None = Field(
+        default=None,
+        description="Why the page images cannot be shown (the file is gone or changed); "
+        "None when they can: GET /reviews/{id}/pages/{n}.png on the pages' site.",
+    )
 
 
 class ReviewOut(BaseModel):
@@ -167,6 +196,26 @@ class DecisionOut(BaseModel):
     run_id: str
     status: str
     decision: dict[str, Any]
+
+
+def _document(view: DocumentView) -> DocumentOut:
+    return DocumentOut(
+        kind=view.kind,
+        text=view.text,
+        headers=view.headers,
+        media_type=view.media_type,
+        pages=len(view.pages),
+        places=[
+            PlaceOut(path=place.path, page=place.page, boxes=list(place.boxes))
+            for page in view.pages
+            for place in page.places
+        ],
+        parts=[
+            PartOut(name=p.name, media_type=p.media_type, pages=list(p.pages), error=p.error)
+            for p in view.parts
+        ],
+        images=view.images,
+    )
 
 
 # --- the app -------------------------------------------------------------------------------------
@@ -240,11 +289,7 @@ def api_app(service: ReviewService, *, on_decided: Callable[[str], None] | None 
                 )
                 for f in d.fields
             ],
-            document=(
-                DocumentOut(kind=d.document.kind, text=d.document.text, headers=d.document.headers)
-                if d.document is not None
-                else None
-            ),
+            document=_document(d.document) if d.document is not None else None,
             claim=_claim(d.claim),
             decision=decision_json(r.review_id, d.decision) if d.decision is not None else None,
             schema_errors=[FieldError(field=p, message=m) for p, m in d.schema_errors],

@@ -12,19 +12,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from handrail._utils import now
 from handrail.core.records import ReviewDecision
 from handrail.exceptions import (
+    InputError,
     InvalidDecision,
     ReviewAlreadyDecided,
     ReviewClaimed,
     SignInFailed,
 )
-from handrail.review import ReviewDetail, ReviewService
+from handrail.review import DocumentView, PageView, ReviewDetail, ReviewService
 from handrail.review.fields import label as path_label
 from handrail.web import forms
 from handrail.web.render import page, when
@@ -38,6 +39,8 @@ from handrail.web.security import (
 )
 
 Form = dict[str, str]
+MAX_PAGE = 100_000
+"""The highest page number an address may ask for (a document has at most `max_pages`)."""
 
 
 class CsrfRefused(Exception):
@@ -170,9 +173,32 @@ def router(
     # --- a review --------------------------------------------------------------------------------
 
     @pages.get("/reviews/{review_id}")
-    def review(request: Request, review_id: str, me: Me) -> Response:
+    def review(
+        request: Request,
+        review_id: str,
+        me: Me,
+        page_no: Annotated[int | None, Query(alias="page", ge=1, le=MAX_PAGE)] = None,
+    ) -> Response:
         detail = service_of(request).review(review_id, me.reviewer)
-        return _review_page(request, me, detail)
+        return _review_page(request, me, detail, page_no=page_no)
+
+    @pages.get("/reviews/{review_id}/pages/{number}.png")
+    def page_image(
+        request: Request,
+        review_id: str,
+        number: Annotated[int, Path(ge=1, le=MAX_PAGE)],
+        me: Me,
+    ) -> Response:
+        """A page of the review's document as a PNG, for the signed-in reviewers of its queue;
+        404 with the reason as text when the page cannot be shown (no such page, the file is
+        gone or changed since the run read it)."""
+        try:
+            image = service_of(request).page_image(review_id, number, me.reviewer)
+        except InputError as e:
+            return PlainTextResponse(str(e), status_code=404)
+        # `no-store` (set for every answer by `security.guard`): a page is a document, kept in
+        # no cache, the browser's included; the service keeps the last few it rendered instead.
+        return Response(image.data, media_type="image/png")
 
     def _review_page(
         request: Request,
@@ -185,6 +211,7 @@ def router(
         problem: str | None = None,
         conflict: ReviewAlreadyDecided | None = None,
         claim_problem: str | None = None,
+        page_no: int | None = None,
     ) -> Response:
         request_ = detail.request
         shape = _shape(detail)
@@ -198,6 +225,7 @@ def router(
             errors=errors,
         )
         known = _paths(shown)
+        flagged = {f.path for f in detail.fields if f.flagged}
         loose = [(path, message) for path, message in (errors or {}).items() if path not in known]
         return render(
             request,
@@ -219,7 +247,8 @@ def router(
                 for path, message in (errors or {}).items()
             ],
             highlighted={h.path for h in detail.document.highlights} if detail.document else set(),
-            flagged={f.path for f in detail.fields if f.flagged},
+            flagged=flagged,
+            shown_page=_shown_page(detail.document, flagged, page_no),
             mine=detail.claim is not None and detail.claim.reviewer == me.reviewer.name,
         )
 
@@ -315,6 +344,23 @@ def router(
         return RedirectResponse(f"/reviews/{review_id}", status_code=303)
 
     return pages
+
+
+def _shown_page(
+    document: DocumentView | None, flagged: set[str], wanted: int | None
+) -> PageView | None:
+    """The page a review page shows: the one asked for (`?page=N`), else the first page holding
+    a flagged field's value, else the first holding any value, else the first page."""
+    if document is None or not document.pages:
+        return None
+    asked = document.page(wanted) if wanted is not None else None
+    if asked is not None:
+        return asked
+    with_values = [shown for shown in document.pages if shown.places]
+    for shown in with_values:
+        if any(place.path in flagged for place in shown.places):
+            return shown
+    return with_values[0] if with_values else document.pages[0]
 
 
 def _shape(detail: ReviewDetail) -> forms.Shape:
