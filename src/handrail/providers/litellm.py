@@ -4,6 +4,7 @@
     LiteLLMModel("ollama/llama3.2", confidence="agreement", samples=5)
     LiteLLMModel("openai/my-model", api_base="http://127.0.0.1:8000/v1")
     LiteLLMModel("local/gemma3-270m")            # the embedded model (handrail[local])
+    LiteLLMModel("openai/gpt-4o-mini", image_side=1024)  # page images for Extract(images=...)
 
 One call of `generate` is one step attempt: litellm's own retries are off (the node's
 `RetryPolicy` owns retries), instructor turns the node's schema into the provider's structured
@@ -11,6 +12,12 @@ output request (tools, or JSON mode with the schema in the prompt), and the raw 
 to the runner, which validates it and re-asks with the errors. Every litellm exception is
 translated here into handrail's provider errors (`_errors.py`); nothing above this module sees a
 litellm type.
+
+Page images (`Extract(..., images=N)`, `_images.py`): the pages are rendered from the
+document's source file and sent as image content parts after the document's text. A model
+litellm's map says cannot see is refused before any call (`vision=True` overrides the map); the
+embedded model reads text only and refuses too. A page that cannot be rendered is left out and
+the response's warnings say so.
 
 Confidence (DESIGN §4), chosen by `confidence=`:
 - `"auto"` (default): the embedded model's label scores / token probabilities; token logprobs
@@ -34,6 +41,14 @@ from handrail.core.records import Confidence, ConfidenceSource, Usage
 from handrail.exceptions import AuthenticationError, ContextWindowExceeded, InputError
 from handrail.providers._confidence import agree, logprob_confidence, reported_number
 from handrail.providers._errors import translate
+from handrail.providers._images import (
+    NOTHING,
+    PageImages,
+    Seen,
+    refuse_blind,
+    vision_support,
+    with_images,
+)
 from handrail.providers._litellm import litellm
 from handrail.providers._requests import (
     Prepared,
@@ -72,6 +87,8 @@ class LiteLLMModel:
         mode: StructuredMode = "auto",
         timeout: float | None = None,
         on_overflow: Overflow = "fail",
+        vision: bool | None = None,
+        image_side: int = 1600,
         **params: Any,
     ) -> None:
         model = model.strip()
@@ -92,7 +109,11 @@ class LiteLLMModel:
         self.sample_temperature = sample_temperature
         self.timeout = timeout
         self.on_overflow = on_overflow
+        # Whether the model takes images; None: litellm's model map decides on the first request
+        # with images (a model the map says nothing of is sent them).
+        self.vision = vision
         self.params = dict(params)
+        self._images = PageImages(max_side=image_side)
         self.local = model.startswith("local/")
         if self.local:
             from handrail.providers import local
@@ -120,14 +141,15 @@ class LiteLLMModel:
     async def generate(self, request: ModelRequest) -> ModelResponse:
         if not self._env_checked:
             self._check_environment(request)
+        seen = await self._look(request)
         if self.local:
             return await self._generate_local(request)
         method = self._method(request)
         if method == "agreement":
-            return await self._generate_agreement(request)
+            return await self._generate_agreement(request, seen)
         if method == "self_reported":
-            return await self._generate_self_reported(request)
-        kwargs = self._kwargs(request, logprobs=method == "logprobs")
+            return await self._generate_self_reported(request, seen)
+        kwargs = self._kwargs(request, logprobs=method == "logprobs", seen=seen)
         response = await self._complete(kwargs, request)
         output, source = self._raw_output(response, kwargs)
         confidence: Confidence | None = None
@@ -141,13 +163,27 @@ class LiteLLMModel:
             confidence=confidence,
             field_confidence=fields,
             finish_reason=_finish_reason(response),
-            warnings=tuple(kwargs.get("_handrail_warnings", ())),
+            warnings=_warnings(seen, kwargs),
+            images_sent=seen.pages,
         )
+
+    async def _look(self, request: ModelRequest) -> Seen:
+        """The page images `request` asks for, rendered; refused for a model that cannot see."""
+        if not request.images:
+            return NOTHING
+        if self.local:
+            raise refuse_blind(request, self.model, local=True)
+        if self.vision is None:
+            self.vision = vision_support(self.model) is not False
+        if not self.vision:
+            raise refuse_blind(request, self.model, local=False)
+        return await self._images.look(request)
 
     async def _complete(self, kwargs: dict[str, Any], request: ModelRequest) -> Any:
         """One litellm call; a context-window overflow is truncated only when declared."""
         for tried in range(_MAX_TRUNCATIONS + 1):
             call = {k: v for k, v in kwargs.items() if not k.startswith("_handrail")}
+            call["messages"] = with_images(call["messages"], kwargs.get("_handrail_images", ()))
             try:
                 return await litellm.acompletion(**call)
             except Exception as e:
@@ -213,6 +249,7 @@ class LiteLLMModel:
         *,
         logprobs: bool = False,
         schema_type: type[Any] | None = None,
+        seen: Seen = NOTHING,
     ) -> dict[str, Any]:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         kwargs: dict[str, Any] = {
@@ -220,6 +257,8 @@ class LiteLLMModel:
             "messages": messages,
             "max_retries": 0,
         }
+        if seen.parts:  # added to the messages per call, after any truncation of their text
+            kwargs["_handrail_images"] = seen.parts
         if self.api_base is not None:
             kwargs["api_base"] = self.api_base
         if self.api_key is not None:
@@ -330,8 +369,8 @@ class LiteLLMModel:
 
     # --- agreement -----------------------------------------------------------------------------
 
-    async def _generate_agreement(self, request: ModelRequest) -> ModelResponse:
-        kwargs = self._kwargs(request)
+    async def _generate_agreement(self, request: ModelRequest, seen: Seen) -> ModelResponse:
+        kwargs = self._kwargs(request, seen=seen)
         kwargs.setdefault("temperature", self.sample_temperature)
         responses: list[Any] = []
         answers: list[Any] = []
@@ -360,13 +399,15 @@ class LiteLLMModel:
             confidence=confidence,
             field_confidence=fields,
             finish_reason=_finish_reason(first),
+            warnings=_warnings(seen, kwargs),
+            images_sent=seen.pages,
         )
 
     # --- self-reported -------------------------------------------------------------------------
 
-    async def _generate_self_reported(self, request: ModelRequest) -> ModelResponse:
+    async def _generate_self_reported(self, request: ModelRequest, seen: Seen) -> ModelResponse:
         wrapper = self._self_report_type(request)
-        kwargs = self._kwargs(request, schema_type=wrapper)
+        kwargs = self._kwargs(request, schema_type=wrapper, seen=seen)
         append_system(kwargs["messages"], _SELF_REPORT)
         response = await self._complete(kwargs, request)
         raw, _ = self._raw_output(response, kwargs)
@@ -388,6 +429,8 @@ class LiteLLMModel:
             model=self._response_model(response),
             confidence=confidence,
             finish_reason=_finish_reason(response),
+            warnings=_warnings(seen, kwargs),
+            images_sent=seen.pages,
         )
 
     def _self_report_type(self, request: ModelRequest) -> type[BaseModel]:
@@ -421,6 +464,11 @@ def _provider(model: str, api_base: str | None) -> str:
             "OpenAI-compatible server"
         ) from e
     return str(provider)
+
+
+def _warnings(seen: Seen, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The call's declared degradations: pages not shown, then any truncation."""
+    return (*seen.warnings, *kwargs.get("_handrail_warnings", ()))
 
 
 def _finish_reason(response: Any) -> str | None:
