@@ -494,6 +494,24 @@ def test_without_ocr_the_scan_and_the_photo_fail_their_own_runs_saying_why():
         assert name in str(unread) and "--ocr auto" in str(unread)  # the file and the fix
 
 
+async def test_the_scan_and_the_photo_post_the_same_with_the_other_ocr_engine(ledger):
+    # The README's outcomes hold with either engine (RapidOCR and Tesseract err differently).
+    other = next(e for e in ("rapidocr", "tesseract") if e != LoadOptions().ocr_engine)
+    folder = EXAMPLE / "documents"
+    names = ("15_dunmore_march_scan.pdf", "16_harbour_finch_lunch_photo.jpg")
+    items = load_documents([folder / n for n in names], options=LoadOptions(ocr_engine=other))
+    records = await Runner(intake.pipeline, model=FakeModel()).run_many(items)
+    assert [r.status for r in records] == [RunStatus.COMPLETED] * 2
+    posted = {
+        e["invoice_number"]: (e["supplier_id"], e["invoice_date"], e["total"])
+        for e in ledger.entries()
+    }
+    assert posted == {
+        "DC/25/0331": ("S-006", "2025-03-31", 462.6),
+        "HF-2025-0246": ("S-003", "2025-03-26", 210.0),
+    }
+
+
 def test_the_readme_command_runs_over_the_folder(tmp_path, monkeypatch, capsys):
     # `handrail run ... --model fake`, as the README says, from a folder of its own (the ledger
     # stand-in writes under the working directory).
