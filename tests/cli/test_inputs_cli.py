@@ -4,7 +4,6 @@ same failed run for the same broken file however often it is run (real processes
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import resource
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.documents.conftest import pdf_bytes
 
 from handrail.documents import SUFFIXES
 
@@ -269,15 +269,8 @@ def test_submit_without_waiting_lists_the_skipped_files_too(
 
 
 def _pdf(text: str, *, password: str | None = None) -> bytes:
-    from reportlab.pdfgen import canvas
-
-    out = io.BytesIO()
-    pdf = canvas.Canvas(out, encrypt=password)
-    for y, line in enumerate(text.splitlines()):
-        pdf.drawString(72, 760 - 20 * y, line)
-    pdf.showPage()
-    pdf.save()
-    return out.getvalue()
+    lines = [(72.0, 760.0 - 20 * y, line) for y, line in enumerate(text.splitlines())]
+    return pdf_bytes(lines, encrypt=password)
 
 
 def test_split_attachments_runs_the_body_and_each_attachment(

@@ -106,15 +106,19 @@ def test_a_missing_extra_fails_its_own_documents_naming_the_extra(
     assert isinstance(second, Document)
 
 
+def _csv_reader_raising(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    from handrail.documents import sheets
+
+    def load_csv(*_: object, **__: object) -> Document:
+        raise error
+
+    monkeypatch.setattr(sheets, "load_csv", load_csv)
+
+
 def test_a_readers_crash_fails_only_its_document(
     in_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handrail.documents import sheets
-
-    def crash(*_: object, **__: object) -> Document:
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(sheets, "load_csv", crash)
+    _csv_reader_raising(monkeypatch, RuntimeError("boom"))
     _write(in_tmp / "a.csv", b"a,b\n")
     _write(in_tmp / "b.txt", b"fine")
     first, second = read_inputs(["a.csv", "b.txt"]).items
@@ -128,12 +132,7 @@ def test_a_readers_crash_fails_only_its_document(
 def test_the_pdf_password_never_shows_in_a_message(
     in_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handrail.documents import sheets
-
-    def careless(*_: object, **__: object) -> Document:
-        raise InputError("`a.csv` did not open with password s3cret-Pw")
-
-    monkeypatch.setattr(sheets, "load_csv", careless)
+    _csv_reader_raising(monkeypatch, InputError("`a.csv` did not open with password s3cret-Pw"))
     _write(in_tmp / "a.csv", b"a,b\n")
     (item,) = read_inputs(["a.csv"], options=LoadOptions(password="s3cret-Pw")).items
     assert str(item) == "`a.csv` did not open with password ***"

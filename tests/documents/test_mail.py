@@ -4,10 +4,10 @@ attachment, and `attachment_data` giving an attachment's bytes back."""
 
 from __future__ import annotations
 
-import io
 from email.message import EmailMessage
 
 import pytest
+from tests.documents.conftest import image_bytes, pdf_bytes, text_image
 
 from handrail import InputError, Part
 from handrail.documents import LoadOptions, load_bytes
@@ -228,26 +228,13 @@ def test_split_gives_the_body_and_one_document_per_attachment() -> None:
 
 
 def _pdf(lines: list[str]) -> bytes:
-    from reportlab.lib.pagesizes import A4
-    from reportlab.pdfgen import canvas
-
-    out = io.BytesIO()
-    pdf = canvas.Canvas(out, pagesize=A4)
-    for y, line in enumerate(lines):
-        pdf.drawString(72, 760 - 20 * y, line)
-    pdf.showPage()
-    pdf.save()
-    return out.getvalue()
+    """A one-page PDF with these lines (a text layer)."""
+    return pdf_bytes([(72, 760 - 20 * y, line) for y, line in enumerate(lines)])
 
 
 def _png(text: str) -> bytes:
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (600, 120), "white")
-    ImageDraw.Draw(image).text((20, 40), text, fill="black")
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+    """A PNG of `text` in large print (no text layer: OCR reads it)."""
+    return image_bytes(text_image([text]))
 
 
 def test_an_email_with_a_pdf_and_an_image_is_one_document_with_three_parts() -> None:
@@ -273,3 +260,12 @@ def test_an_email_with_a_pdf_and_an_image_is_one_document_with_three_parts() -> 
     assert doc.page_at(place.start) == first
     assert any(w.startswith("receipt.png: ") for w in doc.warnings)  # not read: OCR is off
     assert attachment_data(eml, "invoice.pdf").startswith(b"%PDF")
+
+
+def test_an_image_attachment_is_read_by_ocr_where_it_has_no_text() -> None:
+    eml = email_with(("receipt.png", "image/png", _png("Receipt 99")))
+    doc = load_bytes(eml, name="mail.eml")  # ocr="auto"
+    receipt = doc.parts[1]
+    assert "Receipt 99" in doc.text[receipt.start : receipt.end]
+    assert (doc.pages[0].text_from, doc.pages[0].label) == ("ocr", "receipt.png")
+    assert [place.page for place in doc.find("Receipt 99")] == [1]
