@@ -229,7 +229,7 @@ def test_embedded_files_are_named_in_a_warning() -> None:
     assert document.text == "See the attached receipt"
     assert document.warnings == (
         "the PDF holds 1 embedded file (receipt.txt), not read: save it from the PDF and add it "
-        "as documents of their own",
+        "as a document of its own",
     )
 
 

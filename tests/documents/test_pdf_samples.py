@@ -142,7 +142,7 @@ def test_the_attachment_sample_names_its_embedded_file() -> None:
 
     assert document.warnings == (
         "the PDF holds 1 embedded file (image.png), not read: save it from the PDF and add it "
-        "as documents of their own",
+        "as a document of its own",
     )
 
 
