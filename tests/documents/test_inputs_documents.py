@@ -205,3 +205,25 @@ def test_an_image_left_unread_fails_saying_why_and_how_to_read_it(in_tmp: Path) 
     assert message.startswith("`scan.png` has no text to process (")
     assert "OCR is off" in message  # the loader's warning says why
     assert message.endswith("; check the file, or leave it out of the batch")
+
+
+def test_an_attachments_page_renders_from_the_email_file_in_both_modes(in_tmp: Path) -> None:
+    from handrail.documents import render_pages
+
+    eml = email_with(
+        ("notes.txt", "text/plain", b"Deliver to dock 4"),
+        ("invoice.pdf", "application/pdf", _pdf(["Invoice INV-7"])),
+        ("scan.png", "image/png", _png("Receipt 99")),
+    )
+    _write(in_tmp / "mail.eml", eml)
+    never = LoadOptions(ocr="never")
+    (together,) = read_inputs(["mail.eml"], options=never).items
+    split = read_inputs(["mail.eml"], options=LoadOptions(split_attachments=True))  # OCR: auto
+    invoice, scan = split.items[2:]
+    assert isinstance(together, Document)
+    assert isinstance(invoice, Document) and isinstance(scan, Document)
+    pdf_page, png_page = render_pages(together, [1, 2], max_side=400)
+    assert (pdf_page.page, png_page.page) == (1, 2)
+    assert png_page.width == 400  # the 900 x 300 image, scaled to fit
+    assert render_pages(invoice, [1], max_side=400)[0].data == pdf_page.data
+    assert render_pages(scan, [1], max_side=400)[0].data == png_page.data
