@@ -116,6 +116,28 @@ def test_an_e_mail_attachment_s_page_renders_from_the_e_mail(tmp_path: Path) -> 
     assert rendered.data == expected.data
 
 
+def test_a_split_attachment_s_page_renders_from_its_e_mail(tmp_path: Path) -> None:
+    from handrail.documents.mail import split_email
+
+    message = EmailMessage()
+    message["Subject"] = "Invoice"
+    message.set_content("Attached.")
+    attachment = pdf_bytes([(72, 800, "Invoice 42")])
+    message.add_attachment(
+        attachment, maintype="application", subtype="pdf", filename="invoice.pdf"
+    )
+    path = tmp_path / "mail.eml"
+    path.write_bytes(message.as_bytes())
+    split = split_email(path.read_bytes(), name=str(path), options=NO_OCR)
+    (document,) = [d for d in split.documents if isinstance(d, Document) and d.pages]
+    assert document.id == f"{path}#invoice.pdf"
+
+    (rendered,) = render_pages(document, [1])
+
+    (expected,) = render_pages(_from_file(tmp_path, "invoice.pdf", attachment, ocr="never"), [1])
+    assert rendered.data == expected.data
+
+
 def test_a_page_the_document_does_not_have_is_an_input_error(tmp_path: Path) -> None:
     document = _from_file(tmp_path, "a.pdf", pdf_bytes([(72, 800, "one")]), ocr="never")
 
@@ -152,5 +174,5 @@ def test_a_source_that_is_not_paged_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("plain text")
     moved = dataclasses.replace(pdf, source=str(tmp_path / "a.txt"), metadata={})
 
-    with pytest.raises(InputError, match=r"is a text, which has no pages to render"):
+    with pytest.raises(InputError, match=r"a.txt` \(text\) has no pages to render"):
         render_pages(moved, [1])

@@ -125,7 +125,7 @@ def _render_file(
         return _render_pdf(data, name=name, wanted=wanted, max_side=max_side, options=options)
     fmt = format_for(name)
     if fmt is not None and not fmt.media_type.startswith("image/"):
-        raise InputError(f"`{name}` is a {fmt.name}, which has no pages to render")
+        raise InputError(f"`{name}` ({fmt.name}) has no pages to render")
     return _render_image(data, name=name, wanted=wanted, max_side=max_side, options=options)
 
 
