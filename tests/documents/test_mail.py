@@ -143,6 +143,16 @@ def test_an_attachment_named_without_its_type_is_read_by_its_media_type() -> Non
     assert doc.text.endswith('[attachment data]\n\n{"a": 1}')
 
 
+def test_an_email_that_is_only_a_file_is_read_as_its_attachment() -> None:
+    message = EmailMessage()
+    message["Subject"] = "Scan from MFP-3"
+    message.set_content(b"a,b\n1,2\n", maintype="text", subtype="csv", filename="scan.csv")
+    message.replace_header("Content-Type", "application/octet-stream; name=scan.csv")
+    doc = load_bytes(message.as_bytes(), name="mail.eml")
+    assert doc.text == "Subject: Scan from MFP-3\n\n[attachment scan.csv]\n\na | b\n1 | 2"
+    assert [part.name for part in doc.parts] == ["body", "scan.csv"]
+
+
 def test_an_email_attached_to_an_email_is_followed_up_to_max_depth() -> None:
     eml = email_with(("fwd.eml", "message/rfc822", b"The original order: A-17\n"))
     doc = load_bytes(eml, name="mail.eml")

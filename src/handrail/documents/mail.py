@@ -237,6 +237,10 @@ def _attachments(message: EmailMessage) -> tuple[Attachment, ...]:
 
 
 def _collect(message: EmailMessage, found: list[tuple[str | None, str, bytes]]) -> None:
+    if not message.is_multipart() and message.get_content_maintype() != "text":
+        # The whole message is one file (a scanner's e-mail that is only its PDF).
+        found.append((_filename(message), message.get_content_type(), _payload(message)))
+        return
     for part in message.iter_attachments():
         assert isinstance(part, EmailMessage)
         media_type = part.get_content_type()
