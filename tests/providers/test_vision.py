@@ -187,6 +187,28 @@ async def test_samples_and_reasks_render_the_pages_once(
     assert sent and all(len(image_parts(call)) == 2 for call in sent)
 
 
+async def test_rendered_pages_kept_are_bounded_by_size(
+    invoice: Document, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handrail.documents import render
+    from handrail.providers import _images
+
+    rendered: list[tuple[int, ...]] = []
+    real = render.render_pages
+
+    def counting(document: Document, pages: Any, **options: Any) -> Any:
+        rendered.append(tuple(pages))
+        return real(document, pages, **options)
+
+    monkeypatch.setattr(render, "render_pages", counting)
+    monkeypatch.setattr(_images, "_CACHE_BYTES", 1)  # room for the last set only
+    images = _images.PageImages(max_side=200)
+    for pages in [(1,), (2,), (2,), (1,)]:
+        seen = await images.look(request(invoice, images=pages))
+        assert seen.pages == pages
+    assert rendered == [(1,), (2,), (1,)]
+
+
 # --- degrading and refusing ------------------------------------------------------------------
 
 

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 PASSWORD_VARIABLE = "HANDRAIL_PDF_PASSWORD"
 """The environment variable `handrail run` reads an encrypted PDF's password from."""
-_CACHED = 8
-"""Rendered page sets kept per model: a re-ask or a sample of the same step renders once."""
+_CACHE_BYTES = 32 * 2**20
+"""Rendered pages kept per model (their data URLs' size): a re-ask or a sample of the same step
+renders once. A scanned A4 page at 1600 pixels is about 2 MB as a PNG data URL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,11 @@ class Seen:
     """The page numbers the parts show."""
     warnings: tuple[str, ...] = ()
     """The pages asked for that could not be rendered, and why."""
+
+    @property
+    def size(self) -> int:
+        """The characters of its images' data URLs."""
+        return sum(len(p["image_url"]["url"]) for p in self.parts if p["type"] == "image_url")
 
 
 NOTHING = Seen()
@@ -81,6 +87,7 @@ class PageImages:
         self.max_side = max_side
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[Any, ...], Seen] = OrderedDict()
+        self._cached = 0
 
     async def look(self, request: ModelRequest) -> Seen:
         """The parts for `request.images`, or NOTHING when it asks for none."""
@@ -108,9 +115,11 @@ class PageImages:
         seen = await asyncio.to_thread(self._render, document, request.images, request.node)
         if seen.pages:  # a failure is not kept: the file may be back for the next call
             with self._lock:
+                earlier = self._cache.pop(key, None)  # two calls rendered it at once
+                self._cached += seen.size - (earlier.size if earlier is not None else 0)
                 self._cache[key] = seen
-                while len(self._cache) > _CACHED:
-                    self._cache.popitem(last=False)
+                while self._cached > _CACHE_BYTES and len(self._cache) > 1:
+                    self._cached -= self._cache.popitem(last=False)[1].size
         return seen
 
     def _render(self, document: Document, pages: Sequence[int], node: str) -> Seen:
