@@ -112,3 +112,32 @@ def test_a_blank_image_gives_a_warning_not_silence() -> None:
         "OCR found no text on page 1 (blank, or too faint or small to read; a scan at 300 dpi "
         "reads best)",
     )
+
+
+def test_damaged_copies_of_images_load_or_fail_their_own_document() -> None:
+    import random
+
+    image = text_image(["ABC 123"], size=(200, 80))
+    goods = {
+        "x.png": image_bytes(image),
+        "x.jpg": image_bytes(image, "JPEG"),
+        "x.tif": image_bytes(image, "TIFF", save_all=True, append_images=[image]),
+    }
+    rng = random.Random(14)
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(300):
+        name = rng.choice(sorted(goods))
+        data = bytearray(goods[name])
+        for _ in range(rng.randint(1, 10)):  # mostly in the headers, where decoders trip
+            end = min(len(data), 400) if rng.random() < 0.7 else len(data)
+            data[rng.randrange(end)] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        try:
+            load_bytes(bytes(data), name=name, options=LoadOptions(ocr="never"))
+            outcomes["loaded"] += 1
+        except InputError as e:
+            assert str(e).startswith(f"`{name}")
+            outcomes["refused"] += 1
+
+    assert outcomes["loaded"] > 0 and outcomes["refused"] > 0

@@ -328,3 +328,25 @@ def test_threads_load_pdfs_at_once() -> None:
 
     assert errors == []
     assert texts == [expected] * 40
+
+
+def test_damaged_copies_of_a_pdf_load_or_fail_their_own_document() -> None:
+    import random
+
+    good = pdf_bytes([(72, 800, "Invoice 42"), (300, 800, "Total 9.50")], [(72, 800, "two")])
+    rng = random.Random(14)
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(150):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 20)):  # bytes changed at random, and often cut short
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        try:
+            load_bytes(bytes(data), name="d.pdf", options=NO_OCR)
+            outcomes["loaded"] += 1
+        except InputError as e:
+            assert str(e).startswith("`d.pdf")
+            outcomes["refused"] += 1
+
+    assert outcomes["loaded"] > 0 and outcomes["refused"] > 0  # both kinds were tried

@@ -65,14 +65,18 @@ def load_image(data: bytes, *, name: str, options: LoadOptions) -> Document:
 def open_image(data: bytes, *, name: str, options: LoadOptions) -> Image:
     """The image in `data` (header read, not yet decoded), refused if it is not a PNG, JPEG or
     TIFF or is larger than `options.max_image_pixels`."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with warnings.catch_warnings():
             # handrail's own limit is checked below; Pillow's warning would say it twice
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # odd tags: what decodes is read
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
+            frame_count(image)  # a TIFF's frame headers, read now so that a bad one fails here
+    except Image.DecompressionBombError as e:
+        raise InputError(f"`{name}` is too large an image to decode ({e}); scale it down") from e
+    except Exception as e:  # UnidentifiedImageError, or whatever a decoder raises on bad bytes
         raise InputError(
             f"`{name}` is not a readable image ({e}); check that the file is complete and really "
             "a PNG, JPEG or TIFF"
@@ -120,8 +124,10 @@ def frame(image: Image, index: int, *, name: str, options: LoadOptions) -> Image
             warnings.simplefilter("ignore", UserWarning)  # odd EXIF tags: read what we can
             upright = ImageOps.exif_transpose(image)
         upright.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        page = f", page {index + 1}" if frame_count(image) > 1 else ""
+    except InputError:
+        raise
+    except Exception as e:  # whatever a decoder raises on bad bytes: the file's fault
+        page = f", page {index + 1}" if image.format == "TIFF" and index else ""
         raise InputError(
             f"`{name}`{page} cannot be decoded ({e}); the file is damaged or truncated: "
             "export it again"

@@ -24,7 +24,8 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,7 @@ def load_pdf(data: bytes, *, name: str, options: LoadOptions) -> Document:
     with PDFIUM_LOCK:
         pdf = open_pdf(data, name=name, password=options.password)
     try:
-        with PDFIUM_LOCK:
+        with PDFIUM_LOCK, damaged(name):
             count = len(pdf)
             if count > options.max_pages:
                 raise InputError(
@@ -96,7 +97,7 @@ def load_pdf(data: bytes, *, name: str, options: LoadOptions) -> Document:
             builder.warnings.extend(_attachments(pdf))
         for index in range(count):
             label = f"{name}, page {index + 1}"
-            with PDFIUM_LOCK:
+            with PDFIUM_LOCK, damaged(label):
                 started = time.perf_counter()
                 read = _read_page(pdf, index, name=name, options=options, ocr=no_ocr is None)
                 elapsed = time.perf_counter() - started
@@ -125,6 +126,20 @@ def load_pdf(data: bytes, *, name: str, options: LoadOptions) -> Document:
     if blank:
         builder.warnings.append(blank_warning(blank))
     return builder.build(id=name, source=name, media_type="application/pdf", metadata=metadata)
+
+
+@contextmanager
+def damaged(where: str) -> Iterator[None]:
+    """Turns pdfium's errors (a page or its text that cannot be loaded) into InputError."""
+    import pypdfium2 as pdfium
+
+    try:
+        yield
+    except pdfium.PdfiumError as e:
+        raise InputError(
+            f"`{where}` cannot be read ({e}); the PDF is damaged: export it again, or print it "
+            "to a new PDF"
+        ) from e
 
 
 def open_pdf(data: bytes, *, name: str, password: str | None) -> Any:
@@ -161,16 +176,8 @@ def open_pdf(data: bytes, *, name: str, password: str | None) -> Any:
 def _read_page(pdf: Any, index: int, *, name: str, options: LoadOptions, ocr: bool) -> _Read:
     """Page `index`'s text layer and form fields, or, for a scan, its image to OCR (`ocr`: an
     engine is there to read it)."""
-    import pypdfium2 as pdfium
-
     label = f"{name}, page {index + 1}"
-    try:
-        page = pdf[index]
-    except pdfium.PdfiumError as e:
-        raise InputError(
-            f"`{label}` cannot be read ({e}); the PDF is damaged: export it again, or print it "
-            "to a new PDF"
-        ) from e
+    page = pdf[index]
     try:
         width, height = page.get_size()
         if max(width, height) > options.max_page_side:
@@ -435,4 +442,4 @@ def _attachments(pdf: Any) -> list[str]:
     return [f"the PDF holds {count} embedded {files} ({', '.join(names)}{more}), not read: {fix}"]
 
 
-__all__ = ["COLUMN_GAP", "PDFIUM_LOCK", "SCAN_TEXT_CHARS", "load_pdf", "open_pdf"]
+__all__ = ["COLUMN_GAP", "PDFIUM_LOCK", "SCAN_TEXT_CHARS", "damaged", "load_pdf", "open_pdf"]

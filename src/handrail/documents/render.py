@@ -22,7 +22,7 @@ from handrail.core.state import Document
 from handrail.documents.images import check_pixels, frame, frame_count, open_image
 from handrail.documents.load import format_for
 from handrail.documents.options import DEFAULT_OPTIONS, LoadOptions
-from handrail.documents.pdf import PDFIUM_LOCK, open_pdf
+from handrail.documents.pdf import PDFIUM_LOCK, damaged, open_pdf
 from handrail.exceptions import InputError
 
 if TYPE_CHECKING:
@@ -132,8 +132,6 @@ def _render_file(
 def _render_pdf(
     data: bytes, *, name: str, wanted: dict[int, int], max_side: int, options: LoadOptions
 ) -> dict[int, Image]:
-    import pypdfium2 as pdfium
-
     images: dict[int, Image] = {}
     with PDFIUM_LOCK:
         pdf = open_pdf(data, name=name, password=options.password)
@@ -141,10 +139,8 @@ def _render_pdf(
             for number, index in wanted.items():
                 if index >= len(pdf):
                     raise InputError(f"`{name}` has no page {index + 1} (it changed?)")
-                try:
+                with damaged(f"{name}, page {index + 1}"):
                     page = pdf[index]
-                except pdfium.PdfiumError as e:
-                    raise InputError(f"`{name}`, page {index + 1} cannot be rendered ({e})") from e
                 try:
                     width, height = page.get_size()
                     scale = max_side / max(width, height, 1.0)
