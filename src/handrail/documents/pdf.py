@@ -168,8 +168,13 @@ def open_pdf(data: bytes, *, name: str, password: str | None) -> Any:
             f"`{name}` is not a readable PDF ({reason}); download or export it again, or print "
             "it to a new PDF"
         ) from e
-    if pdf.get_formtype() != raw.FORMTYPE_NONE:
-        pdf.init_forms()  # before any page is loaded, so that field values can be read
+    try:
+        with damaged(name):
+            if pdf.get_formtype() != raw.FORMTYPE_NONE:
+                pdf.init_forms()  # before any page is loaded, so that field values can be read
+    except InputError:
+        pdf.close()
+        raise
     return pdf
 
 
