@@ -52,8 +52,9 @@ def render_pages(
     max_side: int = 1600,
     options: LoadOptions = DEFAULT_OPTIONS,
 ) -> tuple[PageImage, ...]:
-    """Pages `pages` (numbers in `document.pages`) as PNG images whose longest side is at most
-    `max_side` pixels (an image smaller than that is not enlarged), in the order asked.
+    """Pages `pages` (numbers in `document.pages`) as PNG images, in the order asked: a PDF
+    page rendered with its longest side `max_side` pixels, an image's page shrunk to fit in
+    `max_side` (never enlarged).
 
     Raises InputError when the document has no such page, its source file is missing or has
     changed since it was read, or the file cannot be rendered."""
