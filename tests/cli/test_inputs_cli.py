@@ -327,3 +327,38 @@ def test_ocr_never_leaves_a_scan_unread_and_says_so(
     assert "OCR is off" in message
     wrong = cli("run", HAPPY, "scan.png", "--ocr", "sometimes")
     assert wrong.exit_code == 2 and "'sometimes' is not one of" in wrong.stderr
+
+
+VISION = """
+from pydantic import BaseModel
+
+from handrail import Extract, PipelineBuilder
+
+
+class Order(BaseModel):
+    order_id: str
+    amount: float
+
+
+pipeline = PipelineBuilder("vision").add(Extract("order", Order, images=2)).build()
+"""
+
+
+def test_runs_show_lists_the_pages_a_step_showed_its_model(
+    cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "vision.py").write_text(VISION)
+    lines = [(72.0, 760.0 - 20 * y, line) for y, line in enumerate(REFUND.splitlines())]
+    (tmp_path / "order.pdf").write_bytes(pdf_bytes(lines, lines, lines))
+    monkeypatch.chdir(tmp_path)
+    (run,) = cli("run", "vision.py:pipeline", "order.pdf", "--json").json_lines()
+    assert run["status"] == "completed", run
+    shown = cli("runs", "show", run["run_id"]).stdout
+    header = next(line for line in shown.splitlines() if "pages shown" in line)
+    row = next(line for line in shown.splitlines() if line.startswith("│ order"))
+    assert [cell.strip() for cell in header.split("┃")][-2] == "pages shown"
+    assert [cell.strip() for cell in row.split("│")][-2] == "1, 2"
+    text_only = cli(
+        "runs", "show", cli("run", HAPPY, "order.pdf", "--json").json_lines()[0]["run_id"]
+    )
+    assert "pages shown" not in text_only.stdout

@@ -162,6 +162,8 @@ def steps_table(steps: Sequence[StepRecord]) -> Table:
     _columns(table, "error")
     why = any(retried(step) for step in steps)
     _columns(table, *(["retried because"] if why else []))
+    seen = any(attempt.images for step in steps for attempt in step.attempts)
+    _columns(table, *(["pages shown"] if seen else []), wrap=False)
     for step in steps:
         error = f"{step.error.type}: {step.error.message}" if step.error is not None else ""
         because = "; ".join(
@@ -182,8 +184,16 @@ def steps_table(steps: Sequence[StepRecord]) -> Table:
             Text(cost(step.usage.cost)),
             Text(_compact(error, 160)),
             *([Text(_compact(because, 200))] if why else []),
+            *([Text(_pages_shown(step))] if seen else []),
         )
     return table
+
+
+def _pages_shown(step: StepRecord) -> str:
+    """The pages the step's model was shown as images (`Extract(images=...)`), over its
+    attempts: `1, 2`."""
+    pages = sorted({page for attempt in step.attempts for page in attempt.images})
+    return ", ".join(str(page) for page in pages)
 
 
 def _why(attempt: Attempt) -> str:
