@@ -4,6 +4,7 @@ attachment, and `attachment_data` giving an attachment's bytes back."""
 
 from __future__ import annotations
 
+import importlib.util
 from email.message import EmailMessage
 
 import pytest
@@ -141,6 +142,23 @@ def test_an_attachment_named_without_its_type_is_read_by_its_media_type() -> Non
     doc = load_bytes(email_with(("data", "application/json", b'{"a": 1}')), name="mail.eml")
     assert (doc.parts[1].name, doc.parts[1].media_type) == ("data", "application/json")
     assert doc.text.endswith('[attachment data]\n\n{"a": 1}')
+
+
+def test_an_attachment_whose_extra_is_missing_fails_its_part_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "pypdfium2" else find_spec(name, *args),
+    )
+    eml = email_with(("invoice.pdf", PDF, b"%PDF-1.4"))
+    doc = load_bytes(eml, name="mail.eml")
+    assert doc.parts[1].error == (
+        "`invoice.pdf`: reading a PDF needs handrail's `documents` extra (missing: pypdfium2); "
+        "install it with `pip install 'handrail[documents]'`"
+    )
 
 
 def test_an_email_that_is_only_a_file_is_read_as_its_attachment() -> None:

@@ -1,16 +1,19 @@
 """HTML (`.html`, `.htm`): the readable text of a page, with BeautifulSoup.
 
-What a browser would show as text, line by line: scripts, styles, `<head>` and comments are
-left out; each block (paragraph, heading, list item, `<br>`...) starts a new line; a table row
-is one line with its cells separated by ` | `; runs of white space are one space, and blank
-lines are dropped. The `<title>` goes into `metadata["title"]`. The encoding is the one the file
-declares (`<meta charset>`), else its byte-order mark, else UTF-8 or what the bytes suggest.
+What a browser would show as text, line by line. Left out: scripts, styles, `<head>`,
+comments, and elements hidden from a reader (`hidden`, `display: none`, `visibility: hidden`:
+text a person reviewing the page would not see must not steer a model). Each block (paragraph,
+heading, list item, `<br>`...) starts a new line; a table row is one line with its cells
+separated by ` | `; runs of white space are one space, and blank lines are dropped. The
+`<title>` goes into `metadata["title"]`. The encoding is the one the file declares
+(`<meta charset>`), else its byte-order mark, else UTF-8 or what the bytes suggest.
 
 E-mails with an HTML body use the same reading (`html_text`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from handrail.core.state import Document
@@ -28,6 +31,7 @@ _BLOCKS = frozenset(
     }
 )  # fmt: skip
 _CELLS = ("td", "th")
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
 def html_text(markup: str | bytes) -> tuple[str, str]:
@@ -36,12 +40,18 @@ def html_text(markup: str | bytes) -> tuple[str, str]:
 
     soup = BeautifulSoup(markup, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup.find_all(_DROPPED):
-        tag.decompose()
+    for tag in [*soup.find_all(_DROPPED), *soup.find_all(_hidden)]:
+        if not tag.decomposed:
+            tag.decompose()
     chunks: list[str] = []
     _render(soup, chunks)
     lines = (" ".join(line.split()) for line in "".join(chunks).splitlines())
     return "\n".join(line for line in lines if line), title
+
+
+def _hidden(tag: Any) -> bool:
+    style = tag.get("style") or ""
+    return tag.has_attr("hidden") or _HIDDEN_STYLE.search(style) is not None
 
 
 def _render(node: Any, out: list[str]) -> None:
