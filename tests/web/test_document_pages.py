@@ -79,6 +79,7 @@ def test_the_review_page_says_on_which_page_each_value_is_and_shows_that_page(
 ) -> None:
     page = docs.ana.get(f"/reviews/{docs.pdf}").text
     assert element_text(page, "value-pages") == "Vendor: page 1 Number: page 1 Total: page 2"
+    assert f'Total:</span> page <a href="/reviews/{docs.pdf}?page=2#page-view">2</a>' in page
     # the flagged total (confidence 0.4 < 0.8) decides which page is shown first
     shown = re.search(r'<figure id="page-view" class="page-view" data-page="(\d+)"', page)
     assert shown is not None and shown.group(1) == "2"
@@ -191,6 +192,7 @@ def test_an_email_lists_its_parts_and_shows_its_attachments_pages(docs: Paged) -
         "Parts body text/plain invoice.pdf application/pdf · pages 1 , 2 "
         "photo.heic image/heic not read: unsupported file type `.heic`"
     )
+    assert "· pages <a" in page and "1</a>, <a" in page  # as it reads: "pages 1, 2"
     assert element_text(page, "document-warnings") == (
         "photo.heic: could not be read: unsupported file type `.heic`"
     )
