@@ -184,7 +184,7 @@ def test_a_folder_is_run_recursively_in_sorted_order(cli: Invoke, tmp_path: Path
         path = tmp_path / "in" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{BUG}{name}\n")
-    (tmp_path / "in" / "ignored.pdf").write_text("not read")
+    (tmp_path / "in" / "ignored.heic").write_text("not read")  # no reader for it
     result = cli("run", HAPPY, str(tmp_path / "in"), "--json", "--concurrency", "3")
     ids = [
         (Path(line["document"]).relative_to(tmp_path / "in").as_posix(), line["status"])
@@ -199,7 +199,7 @@ def test_a_folder_is_run_recursively_in_sorted_order(cli: Invoke, tmp_path: Path
     assert [name for name, status in ids if status == "skipped"] == [
         ".skip",  # a hidden folder is one entry
         "c/.hidden.txt",
-        "ignored.pdf",
+        "ignored.heic",
     ]
 
 

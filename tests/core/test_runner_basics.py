@@ -477,6 +477,7 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                             "usage": {"input_tokens": 30, "output_tokens": 1, "cost": 0.0},
                             "model": "fake",
                             "warnings": [],
+                            "images": [],
                         }
                     ],
                     "started_at": "2025-01-02T03:04:05Z",
@@ -555,6 +556,10 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                 "source": None,
                 "metadata": {},
                 "hash": "820547d03f13a4c0a1c6e3ee40422f9482d7b5226586682d68d0637cd072af96",
+                "media_type": "text/plain",
+                "pages": [],
+                "parts": [],
+                "warnings": [],
             },
             "trace_context": {},
             "warnings": [],

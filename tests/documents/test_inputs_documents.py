@@ -100,7 +100,7 @@ def test_a_missing_extra_fails_its_own_documents_naming_the_extra(
     first, second = read_inputs(["inbox"]).items
     assert isinstance(first, InputError) and first.document_id == "inbox/a.xlsx"
     assert str(first) == (
-        "`inbox/a.xlsx`: reading a Excel workbook needs handrail's `documents` extra (missing: "
+        "`inbox/a.xlsx`: reading an Excel workbook needs handrail's `documents` extra (missing: "
         "openpyxl); install it with `pip install 'handrail[documents]'`"
     )
     assert isinstance(second, Document)

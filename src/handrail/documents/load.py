@@ -121,13 +121,17 @@ def format_for(name: str, media_type: str | None = None) -> Format | None:
     return found
 
 
+def _article(name: str) -> str:
+    return "an" if name[:1].lower() in "aeiou" else "a"
+
+
 def missing_extra(fmt: Format) -> str | None:
     """Why `fmt` cannot be read in this install (the extra to install), or None if it can."""
     missing = [module for module in fmt.needs if importlib.util.find_spec(module) is None]
     if not missing:
         return None
     return (
-        f"reading a {fmt.name} needs handrail's `{fmt.extra}` extra (missing: "
+        f"reading {_article(fmt.name)} {fmt.name} needs handrail's `{fmt.extra}` extra (missing: "
         f"{', '.join(missing)}); install it with `pip install 'handrail[{fmt.extra}]'`"
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 OcrMode = Literal["auto", "always", "never"]
@@ -26,14 +26,14 @@ class LoadOptions:
     """`auto`: OCR only the pages (and images) without a text layer; `always`: OCR every page;
     `never`: no OCR (an image-only page is left empty, and the document's warnings say so)."""
     ocr_engine: OcrEngine = "rapidocr"
-    """Which OCR engine reads scans (docs/documents.md compares them on SROIE's receipts)."""
+    """Which OCR engine reads scans (docs/ocr.md compares them on SROIE's receipts)."""
     ocr_timeout_s: float = 60.0
     """Seconds of OCR for one page; checked after each page."""
     ocr_scale: float = 2.0
     """Render scale for OCR of an image-only PDF page (2.0 = 144 dpi)."""
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     """The password for encrypted PDFs (`handrail run` reads `HANDRAIL_PDF_PASSWORD`). Never
-    logged, never stored with the document."""
+    logged, never stored with the document, left out of the options' repr."""
     split_attachments: bool = False
     """An e-mail with attachments is one document with parts (the default), or, with this, one
     document per attachment (`mail.eml#invoice.pdf`) plus the body."""
