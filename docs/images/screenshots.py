@@ -1,16 +1,21 @@
 #!/usr/bin/env python
 """Take the review inbox's screenshots for the README and docs/review-inbox.md.
 
-    python docs/images/screenshots.py        # writes docs/images/inbox.png and review.png
+    python docs/images/screenshots.py        # writes docs/images/inbox.png, review.png and
+                                             # review-pdf.png
 
 What it shows is real: the `inbox_invoice` fixture's invoices and credit note (tests/pipelines)
 run into a SQLite file in a temporary folder, two reviewers added with `handrail reviewers add`,
 `handrail serve` started on a free loopback port, and Debian's Chromium (or $HANDRAIL_CHROMIUM)
 driven by Playwright: bob claims one invoice, alice looks at the inbox and opens another.
+review-pdf.png: the invoice example's two-page PDF (14_brightwire_meeting_room_rewire.pdf, over
+the approval limit) run by `handrail run` with the fake model, its review page with page 1 and
+the values boxed on it.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +30,8 @@ from tests.browser.live import Project, Server, chromium, missing_browser  # noq
 
 VIEWPORT = {"width": 1360, "height": 760}
 REVIEW_VIEWPORT = {"width": 1360, "height": 1040}
+EXAMPLE = ROOT / "examples" / "invoice_intake"
+PDF = "14_brightwire_meeting_room_rewire.pdf"
 
 
 def sign_in(browser: Any, server: Server, token: str) -> Any:
@@ -69,8 +76,31 @@ def main() -> int:
                 browser.close()
         finally:
             server.stop()
-    print(f"wrote {HERE / 'inbox.png'} and {HERE / 'review.png'}")
+    pdf_review(sync_playwright)
+    print(f"wrote {HERE / 'inbox.png'}, {HERE / 'review.png'} and {HERE / 'review-pdf.png'}")
     return 0
+
+
+def pdf_review(sync_playwright: Any) -> None:
+    with tempfile.TemporaryDirectory(prefix="handrail-screenshots-") as folder:
+        project = Project(folder=Path(folder), target=f"{EXAMPLE / 'pipeline.py'}:pipeline")
+        (project.folder / "documents").mkdir()
+        shutil.copy(EXAMPLE / "documents" / PDF, project.folder / "documents" / PDF)
+        done = project.handrail("run", project.target, "documents", "--model", "fake")
+        assert done.code == 0, f"handrail run failed:\n{done.stdout}\n{done.stderr}"
+        project.add_reviewer("alice", ["default"])
+        server = Server(project)
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=chromium(), headless=True)
+                alice = sign_in(browser, server, project.tokens["alice"])
+                alice.goto(f"{server.url}/reviews/{project.review_id(PDF)}?page=1#page-view")
+                alice.locator("#page-view img").wait_for()
+                alice.set_viewport_size(REVIEW_VIEWPORT)
+                alice.screenshot(path=str(HERE / "review-pdf.png"))
+                browser.close()
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":
