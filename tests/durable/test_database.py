@@ -30,12 +30,15 @@ TABLES = [
     "handrail_audit",
     "handrail_claims",
     "handrail_meta",
+    "handrail_outbox",
     "handrail_pipelines",
+    "handrail_receipts",
     "handrail_reviewers",
     "handrail_reviews",
     "handrail_runs",
     "handrail_sessions",
     "handrail_steps",
+    "handrail_triggers",
 ]
 
 

@@ -1,6 +1,7 @@
-"""Schema version 2: a database written by a version 1 handrail (the tables as version 1 made
+"""Schema upgrades: a database written by a version 1 handrail (the tables as version 1 made
 them, on a real SQLite file and on PostgreSQL) is upgraded in place by the first store that
-writes, in one transaction; a read-only store says to run a writing command first."""
+writes, in one transaction; a read-only store says to run a writing command first; a version 2
+database gains the version 3 tables (receipts, triggers, outbox)."""
 
 from __future__ import annotations
 
@@ -146,17 +147,20 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     make_v1_database(url)
     with SqlStore(url) as store:
         assert sql(url, "SELECT schema_version FROM handrail_meta") == [(SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 2
+        assert SCHEMA_VERSION == 3
         assert tables(url) == [
             "handrail_audit",
             "handrail_claims",
             "handrail_meta",
+            "handrail_outbox",
             "handrail_pipelines",
+            "handrail_receipts",
             "handrail_reviewers",
             "handrail_reviews",
             "handrail_runs",
             "handrail_sessions",
             "handrail_steps",
+            "handrail_triggers",
         ]
         # the new columns, backfilled from each request
         assert sorted(sql(url, "SELECT review_id, queue, escalated FROM handrail_reviews")) == [
@@ -175,7 +179,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         # the upgrade is the trail's first row
         [migrated] = store.audit_entries()
         assert (migrated.actor, migrated.action) == ("handrail", "schema_migrated")
-        assert migrated.detail == {"from": 1, "to": 2, "handrail": __version__}
+        assert migrated.detail == {"from": 1, "to": 3, "handrail": __version__}
         # and the new tables work, the append-only triggers included
         store.claim("rv-plain", "bob", lease=timedelta(minutes=15))
         store.record_decision("rv-plain", ReviewDecision.approve(reviewer="bob"))
@@ -196,7 +200,7 @@ def test_a_failed_upgrade_changes_nothing(url: str) -> None:
         SqlStore(url)
     message = str(info.value)
     assert message.startswith(
-        f"cannot upgrade the run records at {url} from schema version 1 to 2: "
+        f"cannot upgrade the run records at {url} from schema version 1 to 3: "
     )
     assert "already exists" in message
     assert message.endswith(
@@ -219,7 +223,25 @@ def test_a_read_only_store_on_a_version_1_database_says_to_write_once(url: str) 
         SqlStore(url, read_only=True)
     assert str(info.value) == (
         f"the database at {url} holds run records in schema version 1; this handrail "
-        f"({__version__}) reads version 2: run a command that writes (`handrail run`) once to "
+        f"({__version__}) reads version 3: run a command that writes (`handrail run`) once to "
         "upgrade it"
     )
     assert sql(url, "SELECT schema_version FROM handrail_meta") == [(1,)]  # untouched
+
+
+def test_a_version_2_database_gains_the_receipts_triggers_and_outbox(url: str) -> None:
+    make_v1_database(url)
+    with SqlStore(url):
+        pass
+    for table in ("handrail_receipts", "handrail_triggers", "handrail_outbox"):
+        sql(url, f"DROP TABLE {table}")
+    sql(url, "UPDATE handrail_meta SET schema_version = 2")
+    with SqlStore(url) as store:
+        assert sql(url, "SELECT schema_version FROM handrail_meta") == [(3,)]
+        assert {"handrail_receipts", "handrail_triggers", "handrail_outbox"} <= set(tables(url))
+        assert [e.detail for e in store.audit_entries(action="schema_migrated")][-1] == {
+            "from": 2,
+            "to": 3,
+            "handrail": __version__,
+        }
+        assert store.get_run("run-1") is not None  # what version 2 held reads as before

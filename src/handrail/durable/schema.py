@@ -11,10 +11,19 @@ handrail_reviewers the people who decide: their queues, whether they lead, their
 handrail_sessions  signed-in browser sessions (the cookie's hash, never the cookie)
 handrail_claims    who is working on a pending review, until when (a lease)
 handrail_audit     append-only, hash-chained: every decision, escalation, claim, sign-in
+handrail_receipts  what each trigger took in, keyed at its source (a file's path and hash, a
+                   message's UIDVALIDITY/UID/Message-ID, a request's Idempotency-Key), and the
+                   run it queued: written in the transaction that queues the run, so a repeat
+                   of the key is answered with that run and never queued twice
+handrail_triggers  each trigger's state: its cursor (e.g. a mailbox's UIDVALIDITY and last
+                   UID), its last pick-up and its last error
+handrail_outbox    notifications to send: one row per (event, channel), written in the
+                   transaction of the event it announces, marked delivered once sent
 ```
 
-Version 2 added the last four tables and the review's `queue` and `escalated` columns
-(`migrate` upgrades a version 1 database in place).
+Version 2 added the reviewer, session, claim and audit tables and the review's `queue` and
+`escalated` columns; version 3 the receipts, triggers and outbox tables (`migrate` upgrades an
+older database in place).
 
 Every `record`/`request`/`decision` column holds the full record as JSON (pydantic's JSON mode);
 the other columns are copies for filtering and sorting. JSON, not JSONB: Postgres keeps the text
@@ -51,7 +60,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump when the tables change, and add the step that upgrades the previous version."""
 
 
@@ -229,6 +238,51 @@ audit = Table(
     Index("handrail_audit_at", "at"),
 )
 
+receipts = Table(
+    "handrail_receipts",
+    metadata,
+    Column("source", String(200), nullable=False),  # the trigger's name, e.g. "http:crm"
+    Column("key", String(500), nullable=False),  # the source's own key for what it delivered
+    Column("pipeline", String(200), nullable=False),
+    Column("run_id", String(200), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("detail", _json(), nullable=False),  # what the source said about it (name, size...)
+    PrimaryKeyConstraint("source", "key", name="handrail_receipts_pk"),
+    Index("handrail_receipts_run", "run_id"),
+    Index("handrail_receipts_received", "source", "received_at"),
+)
+
+triggers = Table(
+    "handrail_triggers",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(50), nullable=False),  # http, folder, mailbox, schedule
+    Column("pipeline", String(200), nullable=False),
+    Column("cursor", _json()),  # the source's position (a mailbox's UIDVALIDITY and UID)
+    Column("last_pickup_at", UtcDateTime),
+    Column("last_error", Text),
+    Column("last_error_at", UtcDateTime),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+outbox = Table(
+    "handrail_outbox",
+    metadata,
+    Column("event_id", String(200), nullable=False),  # the same for every channel it goes to
+    Column("channel", String(200), nullable=False),
+    Column("event", String(50), nullable=False),  # review.waiting, run.failed, ...
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("payload", _json(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    Column("last_error", Text),
+    PrimaryKeyConstraint("event_id", "channel", name="handrail_outbox_pk"),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="handrail_outbox_status"),
+    Index("handrail_outbox_due", "status", "next_attempt_at"),
+)
+
 # The audit table refuses UPDATE and DELETE (and, on Postgres, TRUNCATE) whoever asks.
 _SQLITE_APPEND_ONLY = [
     f"""CREATE TRIGGER IF NOT EXISTS handrail_audit_no_{verb.lower()}
@@ -297,7 +351,13 @@ def _to_v2(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+def _to_v3(conn: Connection) -> None:
+    """Version 2 -> 3: the receipts, triggers and outbox tables (nothing else changes)."""
+    for table in (receipts, triggers, outbox):
+        table.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
 """Upgrades from an older schema version: {version it produces: step}."""
 
 
