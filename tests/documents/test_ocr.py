@@ -99,3 +99,71 @@ def test_missing_tesseract_program_names_the_debian_package(
     message = str(error.value)
     assert message.startswith("`fax.tif`: OCR with tesseract needs the `tesseract` program")
     assert "`tesseract-ocr`" in message
+
+
+CHARACTERS = ["blank", "A", "B", "7", " "]  # RapidOCR's list: the blank first, the space last
+
+
+def _decode(indices: list[int], spaces: list[float], **kwargs: Any) -> Any:
+    return ocr._ctc_decode(indices, [0.9] * len(indices), spaces, CHARACTERS, **kwargs)
+
+
+def test_ctc_decoding_merges_repeats_and_drops_blanks() -> None:
+    decoded = _decode([1, 1, 0, 1, 2, 2, 0, 0], [0.0] * 8)
+    assert decoded.text == "AAB"
+    assert decoded.positions == (0.5 / 8, 3.5 / 8, 4.5 / 8)
+    assert decoded.score == pytest.approx(0.9)
+
+
+def test_a_likely_space_between_two_characters_becomes_a_space() -> None:
+    indices = [1, 0, 0, 0, 2, 0, 3]
+    assert _decode(indices, [0.0, 0.01, 0.02, 0.0, 0.0, 0.0, 0.0]).text == "AB7"
+    spaced = _decode(indices, [0.0, 0.01, 0.2, 0.0, 0.0, 0.0, 0.0], width=14)
+    assert spaced.text == "A B7"
+    assert spaced.positions == (0.5 / 14, 2.5 / 14, 4.5 / 14, 6.5 / 14)
+    assert spaced.confidences[1] == pytest.approx(0.2)  # the space's own probability
+    assert spaced.score == pytest.approx(0.9)  # the characters read, not the space put in
+
+
+def test_the_recognisers_own_space_is_kept_and_not_doubled() -> None:
+    decoded = _decode([1, 0, 4, 0, 2], [0.0, 0.5, 0.9, 0.5, 0.0])
+    assert decoded.text == "A B"
+
+
+def test_words_are_boxed_where_their_characters_are() -> None:
+    decoded = ocr._Decoded(
+        text="AB  7",
+        positions=(0.1, 0.2, 0.45, 0.5, 0.9),
+        confidences=(0.9, 0.7, 0.1, 0.1, 1.0),
+        score=0.9,
+    )
+    run = ocr._place(decoded, (100, 10, 200, 30))
+    (ab, ab_box, ab_confidence), (seven, seven_box, seven_confidence) = run.words
+    assert (ab, seven) == ("AB", "7")
+    assert ab_box == pytest.approx((100, 10, 125, 30))  # the run's left edge; 0.2 + half a step
+    assert seven_box == pytest.approx((185, 10, 200, 30))  # 0.9 - half a step; the right edge
+    assert (ab_confidence, seven_confidence) == (pytest.approx(0.8), 1.0)
+
+
+def test_full_width_characters_read_as_ascii_where_placed() -> None:
+    decoded = ocr._Decoded(
+        text="（9）", positions=(0.2, 0.5, 0.8), confidences=(1.0, 1.0, 1.0), score=1.0
+    )
+    assert [w[0] for w in ocr._place(decoded, (0, 0, 30, 10)).words] == ["(9)"]
+
+
+def test_rapidocr_splits_a_line_at_a_wide_gap_into_two_words() -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (900, 120), "white")
+    font = ImageFont.load_default(size=40)
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 40), "JALAN", fill="black", font=font)
+    right = draw.textbbox((40, 40), "JALAN", font=font)[2]
+    draw.text((right + 28, 40), "SAGU18", fill="black", font=font)  # about a letter's gap
+    result = read_image(image, LoadOptions())
+    assert result.text == "JALAN SAGU18"
+    jalan, sagu = result.words
+    assert (jalan.text, sagu.text) == ("JALAN", "SAGU18")
+    assert jalan.box[2] <= sagu.box[0]
+    assert jalan.box[0] < right + 10 < sagu.box[0] + 20
