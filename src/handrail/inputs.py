@@ -129,7 +129,7 @@ def read_inputs(
             items.extend(split.documents)
             skipped.extend(Skipped(path=name, reason=why) for name, why in split.skipped)
         else:
-            items.append(_load(data, document_id, path.as_posix(), options))
+            items.append(document_from_bytes(data, document_id, path.as_posix(), options))
     return Inputs(items=tuple(items), skipped=tuple(skipped))
 
 
@@ -175,7 +175,7 @@ def load_document(
     data = _read_file(path, document_id=doc_id, max_bytes=max_bytes, within=within)
     if isinstance(data, InputError):
         return data
-    return _load(data, doc_id, path.as_posix(), options)
+    return document_from_bytes(data, doc_id, path.as_posix(), options)
 
 
 def _read_file(
@@ -434,10 +434,10 @@ def _read_stdin(
     limit = max_bytes if max_bytes is not None else max_bytes_for(format_for("", media_type))
     if len(data) > limit:
         return _too_big(STDIN, None, limit)
-    return _load(data, STDIN, STDIN, options, media_type=media_type, keep_hash=False)
+    return document_from_bytes(data, STDIN, STDIN, options, media_type=media_type, keep_hash=False)
 
 
-def _load(
+def document_from_bytes(
     data: bytes,
     doc_id: str,
     source: str,
@@ -445,11 +445,15 @@ def _load(
     *,
     media_type: str | None = None,
     keep_hash: bool = True,
+    name: str | None = None,
 ) -> Document | InputError:
-    """The document in `data` (read by the loader its name calls for), named `doc_id`, with the
-    file's SHA-256 in its metadata; or the `InputError` saying why it cannot be used."""
+    """The document in `data` (read by the loader its name, else `media_type`, calls for),
+    named `doc_id`, with the file's SHA-256 in its metadata; or the `InputError` saying why it
+    cannot be used (a reader's crash included; the PDF password never in the message). `name`
+    (default: `doc_id`) is the file name the format is read from. The one reader for files,
+    stdin and triggers."""
     try:
-        document = load_bytes(data, name=doc_id, media_type=media_type, options=options)
+        document = load_bytes(data, name=name or doc_id, media_type=media_type, options=options)
     except InputError as e:
         return _error(doc_id, _secret(str(e), options))
     except Exception as e:  # a reader's bug fails its own document, not the batch
@@ -560,6 +564,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "Inputs",
     "Skipped",
+    "document_from_bytes",
     "find_documents",
     "load_document",
     "load_documents",

@@ -24,6 +24,7 @@ from handrail.targets import absolute_target, load_pipeline
 
 if TYPE_CHECKING:
     from handrail.durable import Escalated
+    from handrail.notify import Notifications
 
 # `handrail.durable` (DBOS, SQLAlchemy: 0.4 s to import) is imported by the functions that use
 # it, so that `handrail graph`, `run --in-memory` and `--help` start quickly.
@@ -113,6 +114,7 @@ class Batch:
         rerun: bool,
     ) -> list[RunRecord]:
         from handrail.durable import DurableRunner
+        from handrail.notify import load_notifications
 
         async with DurableRunner(
             self.pipeline,
@@ -122,6 +124,7 @@ class Batch:
             db=db,
             executor_id=executor_id,
             hooks=hooks,
+            notify=load_notifications(),  # the reviews and failures it raises are announced
         ) as runner:
             runner.sql.save_pipeline(self.pipeline.name, absolute_target(self.target))
             try:
@@ -146,10 +149,14 @@ class Batch:
         self, *, db: str | None, wait: bool, timeout: float | None = None, rerun: bool = False
     ) -> tuple[list[Queued], list[RunRecord]]:
         from handrail.durable import Submitter
+        from handrail.notify import load_notifications
 
         submitter = Submitter(self.pipeline, db=db, model_spec=self.spec)
         try:
             store = submitter.store
+            notify = load_notifications()
+            if notify is not None:  # unreadable documents' failures are announced too
+                store.notify_to(notify.routes)
             store.save_pipeline(self.pipeline.name, absolute_target(self.target))
             # records unreadable documents' failures
             local = Runner(self.pipeline, store=store, model_spec=self.spec)
@@ -225,10 +232,12 @@ def serve(
     on_ready: Callable[[str, str, str], None] | None = None,
     hooks: Sequence[Hooks] = (),
     on_escalated: Callable[[Escalated], object] | None = None,
+    notify: Notifications | None = None,
 ) -> None:
     """Work as a queue worker for the pipeline TARGET names until SIGTERM or SIGINT; `on_ready`
     gets this worker's executor id, the pipeline's name and the database once it serves,
     `on_escalated` each deadline escalation it applies; `hooks` observe the runs (tracing).
+    Given `notify`, it writes the outbox rows of what it raises and sends the outbox.
 
     Each run is answered by the model it was started (or submitted) with, as its record says,
     built once per model. Given `model`, `record` or `replay`, the model `choose_model` makes
@@ -248,6 +257,7 @@ def serve(
             on_ready or _nothing,
             hooks,
             on_escalated,
+            notify,
         )
     )
 
@@ -262,8 +272,10 @@ async def _serve(
     on_ready: Callable[[str, str, str], None],
     hooks: Sequence[Hooks],
     on_escalated: Callable[[Escalated], object] | None = None,
+    notify: Notifications | None = None,
 ) -> None:
     from handrail.durable import DurableRunner
+    from handrail.notify import Dispatcher
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -281,10 +293,16 @@ async def _serve(
             kind="worker",
             executor_id=executor_id,
             hooks=hooks,
+            notify=notify,
         ) as runner:
             runner.sql.save_pipeline(pipeline.name, absolute_target(target))
-            on_ready(runner.executor_id, pipeline.name, runner.sql.url)
-            await runner.serve(concurrency=concurrency, stop=stop, on_escalated=on_escalated)
+            bell = Dispatcher(notify, db=db).start() if notify is not None else None
+            try:
+                on_ready(runner.executor_id, pipeline.name, runner.sql.url)
+                await runner.serve(concurrency=concurrency, stop=stop, on_escalated=on_escalated)
+            finally:
+                if bell is not None:
+                    await asyncio.to_thread(bell.stop)
     finally:
         for number in signals:
             with contextlib.suppress(Exception):

@@ -382,6 +382,12 @@ def worker(
         sys.stdout.flush()
 
     with errors(), traced(trace) as hooks:
+        from handrail.notify import load_notifications
+
+        notify = load_notifications()  # [tool.handrail.notify] of ./pyproject.toml, if any
+        if notify is not None:
+            names = ", ".join(c.name for c in notify.channels)
+            typer.echo(f"notifications: channels {names} (sent by this worker)", err=True)
         commands.serve(
             target,
             model=model,
@@ -393,6 +399,7 @@ def worker(
             on_ready=ready,
             hooks=hooks,
             on_escalated=escalated,
+            notify=notify,
         )
         if served:
             typer.echo(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from handrail.cli.options import Db, errors
+
+if TYPE_CHECKING:
+    from handrail.notify import Dispatcher
+    from handrail.review import ReviewService
+    from handrail.triggers.intake import Intake
 
 
 def serve(
@@ -64,6 +69,17 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            metavar="NAME",
+            help="Take documents by HTTP from this source, signed with the secret in "
+            "HANDRAIL_SOURCE_<NAME>_SECRET (POST /api/v1/pipelines/PIPELINE/documents; "
+            "docs/triggers.md); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the review inbox in the browser (and its JSON API).
 
@@ -71,7 +87,9 @@ def serve(
     the output. Decided runs continue in this process (--no-worker
     leaves that to `handrail worker`). Prints one line once it serves; Ctrl-C stops it."""
     from handrail.review import ReviewService
+    from handrail.triggers.http import Sources
     from handrail.web import create_app
+    from handrail.web.intake import intake_router
     from handrail.web.server import (
         WorkerLoop,
         allowed_hosts,
@@ -84,8 +102,11 @@ def serve(
         warning = check_host(host, allow_remote=allow_remote)
         if warning is not None:
             typer.echo(warning, err=True)
+        sources = Sources.from_env(source or [])
         service = ReviewService(db, target=target)
+        bell = _bell(db)  # notifications ([tool.handrail.notify]): sent from this process
         worker: WorkerLoop | None = None
+        intake: Intake | None = None
         try:
             if not no_worker:
                 pipeline, note = worker_pipeline(service, target)
@@ -100,14 +121,20 @@ def serve(
                         on_escalated=lambda done: typer.echo(
                             f"escalated review {done.review_id}: {done.action}: {done.detail}"
                         ),
+                        notify=bell.notify if bell is not None else None,
                     )
                     worker.start()
+            if sources.names:
+                intake = _intake(service, target, model, db)
             hosts = allowed_hosts(host, port, allowed_host or [])
             app = create_app(
                 service,
                 allowed_hosts=hosts,
                 secure_cookies=secure_cookies,
                 on_decided=worker.wake if worker is not None else None,
+                intake=None
+                if intake is None
+                else intake_router({intake.pipeline.name: intake}, sources),
             )
 
             def ready(url: str) -> None:
@@ -116,15 +143,50 @@ def serve(
                         f"worker {worker.executor_id} continues the decided runs of "
                         f"{worker.pipeline.name}"
                     )
+                if intake is not None:
+                    typer.echo(
+                        f"takes documents for {intake.pipeline.name} from "
+                        f"{', '.join(sources.names)}: POST "
+                        f"{url}/api/v1/pipelines/{intake.pipeline.name}/documents"
+                    )
                 typer.echo(f"handrail serve: {url} (db {service.url})")
                 sys.stdout.flush()
 
             run_server(app, host=host, port=port, on_ready=ready)
         finally:
+            if bell is not None:
+                bell.stop()
             if worker is not None:
                 worker.stop()
+            if intake is not None:
+                intake.close()
             service.close()
         typer.echo("handrail serve stopped (a signal asked it to)")
+
+
+def _intake(
+    service: ReviewService, target: str | None, model: str | None, db: str | None
+) -> Intake:
+    """The intake path for the server's pipeline, its runs answered by `model` (as `handrail
+    run --model` would, so a document already run is not run again)."""
+    from handrail.exceptions import InputError
+    from handrail.providers.specs import choose_model, model_spec
+    from handrail.triggers.intake import Intake
+    from handrail.web.server import worker_pipeline
+
+    pipeline, note = worker_pipeline(service, target)
+    if pipeline is None:
+        raise InputError(f"--source needs the pipeline documents are for: give --target ({note})")
+    return Intake(pipeline, db=db, model_spec=model_spec(choose_model(model)))
+
+
+def _bell(db: str | None) -> Dispatcher | None:
+    """The notification dispatcher for `./pyproject.toml`'s `[tool.handrail.notify]`, started
+    (None without one): see docs/notifications.md."""
+    from handrail.notify import Dispatcher, load_notifications
+
+    notify = load_notifications()
+    return Dispatcher(notify, db=db).start() if notify is not None else None
 
 
 __all__ = ["serve"]

@@ -30,9 +30,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from dbos import DBOS, DBOSClient, SetWorkflowID
+from dbos import DBOS, DBOSClient, EnqueueOptions, SetWorkflowID
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
+from sqlalchemy import Connection
 
 from handrail._utils import derived_id, new_id, now
 from handrail.core.fingerprint import spec_json
@@ -53,6 +54,7 @@ from handrail.core.runner import DocumentLike, Runner, _Run
 from handrail.core.state import Document
 from handrail.durable.engine import parse, password, reason
 from handrail.durable.errors import StoreError, StoreUnavailable
+from handrail.durable.outbox import Routing
 from handrail.durable.runtime import (
     QUEUE,
     Runtime,
@@ -171,6 +173,8 @@ class DurableRunner(Runner):
       `.handrail/handrail.db`); the run records and DBOS's tables share it;
     - `executor_id`: this process's DBOS executor id; by default the first free one of `local`,
       `local-2`, ... (`kind="worker"`: `worker-<host>`, ...; `kind="cli"`: `cli`, ...);
+    - `notify`: the notification channels (`handrail.notify.Notifications`): reviews raised,
+      escalations, failed runs and reminders write their outbox rows (docs/notifications.md);
     - everything else as `Runner`.
 
     A process may have one open durable runner at a time (DBOS runs once per process).
@@ -191,10 +195,11 @@ class DurableRunner(Runner):
         model_spec: ModelSpec | None = None,
         model_for: Callable[[ModelSpec], Model] | None = None,
         reap_every: float | None = REAP_EVERY,
+        notify: Routing | None = None,
     ) -> None:
         url = database_url(db)
         parsed, _shown = parse(url)
-        store = SqlStore(url)
+        store = SqlStore(url, routes=notify.routes if notify is not None else ())
         super().__init__(
             pipeline,
             model=model,
@@ -603,10 +608,12 @@ class DurableRunner(Runner):
         """Apply the escalation of every pending review of this pipeline whose deadline has
         passed (by `at`, default now): move it to another queue, or decide it (reject, or the
         declared safe default) and continue its run. Each escalation is recorded on the review
-        (queue moves) or as its decision, by reviewer `handrail (deadline)`."""
+        (queue moves) or as its decision, by reviewer `handrail (deadline)`. The same clock
+        writes the `review.due_soon` reminders of deadlines coming up (`SqlStore.remind_due`)."""
         self._require_open()
         at = at or now()
         done: list[Escalated] = []
+        self.sql.remind_due(at, pipeline=self.pipeline.name)
         for review in self.sql.due_reviews(at, pipeline=self.pipeline.name):
             escalation = review.on_deadline
             if escalation is None or review.deadline is None:  # pragma: no cover - not stored
@@ -738,6 +745,21 @@ class _Outage:
             self.since = None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Enqueue:
+    """A run `Submitter.prepare` would put on its pipeline's queue."""
+
+    run_id: str
+    options: EnqueueOptions | None
+    """DBOS's enqueue options (workflow, queue, workflow id, version); None when the document's
+    run stands and nothing is to be queued."""
+    args: tuple[Any, ...]
+    """The run workflow's arguments: run id, document, model spec."""
+    earlier: RunRecord | None = None
+    """The document's run already stored: the one that stands (`options` None), or the failed
+    one this run retries."""
+
+
 class Submitter:
     """Puts runs on a pipeline's queue for `handrail worker`s, without running anything here
     (a DBOS client: no executor id, nothing recovered in this process)."""
@@ -767,7 +789,8 @@ class Submitter:
             application_name="handrail",
             serializer=CHECKPOINTS,
         )
-        self._runner = Runner(pipeline, store=self.store, model_spec=model_spec)
+        self.runner = Runner(pipeline, store=self.store, model_spec=model_spec)
+        """Derives run ids and records the failed runs of unreadable documents (no DBOS)."""
         self.model_spec = model_spec
         """The model each run is to be answered by (a worker builds it from this)."""
         self.reused: set[str] = set()
@@ -786,27 +809,39 @@ class Submitter:
         """Queue one document; returns its run id. A document already run (same pipeline
         version and model) is not queued again unless `rerun` (a new run) or its run failed
         (a retry)."""
+        job = self.prepare(document, run_id=run_id, rerun=rerun)
+        if job.options is None:
+            self.reused.add(job.run_id)
+            return job.run_id
+        if job.earlier is not None:
+            self._retries[job.run_id] = job.earlier.started_at
+        await self._client.enqueue_async(job.options, *job.args)
+        return job.run_id
+
+    def prepare(
+        self, document: DocumentLike, *, run_id: str | None = None, rerun: bool = False
+    ) -> Enqueue:
+        """What `submit` queues for `document`, without queueing it: its run id, and the
+        options and arguments to enqueue it with (`options` None when its run stands)."""
         doc = Document.of(document)
-        run_id = run_id or (new_id("run") if rerun else self._runner.run_id_for(doc))
+        run_id = run_id or (new_id("run") if rerun else self.runner.run_id_for(doc))
         existing = None if rerun else self.store.get_run(run_id)
-        if existing is not None:
-            if existing.status is not RunStatus.FAILED:
-                self.reused.add(run_id)
-                return run_id
-            self._retries[run_id] = existing.started_at
-        workflow_id = run_workflow_id(run_id, existing)
-        await self._client.enqueue_async(
-            {
-                "workflow_name": run_workflow(self.pipeline.name),
-                "queue_name": queue_name(self.pipeline.name),
-                "workflow_id": workflow_id,
-                "app_version": app_version(),
-            },
-            run_id,
-            _dump_document(doc),
-            _dump_spec(self.model_spec),
-        )
-        return run_id
+        if existing is not None and existing.status is not RunStatus.FAILED:
+            return Enqueue(run_id=run_id, options=None, args=(), earlier=existing)
+        options: EnqueueOptions = {
+            "workflow_name": run_workflow(self.pipeline.name),
+            "queue_name": queue_name(self.pipeline.name),
+            "workflow_id": run_workflow_id(run_id, existing),
+            "app_version": app_version(),
+        }
+        args = (run_id, _dump_document(doc), _dump_spec(self.model_spec))
+        return Enqueue(run_id=run_id, options=options, args=args, earlier=existing)
+
+    def enqueue_in(self, conn: Connection, job: Enqueue) -> None:
+        """Queue `job` inside the caller's transaction on the store's database (DBOS's tables
+        live there too): the run is queued if and only if the transaction commits."""
+        if job.options is not None:
+            self._client.enqueue_in_transaction(conn, job.options, *job.args)
 
     async def wait(
         self, run_ids: Sequence[str], *, poll: float = 0.25, timeout: float | None = None

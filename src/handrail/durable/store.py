@@ -17,14 +17,18 @@ What it guarantees, beyond reading back what was saved:
   (`record_decision` then recognises its own decision if the first attempt was applied).
 - The decision that wins, its audit row and the end of the review's claim commit together (one
   transaction, on Postgres too), and so do an escalation and its audit row.
+- Given notification routes (`routes=`, `notify_to`), a saved review, a run saved failed and an
+  escalation write their outbox rows in the same transaction (`review.waiting`, `run.failed`,
+  `review.escalated`): the announcement exists if and only if the event does.
 
-Reviewers, sessions, claims, the inbox and the audit trail are in `people.py` (`ReviewTables`).
+Reviewers, sessions, claims, the inbox and the audit trail are in `people.py` (`ReviewTables`);
+the outbox's methods in `notices.py` (`OutboxTables`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from os import PathLike
@@ -43,7 +47,7 @@ from handrail.core.records import (
     RunStatus,
     StepRecord,
 )
-from handrail.durable import audit, schema
+from handrail.durable import audit, outbox, schema
 from handrail.durable.engine import (
     corrupted,
     make_engine,
@@ -53,6 +57,8 @@ from handrail.durable.engine import (
     unavailable,
 )
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
+from handrail.durable.notices import OutboxTables
+from handrail.durable.outbox import Route
 from handrail.durable.people import ReviewTables, already_decided
 from handrail.durable.serialize import (
     dump_decision,
@@ -75,7 +81,7 @@ DEADLINE_ACTOR = "handrail (deadline)"
 _SETUP_LOCK = 0x68616E64  # "hand": serialises schema setup between processes on Postgres
 
 
-class SqlStore(ReviewTables):
+class SqlStore(ReviewTables, OutboxTables):
     """A `RunStore` in a SQL database: `SqlStore("sqlite:///.handrail/handrail.db")` or
     `SqlStore("postgresql://user:password@host/db")`; a `pathlib.Path` means a SQLite file.
 
@@ -86,14 +92,25 @@ class SqlStore(ReviewTables):
 
     `read_only=True` changes nothing: no tables are created (`empty` says there are none), and
     a SQLite file is opened read-only, so it can be read on a read-only file system.
+
+    `routes`: the notification channels and the events each wants (`Notifications.routes`):
+    the store writes their outbox rows with the events (docs/notifications.md).
     """
 
-    def __init__(self, url: str | PathLike[str], *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str | PathLike[str],
+        *,
+        read_only: bool = False,
+        routes: Sequence[Route] = (),
+    ) -> None:
         parsed, self.url = parse(url)
         """The database's URL, its password masked."""
         self.dialect: str = parsed.get_backend_name()
         """`sqlite` or `postgresql`."""
         self.read_only = read_only
+        self.routes: tuple[Route, ...] = ()
+        self.notify_to(routes)
         self.empty = False
         """True when the database holds no run records yet (`read_only` stores only)."""
         self._secret = password(parsed)
@@ -199,6 +216,11 @@ class SqlStore(ReviewTables):
                             for review, data in zip(run.reviews, record["reviews"], strict=True)
                         ],
                     )
+                if self.routes:  # announced with the event, in its transaction
+                    waiting = [r for r in run.reviews if r.status == "pending"]
+                    outbox.announce_reviews(conn, self.routes, waiting)
+                    if run.status is RunStatus.FAILED:
+                        outbox.announce_failure(conn, self.routes, run, now())
 
         self._call(work)
 
@@ -377,6 +399,15 @@ class SqlStore(ReviewTables):
                     run_id=review.run_id,
                     queue=review.queue,
                     detail={"from": before, "to": review.queue, "reason": review.escalation},
+                )
+                outbox.write(
+                    conn,
+                    self.routes,
+                    event="review.escalated",
+                    event_id=f"review.escalated:{review.review_id}",
+                    payload=outbox.escalated_payload_for(review, before),
+                    at=review.escalated_at or now(),
+                    queue=review.queue,
                 )
                 return True
 
@@ -557,6 +588,27 @@ class SqlStore(ReviewTables):
                 f"the database at {self.url} refused a write: {reason(e, self._secret)}; "
                 "this is a bug in handrail or a change made to its tables by hand"
             ) from e
+
+    # --- transactions for other modules' rows ----------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction on the store's database, for rows that must commit with others
+        (a trigger's receipt with DBOS's queued run, `handrail.triggers`). An `IntegrityError`
+        (a key the caller relies on, taken by someone else) is the caller's to read; other
+        driver errors are translated as the store's own are."""
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except DBAPIError as e:
+            with self._errors():
+                raise e
+
+    def reading(self) -> AbstractContextManager[Connection]:
+        """A connection that only reads (autocommit on Postgres), for other modules' queries."""
+        return self._reader.connect()
 
 
 def _step_row(step: StepRecord, data: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -33,10 +33,13 @@ def create_app(
     allowed_hosts: Sequence[str],
     secure_cookies: bool = False,
     on_decided: Callable[[str], None] | None = None,
+    intake: APIRouter | None = None,
 ) -> FastAPI:
     """The review inbox over `service`. `allowed_hosts`: the Host names it answers to (e.g.
     `127.0.0.1:8765`, `localhost`: any port); `secure_cookies`: mark cookies Secure (behind a
-    TLS proxy); `on_decided(run_id)` is called after each decision (wakes the worker loop)."""
+    TLS proxy); `on_decided(run_id)` is called after each decision (wakes the worker loop);
+    `intake`: the HTTP trigger's route (`web.intake.intake_router`), if the server takes
+    documents."""
     if not allowed_hosts:
         raise ValueError("create_app needs allowed_hosts, e.g. ['127.0.0.1:8765', 'localhost']")
     app = FastAPI(
@@ -49,6 +52,8 @@ def create_app(
     templates = make_templates()
     app.middleware("http")(guard(allowed_hosts))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if intake is not None:  # before the API's mount, which would take its path
+        app.include_router(intake)
     app.mount(API_PREFIX, api_app(service, on_decided=on_decided))
     app.include_router(
         pages.router(templates, secure_cookies=secure_cookies, on_decided=on_decided)

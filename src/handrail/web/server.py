@@ -25,6 +25,7 @@ from handrail.exceptions import InputError
 if TYPE_CHECKING:
     from handrail.core.pipeline import Pipeline
     from handrail.durable import Escalated
+    from handrail.notify import Notifications
     from handrail.review import ReviewService
 
 log = logging.getLogger("handrail.web")
@@ -87,6 +88,8 @@ class WorkerLoop:
     target: str | None = None
     """Recorded for the pipeline (so other commands find its code), when given."""
     on_escalated: Callable[[Escalated], object] | None = None
+    notify: Notifications | None = None
+    """The notification channels: the runs it continues write their outbox rows."""
     executor_id: str = ""
     error: BaseException | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -150,6 +153,7 @@ class WorkerLoop:
             model=chosen,
             model_spec=model_spec(chosen),
             model_for=None if self.model is not None else build_model,
+            notify=self.notify,
         ) as runner:
             if self.target is not None:
                 runner.sql.save_pipeline(self.pipeline.name, absolute_target(self.target))

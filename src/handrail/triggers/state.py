@@ -1,0 +1,82 @@
+"""Each trigger's row in `handrail_triggers`: its kind, pipeline, last pick-up and last error.
+
+A pick-up is written in the transaction that records the receipt and queues the run, so the row
+never claims a document the database does not hold; an error is written on its own (the
+transaction that failed is gone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from handrail._utils import now
+from handrail.durable import SqlStore, schema
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TriggerState:
+    """What `handrail_triggers` says of one trigger."""
+
+    name: str
+    """`http:<source>`, later `folder:<path>`, `mailbox:<account>`..."""
+    kind: str
+    """`http`, `folder`, `mailbox`, `schedule`."""
+    pipeline: str
+    last_pickup_at: datetime | None
+    last_error: str | None
+    """The last problem, one line (never a secret, never a document's text)."""
+    last_error_at: datetime | None
+    updated_at: datetime
+
+
+def record_pickup(conn: Connection, *, name: str, kind: str, pipeline: str) -> None:
+    """Note, in the caller's transaction, that trigger `name` took something in now."""
+    at = now()
+    _upsert(conn, name=name, kind=kind, pipeline=pipeline, values={"last_pickup_at": at}, at=at)
+
+
+def record_error(store: SqlStore, *, name: str, kind: str, pipeline: str, error: str) -> None:
+    """Note that trigger `name` failed to take something in (its own transaction)."""
+    at = now()
+    with store.transaction() as conn:
+        values = {"last_error": error, "last_error_at": at}
+        _upsert(conn, name=name, kind=kind, pipeline=pipeline, values=values, at=at)
+
+
+def trigger_states(store: SqlStore) -> list[TriggerState]:
+    """Every trigger's row, by name."""
+    table = schema.triggers
+    query = select(
+        table.c.name,
+        table.c.kind,
+        table.c.pipeline,
+        table.c.last_pickup_at,
+        table.c.last_error,
+        table.c.last_error_at,
+        table.c.updated_at,
+    ).order_by(table.c.name)
+    with store.reading() as conn:
+        rows = conn.execute(query).all()
+    return [TriggerState(**row._asdict()) for row in rows]
+
+
+def _upsert(
+    conn: Connection, *, name: str, kind: str, pipeline: str, values: dict[str, Any], at: datetime
+) -> None:
+    table = schema.triggers
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    changes = {"kind": kind, "pipeline": pipeline, "updated_at": at, **values}
+    stmt = (
+        dialect.insert(table)
+        .values(name=name, **changes)
+        .on_conflict_do_update(index_elements=[table.c.name], set_=changes)
+    )
+    conn.execute(stmt)
+
+
+__all__ = ["TriggerState", "record_error", "record_pickup", "trigger_states"]
