@@ -8,10 +8,13 @@ import threading
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from tests.pipelines import happy
 
 from handrail import Document
 from handrail.core.records import RunStatus
+from handrail.durable import schema
+from handrail.durable.outbox import Route
 from handrail.triggers.intake import Accepted, Intake
 from handrail.triggers.state import trigger_states
 
@@ -139,3 +142,37 @@ def test_a_taker_that_looked_before_the_winner_committed_loses_on_the_key(
 
     assert (loser.run_id, loser.new, loser.repeat) == (winner.run_id, False, True)
     assert len(receipts(intake)) == 1 and workflows(intake) == 1  # nothing of the loser committed
+
+
+def test_with_channels_a_failing_trigger_and_an_unreadable_document_are_announced(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routes = [Route(channel="ops")]
+    with Intake(happy.pipeline, db=db, model_spec=SPEC, routes=routes) as intake:
+        with monkeypatch.context() as m:
+            m.setattr(intake._submitter, "enqueue_in", _queue_gone)
+            with pytest.raises(RuntimeError):
+                intake.accept_bytes("http:crm", "k", TEXT.encode(), name="k.txt")
+        broken = intake.accept_bytes("http:crm", "bad", b"{not json", name="bad.json")
+        assert broken.error is not None
+        table = schema.outbox
+        with intake.store.reading() as conn:
+            rows = conn.execute(select(table).order_by(table.c.event)).all()
+
+    assert [(r.event, r.channel, r.status) for r in rows] == [
+        ("run.failed", "ops", "pending"),
+        ("trigger.failed", "ops", "pending"),
+    ]
+    failed, trigger = rows
+    assert failed.payload["run_id"] == broken.run_id
+    assert trigger.event_id == "trigger.failed:http:crm:k"
+    assert trigger.payload == {
+        "trigger": "http:crm",
+        "pipeline": "happy",
+        "key": "k",
+        "error": "RuntimeError: the queue is gone",
+    }
+
+
+def _queue_gone(conn: Any, job: Any) -> None:
+    raise RuntimeError("the queue is gone")

@@ -125,7 +125,7 @@ def serve(
                     )
                     worker.start()
             if sources.names:
-                intake = _intake(service, target, model, db)
+                intake = _intake(service, target, model, db, bell)
             hosts = allowed_hosts(host, port, allowed_host or [])
             app = create_app(
                 service,
@@ -165,7 +165,11 @@ def serve(
 
 
 def _intake(
-    service: ReviewService, target: str | None, model: str | None, db: str | None
+    service: ReviewService,
+    target: str | None,
+    model: str | None,
+    db: str | None,
+    bell: Dispatcher | None,
 ) -> Intake:
     """The intake path for the server's pipeline, its runs answered by `model` (as `handrail
     run --model` would, so a document already run is not run again)."""
@@ -177,7 +181,8 @@ def _intake(
     pipeline, note = worker_pipeline(service, target)
     if pipeline is None:
         raise InputError(f"--source needs the pipeline documents are for: give --target ({note})")
-    return Intake(pipeline, db=db, model_spec=model_spec(choose_model(model)))
+    routes = bell.notify.routes if bell is not None else ()
+    return Intake(pipeline, db=db, model_spec=model_spec(choose_model(model)), routes=routes)
 
 
 def _bell(db: str | None) -> Dispatcher | None:

@@ -34,6 +34,7 @@ pointing at it, and the trigger's last error says why.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from os import PathLike
@@ -49,6 +50,7 @@ from handrail.core.records import ModelSpec
 from handrail.core.state import Document
 from handrail.documents import DEFAULT_OPTIONS, LoadOptions, format_for
 from handrail.durable import SqlStore, Submitter, schema
+from handrail.durable.outbox import Route
 from handrail.durable.runner import Enqueue
 from handrail.exceptions import InputError
 from handrail.inputs import (
@@ -102,7 +104,9 @@ class Intake:
       `.handrail/handrail.db`): the run records', DBOS's, the receipts';
     - `model_spec`: the model the runs are answered by (a worker builds it from this), and part
       of their run ids, as for `handrail run --model`;
-    - `options`: how documents are read (OCR, PDF password...).
+    - `options`: how documents are read (OCR, PDF password...);
+    - `routes`: the notification channels (`Notifications.routes`): a document that fails is
+      announced as `run.failed`, a trigger that fails as `trigger.failed` (docs/notifications.md).
 
     Synchronous: it talks to the database; call it from a thread in async code.
     """
@@ -114,11 +118,13 @@ class Intake:
         db: str | PathLike[str] | None = None,
         model_spec: ModelSpec | None = None,
         options: LoadOptions = DEFAULT_OPTIONS,
+        routes: Sequence[Route] = (),
     ) -> None:
         self.pipeline = pipeline
         self.options = options
         self._submitter = Submitter(pipeline, db=db, model_spec=model_spec)
         self.store: SqlStore = self._submitter.store
+        self.store.notify_to(routes)
 
     def close(self) -> None:
         self._submitter.close()
@@ -221,10 +227,11 @@ class Intake:
                 raise
             return _repeat(winner)
         except Exception as e:
-            _note(self.store, source, kind, self.pipeline.name, f"{type(e).__name__}: {e}")
+            first = str(e).splitlines()[0] if str(e) else ""  # not the SQL and its parameters
+            _note(self.store, source, key, kind, self.pipeline.name, f"{type(e).__name__}: {first}")
             raise
         if error is not None:
-            _note(self.store, source, kind, self.pipeline.name, error)
+            _note(self.store, source, key, kind, self.pipeline.name, error, announce=False)
         return Accepted(run_id=job.run_id, new=new, repeat=False, error=error, received_at=at)
 
 
@@ -263,9 +270,13 @@ def _repeat(receipt: Receipt) -> Accepted:
     return Accepted(run_id=receipt.run_id, new=False, repeat=True, received_at=receipt.received_at)
 
 
-def _note(store: SqlStore, source: str, kind: str, pipeline: str, error: str) -> None:
+def _note(
+    store: SqlStore, source: str, key: str, kind: str, pipeline: str, error: str, **how: bool
+) -> None:
     try:
-        record_error(store, name=source, kind=kind, pipeline=pipeline, error=error[:1000])
+        record_error(
+            store, name=source, kind=kind, pipeline=pipeline, error=error[:1000], key=key, **how
+        )
     except Exception:  # the error that brought us here is the one to report
         return
 

@@ -40,12 +40,33 @@ def record_pickup(conn: Connection, *, name: str, kind: str, pipeline: str) -> N
     _upsert(conn, name=name, kind=kind, pipeline=pipeline, values={"last_pickup_at": at}, at=at)
 
 
-def record_error(store: SqlStore, *, name: str, kind: str, pipeline: str, error: str) -> None:
-    """Note that trigger `name` failed to take something in (its own transaction)."""
+def record_error(
+    store: SqlStore,
+    *,
+    name: str,
+    kind: str,
+    pipeline: str,
+    error: str,
+    key: str,
+    announce: bool = True,
+) -> None:
+    """Note that trigger `name` failed to take in what its source calls `key`, and (with
+    `announce`) announce it as `trigger.failed` to the channels that want it, in one
+    transaction of its own. A document that was taken in but cannot be read is not announced
+    here: its failed run is (`run.failed`)."""
     at = now()
     with store.transaction() as conn:
         values = {"last_error": error, "last_error_at": at}
         _upsert(conn, name=name, kind=kind, pipeline=pipeline, values=values, at=at)
+        if not announce:
+            return
+        store.record_event(
+            "trigger.failed",
+            event_id=f"trigger.failed:{name}:{key}",
+            payload={"trigger": name, "pipeline": pipeline, "key": key, "error": error},
+            at=at,
+            conn=conn,
+        )
 
 
 def trigger_states(store: SqlStore) -> list[TriggerState]:
