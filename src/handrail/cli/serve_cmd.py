@@ -12,6 +12,7 @@ from handrail.cli.options import Db, errors
 if TYPE_CHECKING:
     from handrail.notify import Dispatcher
     from handrail.review import ReviewService
+    from handrail.triggers.folder import FolderWatch
     from handrail.triggers.intake import Intake
 
 
@@ -80,6 +81,16 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    watch: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--watch",
+            metavar="DIR",
+            help="Take the files dropped in this folder (moved to DIR/processed/ or "
+            "DIR/failed/ once taken; docs/triggers.md); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the review inbox in the browser (and its JSON API).
 
@@ -107,6 +118,7 @@ def serve(
         bell = _bell(db)  # notifications ([tool.handrail.notify]): sent from this process
         worker: WorkerLoop | None = None
         intake: Intake | None = None
+        folders: list[FolderWatch] = []
         try:
             if not no_worker:
                 pipeline, note = worker_pipeline(service, target)
@@ -124,8 +136,9 @@ def serve(
                         notify=bell.notify if bell is not None else None,
                     )
                     worker.start()
-            if sources.names:
+            if sources.names or watch:
                 intake = _intake(service, target, model, db, bell)
+            folders = _watch(intake, watch or [])
             hosts = allowed_hosts(host, port, allowed_host or [])
             app = create_app(
                 service,
@@ -133,7 +146,7 @@ def serve(
                 secure_cookies=secure_cookies,
                 on_decided=worker.wake if worker is not None else None,
                 intake=None
-                if intake is None
+                if intake is None or not sources.names
                 else intake_router({intake.pipeline.name: intake}, sources),
             )
 
@@ -143,7 +156,12 @@ def serve(
                         f"worker {worker.executor_id} continues the decided runs of "
                         f"{worker.pipeline.name}"
                     )
-                if intake is not None:
+                for folder in folders:
+                    typer.echo(
+                        f"takes documents for {folder.trigger.intake.pipeline.name} "
+                        f"from the folder {folder.trigger.folder}"
+                    )
+                if intake is not None and sources.names:
                     typer.echo(
                         f"takes documents for {intake.pipeline.name} from "
                         f"{', '.join(sources.names)}: POST "
@@ -154,6 +172,8 @@ def serve(
 
             run_server(app, host=host, port=port, on_ready=ready)
         finally:
+            for folder in folders:
+                folder.stop()
             if bell is not None:
                 bell.stop()
             if worker is not None:
@@ -180,9 +200,20 @@ def _intake(
 
     pipeline, note = worker_pipeline(service, target)
     if pipeline is None:
-        raise InputError(f"--source needs the pipeline documents are for: give --target ({note})")
+        raise InputError(
+            f"--source and --watch need the pipeline documents are for: give --target ({note})"
+        )
     routes = bell.notify.routes if bell is not None else ()
     return Intake(pipeline, db=db, model_spec=model_spec(choose_model(model)), routes=routes)
+
+
+def _watch(intake: Intake | None, folders: list[str]) -> list[FolderWatch]:
+    """The folder trigger of each `--watch DIR`, polling (docs/triggers.md#the-folder-trigger)."""
+    from handrail.triggers.folder import FolderTrigger, FolderWatch
+
+    if intake is None:
+        return []
+    return [FolderWatch(trigger=FolderTrigger(intake, folder)).start() for folder in folders]
 
 
 def _bell(db: str | None) -> Dispatcher | None:
