@@ -33,34 +33,29 @@ test: it exits 0 whether or not they are met.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-try:
-    import handrail  # noqa: F401
-except ImportError:  # pragma: no cover - depends on the environment
-    sys.path.insert(0, str(ROOT / "src"))
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from _host import handrail_source, machine_facts, package_versions  # noqa: E402 - bench/_host.py
-from tests import _postgres  # noqa: E402 - the throwaway cluster the tests start
+from _live import (  # bench/_live.py, beside this script; puts the repository root on sys.path
+    ROOT,
+    Databases,
+    handrail_source,
+    measure_backends,
+    percentile,
+    print_rows,
+    process,
+    ratios,
+    run_facts,
+)
+from _live import parser as live_parser
 
 TARGET_P95_MS = 50.0
 CLIENTS = 8
@@ -149,40 +144,6 @@ def seed(url: str, n: int, threads: int = 1) -> list[str]:
     finally:
         store.close()
     return ids
-
-
-class Databases:
-    """A fresh SQLite file, or a fresh database on a throwaway Postgres cluster, per backend."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="handrail-bench-web-"))
-        self.server: Any = None
-        self.described: dict[str, str] = {}
-
-    def sqlite(self) -> str:
-        import sqlite3
-
-        self.described["sqlite"] = f"SQLite {sqlite3.sqlite_version}, a WAL file in {self.root}"
-        return f"sqlite:///{self.root / 'inbox.db'}"
-
-    def postgres(self) -> str:
-        import psycopg
-
-        self.server = _postgres.start(durable=True)
-        admin = self.server.url("postgres")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute('CREATE DATABASE "bench_web"')
-            row = conn.execute("SHOW server_version").fetchone()
-        self.described["postgres"] = (
-            f"PostgreSQL {row[0] if row else '?'}, a throwaway cluster from {self.server.bindir} "
-            f"on 127.0.0.1:{self.server.port} (fsync on)"
-        )
-        return str(self.server.url("bench_web"))
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 # --- the anchor: bare FastAPI + SQLAlchemy + Jinja2 ---------------------------------------------
@@ -341,13 +302,6 @@ def serve_anchor(url: str, port: int) -> None:
 # --- measuring ---------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def timed_gets(client: Any, paths: list[str], warmup: int) -> list[float]:
     for path in paths[:warmup]:
         client.get(path)
@@ -430,42 +384,6 @@ def decide_many(
     return len(ids) / elapsed
 
 
-@contextmanager
-def process(command: list[str], ready: str, env: dict[str, str]) -> Iterator[str]:
-    """A server process; yields the URL from its ready line (`<ready> http://...`)."""
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
-    )
-    lines: list[str] = []
-    found = threading.Event()
-    url: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if ready in line and not url:
-                url.append(line.split(ready, 1)[1].split()[0].rstrip("/"))
-                found.set()
-        found.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        found.wait(120)
-        if not url or proc.poll() is not None:
-            raise RuntimeError(f"{command[2:5]} did not start:\n" + "".join(lines[-40:]))
-        yield url[0]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=10)
-
-
 def decisions_per_s(url: str, ids: list[str], cfg: Config) -> dict[str, float]:
     from tests.browser.live import clean_env, free_port
 
@@ -525,14 +443,6 @@ def figures(result: dict[str, Any], who: str) -> dict[str, float | None]:
         "review_p95_ms": _r(pages[prefix + "review"]["p95"]),
         "decisions_per_s": _r(result["decisions"][who], 1),
     }
-
-
-def ratios(mine: dict[str, float | None], bare: dict[str, float | None]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in mine.items():
-        other = bare.get(key)
-        out[key] = None if value is None or not other else round(value / other, 2)
-    return out
 
 
 def to_json(results: dict[str, dict[str, Any]], cfg: Config, meta: dict[str, Any]) -> Any:
@@ -596,28 +506,14 @@ def print_table(results: dict[str, dict[str, Any]], cfg: Config, meta: dict[str,
                     target,
                 ]
             )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print()
-    for row in [header, ["-" * w for w in widths], *rows]:
-        print(
-            "  ".join(
-                c.ljust(w) if i < 2 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+    print_rows(header, rows, left=(0, 1))
     print("\n  pages: lower is better; decisions_per_s: higher is better (ratio = handrail/anchor)")
     print(f"  finished in {meta['elapsed_s']:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="1,000 pending, fewer requests (CI)")
-    parser.add_argument("--postgres", action="store_true", help="also on a throwaway Postgres")
-    parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    parser = live_parser(__doc__, quick="1,000 pending, fewer requests (CI)")
     parser.add_argument("--reviews", type=int, help="pending reviews to seed (overrides the mode)")
-    parser.add_argument("--serve-anchor", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_anchor:
         serve_anchor(args.serve_anchor[0], int(args.serve_anchor[1]))
@@ -629,33 +525,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--reviews must be at least {2 * cfg.decisions + 100} in this mode")
     source = handrail_source()
     started = time.perf_counter()
-    dbs = Databases()
-    results: dict[str, dict[str, Any]] = {}
-    failed: dict[str, str] = {}
+    dbs = Databases("web", sqlite_file="inbox.db")
     try:
-        for backend in ("sqlite", "postgres") if args.postgres else ("sqlite",):
-            try:
-                if backend == "postgres":
-                    _note("[web] starting Postgres")
-                url = dbs.sqlite() if backend == "sqlite" else dbs.postgres()
-                results[backend] = measure(backend, url, cfg)
-            except Exception as e:  # the other backend's figures are still worth printing
-                traceback.print_exc()
-                failed[backend] = f"{type(e).__name__}: {str(e).strip()[:500]}"
-                _note(f"[web] {backend} FAILED: {failed[backend]}")
+        results, failed = measure_backends(
+            dbs, args.postgres, lambda backend, url: measure(backend, url, cfg), "web"
+        )
     finally:
         dbs.close()
     if not results:
         return 1
-    meta = {
-        **machine_facts(),
-        "packages": package_versions(PACKAGES),
-        "handrail_source": source,
-        "databases": dbs.described,
-        "config": asdict(cfg),
-        "elapsed_s": round(time.perf_counter() - started, 1),
-        "failed": failed or None,
-    }
+    meta = run_facts(
+        source=source,
+        packages=PACKAGES,
+        databases=dbs.described,
+        config=cfg,
+        started=started,
+        failed=failed,
+    )
     if args.json:
         print(json.dumps(to_json(results, cfg, meta), default=str))
     else:
