@@ -14,14 +14,14 @@ from tests.pipelines.happy import pipeline
 from handrail.triggers import intake
 
 if os.environ.get("TRIGGER_TEST_DIE_AFTER_COMMIT") == "1" and not hasattr(intake, "_dying"):
-    _accept = intake.Intake.accept
+    _take = intake.Intake._take
 
     def _accept_then_die(self: intake.Intake, *args: Any, **kwargs: Any) -> intake.Accepted:
-        _accept(self, *args, **kwargs)  # committed: receipt, queued run, pick-up
+        _take(self, *args, **kwargs)  # committed: receipt, queued run, pick-up
         os.kill(os.getpid(), signal.SIGKILL)
         raise AssertionError("unreachable: the process was killed")
 
-    intake.Intake.accept = _accept_then_die  # type: ignore[method-assign]
+    intake.Intake._take = _accept_then_die  # type: ignore[method-assign]
     intake._dying = True  # type: ignore[attr-defined]
 
 __all__ = ["pipeline"]

@@ -169,7 +169,7 @@ class Intake:
         )
         sha256 = hashlib.sha256(data).hexdigest()
         told = {"name": name, "size": len(data), "media_type": media_type, "sha256": sha256}
-        return self.accept(source, key, document, detail=told | (detail or {}))
+        return self._take(source, key, document, detail=told | (detail or {}))
 
     def accept(
         self,
@@ -185,6 +185,18 @@ class Intake:
         found = self.receipt(source, key)
         if found is not None:
             return _repeat(found)
+        return self._take(source, key, document, detail=detail)
+
+    def _take(
+        self,
+        source: str,
+        key: str,
+        document: Document | InputError,
+        *,
+        detail: dict[str, Any] | None,
+    ) -> Accepted:
+        """`accept` once the key was looked up and not found (the primary key still decides a
+        race: the loser answers with the winner's run)."""
         error = str(document) if isinstance(document, InputError) else None
         if isinstance(document, InputError):
             # saved before the receipt, with an id derived from the document's name and the

@@ -205,6 +205,8 @@ async def _files(headers: Headers, body: bytes) -> list[_Part]:
 
 
 def _status(intake: Intake, accepted: Accepted) -> str:
+    if accepted.new and accepted.error is None:  # queued just now: no need to ask
+        return "queued"
     record = intake.store.get_run(accepted.run_id)
     return "queued" if record is None else record.status.value
 
