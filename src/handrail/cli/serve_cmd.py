@@ -10,8 +10,8 @@ import typer
 from handrail.cli.options import Db, errors
 
 if TYPE_CHECKING:
+    from handrail.core.pipeline import Pipeline
     from handrail.notify import Dispatcher
-    from handrail.review import ReviewService
     from handrail.triggers.folder import FolderWatch
     from handrail.triggers.intake import Intake
 
@@ -120,8 +120,11 @@ def serve(
         intake: Intake | None = None
         folders: list[FolderWatch] = []
         try:
+            takes = bool(sources.names or watch)
+            pipeline, note = (
+                worker_pipeline(service, target) if takes or not no_worker else (None, "")
+            )
             if not no_worker:
-                pipeline, note = worker_pipeline(service, target)
                 if pipeline is None:
                     typer.echo(note, err=True)
                 else:
@@ -136,8 +139,8 @@ def serve(
                         notify=bell.notify if bell is not None else None,
                     )
                     worker.start()
-            if sources.names or watch:
-                intake = _intake(service, target, model, db, bell)
+            if takes:
+                intake = _intake(pipeline, note, model, db, bell)
             folders = _watch(intake, watch or [])
             hosts = allowed_hosts(host, port, allowed_host or [])
             app = create_app(
@@ -185,20 +188,19 @@ def serve(
 
 
 def _intake(
-    service: ReviewService,
-    target: str | None,
+    pipeline: Pipeline | None,
+    note: str,
     model: str | None,
     db: str | None,
     bell: Dispatcher | None,
 ) -> Intake:
-    """The intake path for the server's pipeline, its runs answered by `model` (as `handrail
-    run --model` would, so a document already run is not run again)."""
+    """The intake path for the server's pipeline (`note` says why there is none), its runs
+    answered by `model` (as `handrail run --model` would, so a document already run is not run
+    again)."""
     from handrail.exceptions import InputError
     from handrail.providers.specs import choose_model, model_spec
     from handrail.triggers.intake import Intake
-    from handrail.web.server import worker_pipeline
 
-    pipeline, note = worker_pipeline(service, target)
     if pipeline is None:
         raise InputError(
             f"--source and --watch need the pipeline documents are for: give --target ({note})"
