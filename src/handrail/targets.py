@@ -38,6 +38,15 @@ def load_pipeline(target: str) -> Pipeline:
     return _as_pipeline(getattr(module, attr), f"{where}:{attr}")
 
 
+def beside(target: str, attr: str) -> Any:
+    """The module attribute `attr` beside the pipeline a TARGET names (e.g. `triggers` in the
+    same file), or None when the module has none."""
+    where, _, _attr = target.rpartition(":") if ":" in target else (target, "", DEFAULT_ATTR)
+    if not where:
+        raise InputError(f"target {target!r} is incomplete; {_FORMS}")
+    return getattr(_import(where), attr, None)
+
+
 def absolute_target(target: str) -> str:
     """The same TARGET, usable from any folder: a file path made absolute, `attr` spelled out.
     (A module target stays as given: it is found from the folder a command runs in.)"""
@@ -240,4 +249,4 @@ def _one_line(error: BaseException) -> str:
     return " ".join(lines)
 
 
-__all__ = ["DEFAULT_ATTR", "absolute_target", "load_pipeline", "project_target"]
+__all__ = ["DEFAULT_ATTR", "absolute_target", "beside", "load_pipeline", "project_target"]

@@ -348,3 +348,54 @@ def test_a_file_dropped_in_a_folder_handrail_serve_watches_is_run(tmp_path: Path
         assert ended in (RunStatus.NEEDS_REVIEW, RunStatus.COMPLETED)
     finally:
         server.stop()
+
+
+def test_a_recursive_trigger_takes_subfolders_and_keeps_their_paths(
+    lite: Intake, inbox: Path
+) -> None:
+    (inbox / "acme").mkdir()
+    (inbox / "acme" / "march.txt").write_bytes(TEXT)
+    (inbox / "acme" / ".hidden").mkdir()
+    (inbox / "acme" / ".hidden" / "skip.txt").write_bytes(TEXT + b"hidden")
+    (inbox / "top.txt").write_bytes(TEXT + b"top")
+    (inbox / "processed").mkdir()
+    (inbox / "processed" / "old.txt").write_bytes(TEXT + b"old")
+    flat = FolderTrigger(lite, inbox, name="flat")
+    assert [m.name for m in looks(flat)[-1].moved] == ["top.txt"]
+    (inbox / "top.txt").write_bytes(TEXT + b"top again")
+    deep = FolderTrigger(lite, inbox, name="deep", recursive=True)
+    done = looks(deep)[-1]
+    assert sorted(m.name for m in done.moved) == ["acme/march.txt", "top.txt"]
+    assert {m.to for m in done.moved} == {"processed/acme/march.txt", "processed/top-2.txt"}
+    assert (inbox / "processed" / "acme" / "march.txt").read_bytes() == TEXT
+    assert (inbox / "acme" / ".hidden" / "skip.txt").exists()  # hidden folders left alone
+    assert (inbox / "processed" / "old.txt").exists()  # processed/ is never taken
+    keys = sorted(r.key.partition("#")[0] for r in receipts(lite) if r.source == "folder:deep")
+    assert keys == ["acme/march.txt", "top.txt"]
+    assert looks(deep)[-1].moved == ()  # nothing left to take
+
+
+def test_a_file_dropped_in_a_folder_handrail_worker_watches_is_run(tmp_path: Path) -> None:
+    from tests.cli.triage import start_worker, wait_for
+
+    db = f"sqlite:///{tmp_path / 'handrail.db'}"
+    worker = start_worker(
+        tmp_path, HAPPY, "--db", db, "--model", "fake", "--watch", "drop",
+        env={"PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "from the folder" in worker.output(), 60, "the worker to watch")
+        (tmp_path / "drop" / "order.txt").write_bytes(TEXT)
+        wait_for(lambda: (tmp_path / "drop" / "processed" / "order.txt").exists(), 30, "the take")
+        with Intake(happy.pipeline, db=db, model_spec=SPEC) as intake:
+            [receipt] = receipts(intake)
+            wait_for(
+                lambda: (
+                    (r := intake.store.get_run(receipt.run_id)) is not None
+                    and r.status is not RunStatus.RUNNING
+                ),
+                60,
+                "the run to end",
+            )
+    finally:
+        assert worker.stop(signal.SIGTERM) == 0, worker.output()

@@ -25,6 +25,8 @@ from handrail.targets import absolute_target, load_pipeline
 if TYPE_CHECKING:
     from handrail.durable import Escalated
     from handrail.notify import Notifications
+    from handrail.triggers.config import Triggers
+    from handrail.triggers.running import Running
 
 # `handrail.durable` (DBOS, SQLAlchemy: 0.4 s to import) is imported by the functions that use
 # it, so that `handrail graph`, `run --in-memory` and `--help` start quickly.
@@ -233,11 +235,15 @@ def serve(
     hooks: Sequence[Hooks] = (),
     on_escalated: Callable[[Escalated], object] | None = None,
     notify: Notifications | None = None,
+    triggers: Triggers | None = None,
+    on_triggers: Callable[[list[str]], None] | None = None,
 ) -> None:
     """Work as a queue worker for the pipeline TARGET names until SIGTERM or SIGINT; `on_ready`
     gets this worker's executor id, the pipeline's name and the database once it serves,
     `on_escalated` each deadline escalation it applies; `hooks` observe the runs (tracing).
-    Given `notify`, it writes the outbox rows of what it raises and sends the outbox.
+    Given `notify`, it writes the outbox rows of what it raises and sends the outbox. Given
+    `triggers`, it polls their folders and mailboxes and fires their schedules (HTTP sources
+    are `handrail serve`'s); `on_triggers` gets a line per trigger started.
 
     Each run is answered by the model it was started (or submitted) with, as its record says,
     built once per model. Given `model`, `record` or `replay`, the model `choose_model` makes
@@ -258,8 +264,29 @@ def serve(
             hooks,
             on_escalated,
             notify,
+            triggers,
+            on_triggers,
         )
     )
+
+
+def configured_triggers(target: str | None, *, extra: Triggers | None = None) -> Triggers:
+    """The triggers of ./pyproject.toml's `[tool.handrail.triggers]`, those declared as
+    `triggers` beside TARGET's pipeline, and `extra` (command-line options), merged."""
+    from handrail.targets import beside
+    from handrail.triggers.config import Triggers, load_triggers
+
+    found = load_triggers()
+    if target is not None:
+        declared = beside(target, "triggers")
+        if declared is not None:
+            if not isinstance(declared, Triggers):
+                raise InputError(
+                    f"`triggers` beside `{target}` is a {type(declared).__name__}; make it a "
+                    "handrail.triggers.config.Triggers (or rename it)"
+                )
+            found = found.merged(declared)
+    return found.merged(extra) if extra is not None else found
 
 
 async def _serve(
@@ -273,6 +300,8 @@ async def _serve(
     hooks: Sequence[Hooks],
     on_escalated: Callable[[Escalated], object] | None = None,
     notify: Notifications | None = None,
+    triggers: Triggers | None = None,
+    on_triggers: Callable[[list[str]], None] | None = None,
 ) -> None:
     from handrail.durable import DurableRunner
     from handrail.notify import Dispatcher
@@ -282,8 +311,11 @@ async def _serve(
     signals = (signal.SIGTERM, signal.SIGINT)
     for number in signals:
         loop.add_signal_handler(number, stop.set)
+    running: Running | None = None
     try:
         model, spec, model_for = models
+        if triggers is not None and (triggers.folders or triggers.mailboxes or triggers.schedules):
+            running = _start_triggers(pipeline, spec, db, notify, triggers)
         async with DurableRunner(
             pipeline,
             model=model,
@@ -294,19 +326,46 @@ async def _serve(
             executor_id=executor_id,
             hooks=hooks,
             notify=notify,
+            schedules=running.schedules if running is not None else (),
         ) as runner:
             runner.sql.save_pipeline(pipeline.name, absolute_target(target))
             bell = Dispatcher(notify, db=db).start() if notify is not None else None
             try:
                 on_ready(runner.executor_id, pipeline.name, runner.sql.url)
+                if running is not None and on_triggers is not None:
+                    on_triggers(running.lines())
                 await runner.serve(concurrency=concurrency, stop=stop, on_escalated=on_escalated)
             finally:
                 if bell is not None:
                     await asyncio.to_thread(bell.stop)
     finally:
+        if running is not None:
+            await asyncio.to_thread(running.stop)
+            running.intake.close()
         for number in signals:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(number)
+
+
+def _start_triggers(
+    pipeline: Pipeline,
+    spec: ModelSpec,
+    db: str | None,
+    notify: Notifications | None,
+    triggers: Triggers,
+) -> Running:
+    """`triggers`' folder and mailbox pollers started, and its schedules made, through one
+    intake path whose runs are answered by `spec`."""
+    from handrail.triggers.intake import Intake
+    from handrail.triggers.running import start_triggers
+
+    routes = notify.routes if notify is not None else ()
+    intake = Intake(pipeline, db=db, model_spec=spec, routes=routes)
+    try:
+        return start_triggers(intake, triggers)
+    except BaseException:
+        intake.close()
+        raise
 
 
 def _nothing(*_: object) -> None:

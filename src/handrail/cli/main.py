@@ -32,6 +32,7 @@ from handrail.cli import (
     runs_cmd,
     serve_cmd,
     show,
+    triggers_cmd,
 )
 from handrail.cli.help import HelpGroup
 from handrail.cli.logs import report_held_logs, route_library_logs
@@ -43,6 +44,7 @@ from handrail.cli.options import (
     Record,
     Replay,
     Target,
+    Watch,
     errors,
 )
 from handrail.cli.progress import OnResult, progress_bar, wants_progress
@@ -67,6 +69,7 @@ app.add_typer(runs_cmd.app)
 app.add_typer(review_cmd.app)
 app.add_typer(reviewers_cmd.app)
 app.add_typer(audit_cmd.app)
+app.add_typer(triggers_cmd.app)
 
 
 class GraphFormat(StrEnum):
@@ -345,11 +348,14 @@ def worker(
     record: Record = None,
     replay: Replay = None,
     trace: Trace = None,
+    watch: Watch = None,
 ) -> None:
     """Serve a pipeline's queue until SIGTERM or Ctrl-C.
 
     Runs the documents `handrail run --submit` queues, continues decided reviews, applies due
-    escalations and recovers the runs of stopped workers. Each run is answered by the model it
+    escalations and recovers the runs of stopped workers. Runs the triggers configured in
+    ./pyproject.toml [tool.handrail.triggers] or beside the pipeline (folders, mailboxes,
+    schedules; docs/triggers.md) and each --watch folder. Each run is answered by the model it
     was started or submitted with (as its record says); --model, --record or --replay make
     this worker answer every run with that model instead, and it says so. Prints one line once
     it serves, one per deadline escalation it applies, and one when it stops; exit code 0
@@ -381,9 +387,23 @@ def worker(
         typer.echo(f"escalated review {done.review_id}: {done.action}: {done.detail}{then}")
         sys.stdout.flush()
 
+    def started(lines: list[str]) -> None:
+        for line in lines:
+            typer.echo(line)
+        sys.stdout.flush()
+
     with errors(), traced(trace) as hooks:
         from handrail.notify import load_notifications
+        from handrail.triggers.config import Folder, Triggers
 
+        extra = Triggers(folders=[Folder(path=d) for d in watch or []], where="--watch")
+        triggers = commands.configured_triggers(target, extra=extra)
+        if triggers.http:
+            typer.echo(
+                f"note: HTTP sources ({', '.join(triggers.http)}) are taken by `handrail serve`, "
+                "not by a worker",
+                err=True,
+            )
         notify = load_notifications()  # [tool.handrail.notify] of ./pyproject.toml, if any
         if notify is not None:
             names = ", ".join(c.name for c in notify.channels)
@@ -400,6 +420,8 @@ def worker(
             hooks=hooks,
             on_escalated=escalated,
             notify=notify,
+            triggers=triggers,
+            on_triggers=started,
         )
         if served:
             typer.echo(

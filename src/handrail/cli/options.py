@@ -168,6 +168,19 @@ def _database(value: str | None) -> str | None:
     return f"sqlite:///{Path(value).expanduser().resolve()}"
 
 
+Watch = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--watch",
+        metavar="DIR",
+        help="Take the files dropped in this folder (moved to DIR/processed/ or "
+        "DIR/failed/ once taken; docs/triggers.md); repeatable.",
+        show_default=False,
+    ),
+]
+"""`handrail worker` and `handrail serve`: a folder trigger (`handrail.triggers.folder`)."""
+
+
 Db = Annotated[
     str | None,
     typer.Option(

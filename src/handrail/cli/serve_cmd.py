@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from handrail.cli.options import Db, errors
+from handrail.cli.options import Db, Watch, errors
 
 if TYPE_CHECKING:
     from handrail.core.pipeline import Pipeline
     from handrail.notify import Dispatcher
-    from handrail.triggers.folder import FolderWatch
-    from handrail.triggers.intake import Intake
+    from handrail.triggers.config import Triggers
+    from handrail.triggers.running import Running
 
 
 def serve(
@@ -81,16 +81,7 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    watch: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--watch",
-            metavar="DIR",
-            help="Take the files dropped in this folder (moved to DIR/processed/ or "
-            "DIR/failed/ once taken; docs/triggers.md); repeatable.",
-            show_default=False,
-        ),
-    ] = None,
+    watch: Watch = None,
 ) -> None:
     """Serve the review inbox in the browser (and its JSON API).
 
@@ -113,17 +104,33 @@ def serve(
         warning = check_host(host, allow_remote=allow_remote)
         if warning is not None:
             typer.echo(warning, err=True)
-        sources = Sources.from_env(source or [])
+        from handrail.cli.commands import configured_triggers
+        from handrail.triggers.config import Folder, Triggers
+
+        given = Triggers(
+            http=source or [],
+            folders=[Folder(path=d) for d in watch or []],
+            where="--source/--watch",
+        )
         service = ReviewService(db, target=target)
-        bell = _bell(db)  # notifications ([tool.handrail.notify]): sent from this process
+        bell: Dispatcher | None = None
         worker: WorkerLoop | None = None
-        intake: Intake | None = None
-        folders: list[FolderWatch] = []
+        running: Running | None = None
         try:
-            takes = bool(sources.names or watch)
+            # pyproject.toml's [tool.handrail.triggers], those beside --target, and the options
+            triggers = configured_triggers(target, extra=given)
             pipeline, note = (
-                worker_pipeline(service, target) if takes or not no_worker else (None, "")
+                worker_pipeline(service, target) if triggers or not no_worker else (None, "")
             )
+            sources = Sources.from_env(list(triggers.http))
+            bell = _bell(db)  # notifications ([tool.handrail.notify]): sent from this process
+            if triggers:
+                running = _start(pipeline, note, model, db, bell, triggers)
+            if running is not None and running.schedules and no_worker:
+                typer.echo(
+                    "note: --no-worker: the schedules fire in `handrail worker` processes only",
+                    err=True,
+                )
             if not no_worker:
                 if pipeline is None:
                     typer.echo(note, err=True)
@@ -137,11 +144,10 @@ def serve(
                             f"escalated review {done.review_id}: {done.action}: {done.detail}"
                         ),
                         notify=bell.notify if bell is not None else None,
+                        schedules=running.schedules if running is not None else (),
                     )
                     worker.start()
-            if takes:
-                intake = _intake(pipeline, note, model, db, bell)
-            folders = _watch(intake, watch or [])
+            intake = running.intake if running is not None else None
             hosts = allowed_hosts(host, port, allowed_host or [])
             app = create_app(
                 service,
@@ -159,11 +165,9 @@ def serve(
                         f"worker {worker.executor_id} continues the decided runs of "
                         f"{worker.pipeline.name}"
                     )
-                for folder in folders:
-                    typer.echo(
-                        f"takes documents for {folder.trigger.intake.pipeline.name} "
-                        f"from the folder {folder.trigger.folder}"
-                    )
+                if running is not None:
+                    for line in running.lines():
+                        typer.echo(f"{line} for {running.intake.pipeline.name}")
                 if intake is not None and sources.names:
                     typer.echo(
                         f"takes documents for {intake.pipeline.name} from "
@@ -175,47 +179,46 @@ def serve(
 
             run_server(app, host=host, port=port, on_ready=ready)
         finally:
-            for folder in folders:
-                folder.stop()
+            if running is not None:
+                running.stop()
             if bell is not None:
                 bell.stop()
             if worker is not None:
                 worker.stop()
-            if intake is not None:
-                intake.close()
+            if running is not None:
+                running.intake.close()
             service.close()
         typer.echo("handrail serve stopped (a signal asked it to)")
 
 
-def _intake(
+def _start(
     pipeline: Pipeline | None,
     note: str,
     model: str | None,
     db: str | None,
     bell: Dispatcher | None,
-) -> Intake:
+    triggers: Triggers,
+) -> Running:
     """The intake path for the server's pipeline (`note` says why there is none), its runs
     answered by `model` (as `handrail run --model` would, so a document already run is not run
-    again)."""
+    again), and `triggers`' folders and mailboxes polling through it."""
     from handrail.exceptions import InputError
     from handrail.providers.specs import choose_model, model_spec
     from handrail.triggers.intake import Intake
+    from handrail.triggers.running import start_triggers
 
     if pipeline is None:
         raise InputError(
-            f"--source and --watch need the pipeline documents are for: give --target ({note})"
+            f"triggers (--source, --watch, [tool.handrail.triggers]) need the pipeline documents "
+            f"are for: give --target ({note})"
         )
     routes = bell.notify.routes if bell is not None else ()
-    return Intake(pipeline, db=db, model_spec=model_spec(choose_model(model)), routes=routes)
-
-
-def _watch(intake: Intake | None, folders: list[str]) -> list[FolderWatch]:
-    """The folder trigger of each `--watch DIR`, polling (docs/triggers.md#the-folder-trigger)."""
-    from handrail.triggers.folder import FolderTrigger, FolderWatch
-
-    if intake is None:
-        return []
-    return [FolderWatch(trigger=FolderTrigger(intake, folder)).start() for folder in folders]
+    intake = Intake(pipeline, db=db, model_spec=model_spec(choose_model(model)), routes=routes)
+    try:
+        return start_triggers(intake, triggers)
+    except BaseException:
+        intake.close()
+        raise
 
 
 def _bell(db: str | None) -> Dispatcher | None:

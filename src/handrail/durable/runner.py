@@ -62,6 +62,7 @@ from handrail.durable.runtime import (
     dbos_url,
     default_executor_family,
 )
+from handrail.durable.schedules import Scheduled, schedule_workflow, stored_name
 from handrail.durable.serialize import (
     CHECKPOINTS,
     dump_decision,
@@ -175,6 +176,8 @@ class DurableRunner(Runner):
       `local-2`, ... (`kind="worker"`: `worker-<host>`, ...; `kind="cli"`: `cli`, ...);
     - `notify`: the notification channels (`handrail.notify.Notifications`): reviews raised,
       escalations, failed runs and reminders write their outbox rows (docs/notifications.md);
+    - `schedules`: cron schedules a worker (`serve`) stores in DBOS and fires, each tick once
+      across workers (`handrail.durable.schedules`);
     - everything else as `Runner`.
 
     A process may have one open durable runner at a time (DBOS runs once per process).
@@ -196,6 +199,7 @@ class DurableRunner(Runner):
         model_for: Callable[[ModelSpec], Model] | None = None,
         reap_every: float | None = REAP_EVERY,
         notify: Routing | None = None,
+        schedules: Sequence[Scheduled] = (),
     ) -> None:
         url = database_url(db)
         parsed, _shown = parse(url)
@@ -220,6 +224,12 @@ class DurableRunner(Runner):
             recover_others=kind != "cli",
         )
         self._kind = kind
+        names = [s.name for s in schedules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"schedule names must be unique; given twice: {', '.join(twice)}")
+        self.schedules: dict[str, Scheduled] = {s.name: s for s in schedules}
+        """The schedules this worker applies and fires, by name."""
         if reap_every is not None and reap_every <= 0:
             raise ValueError(f"reap_every={reap_every}: use a number of seconds above 0, or None")
         self.reap_every = reap_every if kind != "cli" else None
@@ -233,6 +243,7 @@ class DurableRunner(Runner):
         self._finished: dict[str, RunRecord] = {}
         self._run_wf: Any = None
         self._continue_wf: Any = None
+        self._tick_wf: Any = None
 
     def __repr__(self) -> str:
         return f"DurableRunner({self.pipeline.name!r}, db={self.sql.url!r})"
@@ -343,9 +354,56 @@ class DurableRunner(Runner):
         async def continue_body(record: Any, request: Any, decision: Any) -> str:
             return await _runner_for(name)._workflow_continue(record, request, decision)
 
+        async def tick_body(scheduled_at: datetime, context: Any) -> None:
+            await _runner_for(name)._workflow_tick(scheduled_at, context)
+
         self._run_wf = DBOS.workflow(name=run_workflow(name))(run_body)
         self._continue_wf = DBOS.workflow(name=continue_workflow(name))(continue_body)
-        self.runtime.register({run_workflow(name), continue_workflow(name)})
+        self._tick_wf = DBOS.workflow(name=schedule_workflow(name))(tick_body)
+        self.runtime.register(
+            {run_workflow(name), continue_workflow(name), schedule_workflow(name)}
+        )
+
+    async def _workflow_tick(self, scheduled_at: datetime, context: Any) -> None:
+        """One tick of a schedule (a DBOS workflow): its `fire`, on a thread. A tick of a
+        schedule this worker does not know (another worker's configuration) is logged."""
+        wanted = context.get("schedule") if isinstance(context, dict) else None
+        scheduled = self.schedules.get(str(wanted))
+        if scheduled is None:
+            log.warning(
+                "schedule `%s` of %s fired for %s, but this worker does not have it in its "
+                "configuration: give every worker of a pipeline the same schedules",
+                wanted,
+                self.pipeline.name,
+                scheduled_at.isoformat(),
+            )
+            return
+        await asyncio.to_thread(scheduled.fire, scheduled_at)
+
+    def _apply_schedules(self) -> None:
+        """Store this worker's schedules in DBOS (on the pipeline's queue), replacing the
+        pipeline's others: DBOS's scheduler then enqueues each tick once."""
+        mine = stored_name(self.pipeline.name, "")
+        wanted = {stored_name(self.pipeline.name, s.name) for s in self.schedules.values()}
+        for old in DBOS.list_schedules(schedule_name_prefix=mine):
+            if old["schedule_name"] not in wanted:
+                DBOS.delete_schedule(old["schedule_name"])
+        if not self.schedules:
+            return
+        DBOS.apply_schedules(
+            [
+                {
+                    "schedule_name": stored_name(self.pipeline.name, s.name),
+                    "workflow_fn": self._tick_wf,
+                    "schedule": s.cron,
+                    "context": {"schedule": s.name},
+                    "cron_timezone": s.timezone,
+                    "automatic_backfill": s.catch_up,
+                    "queue_name": queue_name(self.pipeline.name),
+                }
+                for s in self.schedules.values()
+            ]
+        )
 
     def _require_open(self) -> None:
         if not self.runtime.launched:
@@ -687,6 +745,7 @@ class DurableRunner(Runner):
                         polling_interval_sec=poll,
                         on_conflict="always_update",
                     )
+                    await asyncio.to_thread(self._apply_schedules)
                     registered = True
                 escalations = await self.maintain()
             except Exception as e:

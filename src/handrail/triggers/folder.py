@@ -6,9 +6,11 @@ trigger.poll_once()        # one look; a file is taken on the look that finds it
 watch = FolderWatch(trigger).start()   # polls every 2 s, nudged early by watchfiles
 ```
 
-A poll lists the folder's top-level entries (not its subfolders: `processed/`, `failed/` and any
-other are left alone) and ignores hidden files and files still being written by convention
-(`*.part`, `*.tmp`, `*~`). Every other entry is looked at twice: it is taken only when its size
+A poll lists the folder's top-level entries (with `recursive=True`, its subfolders' too, except
+`processed/`, `failed/` and hidden folders; symlinked folders are not followed) and ignores
+hidden files and files still being written by convention (`*.part`, `*.tmp`, `*~`). A file in a
+subfolder is named by its path in the folder (`acme/march.pdf`) and keeps it when moved
+(`processed/acme/march.pdf`). Every other entry is looked at twice: it is taken only when its size
 and mtime have not changed for `settle` seconds across two polls. Then:
 
 - a file of a format handrail reads is read with its format's size limit (`max_bytes_for`) and
@@ -90,7 +92,9 @@ class FolderTrigger:
     - `name`: the trigger's name; its receipts are under `folder:<name>` (default: the folder's
       absolute path);
     - `settle`: how many seconds a file's size and mtime must stay the same, across two looks,
-      before it is taken.
+      before it is taken;
+    - `recursive`: take the files of its subfolders too (not `processed/`, `failed/`, hidden
+      ones, nor symlinked folders).
 
     `poll_once` is synchronous (file system and database): call it from a thread in async code.
     """
@@ -102,11 +106,13 @@ class FolderTrigger:
         *,
         name: str | None = None,
         settle: float = 1.0,
+        recursive: bool = False,
     ) -> None:
         self.intake = intake
         self.folder = Path(folder).absolute()
         self.source = f"folder:{name or self.folder.as_posix()}"
         self.settle = settle
+        self.recursive = recursive
         self._looks: dict[str, tuple[_Look, float]] = {}
         self._reported: set[tuple[str, _Look]] = set()
 
@@ -119,10 +125,8 @@ class FolderTrigger:
         moved: list[Moved] = []
         waiting: list[str] = []
         errors: list[str] = []
-        for name in sorted(os.listdir(self.folder)):
+        for name in self._names():
             path = self.folder / name
-            if _ignored(name):
-                continue
             try:
                 info = _look_at(path)
             except FileNotFoundError:  # taken by another poller, or renamed by its writer
@@ -151,6 +155,21 @@ class FolderTrigger:
         self._reported = {seen for seen in self._reported if seen[0] in looks}
         return Poll(moved=tuple(moved), waiting=tuple(waiting), errors=tuple(errors))
 
+    def _names(self) -> list[str]:
+        """The entries to look at, as paths relative to the folder (`/`-separated)."""
+        if not self.recursive:
+            return [n for n in sorted(os.listdir(self.folder)) if not _ignored(n)]
+        found: list[str] = []
+        for top, dirs, files in os.walk(self.folder, followlinks=False):
+            here = Path(top).relative_to(self.folder)
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if not d.startswith(".") and not (here == Path(".") and d in (PROCESSED, FAILED))
+            )
+            found += [(here / f).as_posix() for f in files if not _ignored(f)]
+        return sorted(found)
+
     def _take(self, name: str, info: os.stat_result) -> Moved | None:
         path = self.folder / name
         look = (info.st_size, info.st_mtime_ns)
@@ -168,7 +187,7 @@ class FolderTrigger:
             self.source,
             f"{name}#{sha256}",
             data,
-            name=name,
+            name=Path(name).name,
             detail={"path": name, "size": info.st_size},
         )
         # committed: from here on a crash leaves the file, and the next poll only moves it
@@ -186,7 +205,7 @@ class FolderTrigger:
 
     def _refusal(self, path: Path, info: os.stat_result) -> str | None:
         """Why `path` is not taken (it goes to failed/), or None if it is read."""
-        name = path.name
+        name = path.relative_to(self.folder).as_posix()
         if path.is_symlink():
             real = os.path.realpath(path)
             boundary = os.path.realpath(self.folder)
@@ -206,14 +225,15 @@ class FolderTrigger:
     def _move(self, name: str, to: str, *, note: str | None = None) -> Moved:
         """Move `name` into the subfolder `to` under a name not taken there (never
         overwriting), and write `note` beside it."""
-        target = self.folder / to
-        target.mkdir(exist_ok=True)
+        where = Path(name).parent
+        target = self.folder / to / where
+        target.mkdir(parents=True, exist_ok=True)
         dest = _place(self.folder / name, target)
         if dest is None:
             return Moved(name=name, to=None)  # another poller moved it
         if note is not None:
             (target / f"{dest.name}.error.txt").write_text(note + "\n", encoding="utf-8")
-        return Moved(name=name, to=f"{to}/{dest.name}", error=note)
+        return Moved(name=name, to=(Path(to) / where / dest.name).as_posix(), error=note)
 
     def _report(self, name: str, look: _Look, error: str) -> None:
         """Record `error` as the trigger's last error (and announce it as `trigger.failed`),
@@ -293,7 +313,7 @@ class FolderWatch:
             for _ in watch(
                 self.trigger.folder,
                 stop_event=self._stop,
-                recursive=False,
+                recursive=self.trigger.recursive,
                 debounce=200,
                 rust_timeout=1000,
                 raise_interrupt=False,

@@ -178,14 +178,16 @@ class Intake:
         document: Document | InputError,
         *,
         detail: dict[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> Accepted:
         """Record the receipt of `key` from `source` and queue `document`'s run, in one
         transaction; a repeat of the key answers with the run it queued. An `InputError` in the
-        document's place (it could not be read) gets a failed run and a receipt."""
+        document's place (it could not be read) gets a failed run and a receipt. `run_id`
+        replaces the one derived from the content (a schedule's tick has a run of its own)."""
         found = self.receipt(source, key)
         if found is not None:
             return _repeat(found)
-        return self._take(source, key, document, detail=detail)
+        return self._take(source, key, document, detail=detail, run_id=run_id)
 
     def _take(
         self,
@@ -194,6 +196,7 @@ class Intake:
         document: Document | InputError,
         *,
         detail: dict[str, Any] | None,
+        run_id: str | None = None,
     ) -> Accepted:
         """`accept` once the key was looked up and not found (the primary key still decides a
         race: the loser answers with the winner's run)."""
@@ -204,7 +207,7 @@ class Intake:
             failed = self._submitter.runner.failed_input(document)
             job = Enqueue(run_id=failed.run_id, options=None, args=())
         else:
-            job = self._submitter.prepare(document)
+            job = self._submitter.prepare(document, run_id=run_id)
         kind = source.partition(":")[0]
         at = now()
         table = schema.receipts

@@ -25,6 +25,7 @@ from handrail.exceptions import InputError
 if TYPE_CHECKING:
     from handrail.core.pipeline import Pipeline
     from handrail.durable import Escalated
+    from handrail.durable.schedules import Scheduled
     from handrail.notify import Notifications
     from handrail.review import ReviewService
 
@@ -90,6 +91,8 @@ class WorkerLoop:
     on_escalated: Callable[[Escalated], object] | None = None
     notify: Notifications | None = None
     """The notification channels: the runs it continues write their outbox rows."""
+    schedules: Sequence[Scheduled] = ()
+    """Cron schedules it stores in DBOS and fires (`handrail.durable.schedules`)."""
     executor_id: str = ""
     error: BaseException | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -154,6 +157,7 @@ class WorkerLoop:
             model_spec=model_spec(chosen),
             model_for=None if self.model is not None else build_model,
             notify=self.notify,
+            schedules=self.schedules,
         ) as runner:
             if self.target is not None:
                 runner.sql.save_pipeline(self.pipeline.name, absolute_target(self.target))
