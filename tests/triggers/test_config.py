@@ -198,3 +198,20 @@ def test_triggers_list_shows_configured_and_recorded_triggers(
     assert "folder:/old/drop (not configured here)" in table.output
     assert "LOGIN failed" in table.output
     assert "never" in table.output  # the schedule has not fired
+
+
+def test_the_configuration_in_docs_triggers_md_is_read_as_written(tmp_path: Path) -> None:
+    import re
+
+    doc = (ROOT / "docs" / "triggers.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Configuration") : doc.index("## Trigger state")]
+    [toml] = re.findall(r"```toml\n(.*?)```", section, re.S)
+    triggers = load_triggers(write(tmp_path, toml))
+    assert [kind for _, kind in triggers.named()] == ["http", "folder", "mailbox", "schedule"]
+    [code] = re.findall(r"```python\n(.*?)```", section, re.S)
+    namespace: dict[str, object] = {}
+    exec(code, namespace)
+    assert isinstance(namespace["triggers"], Triggers)
+    schedules = doc[doc.index("## Schedules") : doc.index("## Configuration")]
+    [daily] = re.findall(r"```toml\n(.*?)```", schedules, re.S)
+    assert load_triggers(write(tmp_path, daily)).schedules[0].timezone == "Europe/Paris"
