@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -32,10 +33,12 @@ class Request:
 
 @dataclass
 class Sink:
-    """An HTTP server that records every POST and answers with `statuses` in turn (then 200)."""
+    """An HTTP server that records every POST and answers with `statuses` in turn (then 200),
+    each after `delay` seconds (a slow receiver)."""
 
     url: str
     statuses: list[int] = field(default_factory=list)
+    delay: float = 0.0
     received: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +54,7 @@ def sink() -> Iterator[Sink]:
             with s.lock:
                 s.received.append(Request(self.path, dict(self.headers.items()), body))
                 status = s.statuses.pop(0) if s.statuses else 200
+            time.sleep(s.delay)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()

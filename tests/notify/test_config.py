@@ -40,6 +40,7 @@ sender = "handrail@example.com"
 to = ["leads@example.com"]
 username_env = "SMTP_USER"
 password_env = "SMTP_PASSWORD"
+ca_file = "certs/smtp-ca.pem"
 events = ["review.due_soon", "run.failed", "trigger.failed"]
 remind_before_seconds = 1800
 """
@@ -57,6 +58,7 @@ def test_channels_are_read_from_pyproject(tmp_path: Path) -> None:
     assert ops.digest == timedelta(minutes=5) and ops.queues == ("default",)
     assert isinstance(crm, Webhook) and crm.secret_env == "CRM_HOOK_SECRET"
     assert isinstance(leads, Email) and leads.security == "ssl"
+    assert leads.ca_file == "certs/smtp-ca.pem"
     assert leads.remind_before == timedelta(minutes=30)
     assert [r.channel for r in notify.routes] == ["ops", "crm", "leads"]
     assert notify.routes[0].events == frozenset({"review.waiting", "review.escalated"})
@@ -76,6 +78,11 @@ def test_no_file_or_no_table_means_no_notifications(tmp_path: Path) -> None:
         ('kind = "email"\nhost = "h"\nsender = "a@b"\nto = ["c@d"]\npassword = "pw"', "password"),
         ('kind = "webhook"\nurl = "https://x"\nretries = 3', "unknown keys retries"),
         ('kind = "pager"', "kind must be webhook, slack or email"),
+        (
+            'kind = "email"\nhost = "h"\nsender = "a@b"\nto = ["c@d"]\nsecurity = "none"\n'
+            'ca_file = "ca.pem"',
+            "ca_file is for a TLS server; use security starttls or ssl",
+        ),
         ('kind = "webhook"\nurl = "https://x"\nevents = ["review.lost"]', "unknown events"),
     ],
 )

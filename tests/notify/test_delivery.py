@@ -238,3 +238,34 @@ async def test_an_smtp_failure_is_recorded_without_the_password(
     assert done.retrying == 1 and smtp.inbox.messages == []
     assert row.last_error is not None and row.last_error.startswith(f"SMTP {smtp.host}:")
     assert "hunter2" not in row.last_error and "bell-user" not in row.last_error
+
+
+async def test_a_round_stops_before_a_send_could_outlast_its_lease(
+    sqlite_url: str, sink: Sink
+) -> None:
+    """A slow receiver: a round sends only while a send still ends within the rows' lease (else
+    another dispatcher could take a row being sent); the rest wait for the lease to end and are
+    sent then, each once."""
+    sink.delay = 0.4
+    notify = Notifications(
+        channels=[Webhook(name="hook", url=sink.url, timeout=1.0)],
+        lease=timedelta(seconds=3.1),
+    )
+    with SqlStore(sqlite_url, routes=notify.routes) as store:
+        for n in range(8):
+            await paused(store, n)
+        at = store.outbox_rows()[-1].next_attempt_at
+        first = dispatch_due(store, notify, now=at)
+        assert 1 <= first.delivered < 8
+        pending = [r for r in store.outbox_rows() if r.status == "pending"]
+        assert len(pending) == 8 - first.delivered
+        assert all(r.next_attempt_at == at + notify.lease for r in pending)  # held to its end
+        rest = 0
+        later = at + notify.lease
+        while rest < len(pending):
+            later += timedelta(seconds=2)
+            rest += dispatch_due(store, notify, now=later).delivered
+        rows = store.outbox_rows()
+    assert {r.status for r in rows} == {"delivered"}
+    ids = [json.loads(r.body)["event_id"] for r in sink.received]
+    assert sorted(ids) == sorted({*ids}) and len(ids) == 8

@@ -132,3 +132,16 @@ async def test_remind_due_writes_a_reminder_once_per_deadline(db_url: str) -> No
         reminders = [r for r in store.outbox_rows() if r.event == "review.due_soon"]
     assert len(reminders) == 1
     assert reminders[0].event_id == f"review.due_soon:{review.review_id}:{deadline.isoformat()}"
+
+
+async def test_a_claim_takes_at_most_limit_rows(db_url: str) -> None:
+    """A dispatcher holds no more rows than one round sends: the rows it claims but has not
+    sent when their lease ends are sent again by another dispatcher. (On Postgres the batch is
+    a MATERIALIZED CTE: as a subquery, Postgres ran it again per row and one claim took every
+    due row.)"""
+    with SqlStore(db_url, routes=[Route(channel="ops")]) as store:
+        for n in range(10):
+            await paused(store, n)
+        at = store.outbox_rows()[-1].next_attempt_at + timedelta(seconds=1)
+        claimed = store.claim_outbox(at=at, lease=timedelta(minutes=2), channels=["ops"], limit=3)
+    assert len(claimed) == 3

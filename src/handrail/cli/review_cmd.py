@@ -17,6 +17,7 @@ from handrail.review import records as use
 
 if TYPE_CHECKING:
     from handrail.durable import Finished
+    from handrail.notify import Notifications
 
 app = typer.Typer(
     name="review",
@@ -252,7 +253,7 @@ def escalate(
     with (
         errors(),
         traced(None) as hooks,
-        ReviewService(db, read_only=True, target=target) as service,
+        ReviewService(db, read_only=True, target=target, notify=_notify()) as service,
     ):
         done, problems = service.escalate_due(model=model, hooks=hooks)
     for item in done:
@@ -301,7 +302,10 @@ def _decide(
         return
     with errors():
         use.require_pending(view)
-        with traced(None) as hooks, ReviewService(db, read_only=True, target=target) as service:
+        with (
+            traced(None) as hooks,
+            ReviewService(db, read_only=True, target=target, notify=_notify()) as service,
+        ):
             record = service.decide_and_continue(
                 review_id,
                 decision,
@@ -350,13 +354,23 @@ def _finish_decided(
         raise typer.Exit(1)
 
 
+def _notify() -> Notifications | None:
+    """The channels of `[tool.handrail.notify]` in ./pyproject.toml (None without them), as
+    `handrail worker` reads them: a run continued here writes the outbox rows of what it raises
+    (a new review, a failure, an escalation, a reminder) in the transaction that saves it; a
+    worker or `handrail serve` sends them."""
+    from handrail.notify import load_notifications
+
+    return load_notifications()
+
+
 def finish_here(run_id: str, *, db: str | None, target: str | None, model: str | None) -> Finished:
     """Finish a decided run whose continuation was cut off, in this process (traced when
     tracing is on; a model override is said on stderr)."""
     with (
         errors(),
         traced(None) as hooks,
-        ReviewService(db, read_only=True, target=target) as service,
+        ReviewService(db, read_only=True, target=target, notify=_notify()) as service,
     ):
         return service.finish(
             run_id,

@@ -228,11 +228,16 @@ def claim(
         .order_by(outbox.c.next_attempt_at, outbox.c.event_id, outbox.c.channel)
         .limit(limit)
     )
+    chosen: Any = batch
     if conn.dialect.name == "postgresql":
-        batch = batch.with_for_update(skip_locked=True)
+        # MATERIALIZED: chosen once. As a plain subquery, Postgres may run it again for each
+        # row it updates, each run skipping the rows already locked: every due row was claimed
+        # instead of at most `limit`
+        cte = batch.with_for_update(skip_locked=True).cte("batch").prefix_with("MATERIALIZED")
+        chosen = select(cte.c.event_id, cte.c.channel)
     stmt = (
         update(outbox)
-        .where(due, tuple_(outbox.c.event_id, outbox.c.channel).in_(batch))
+        .where(due, tuple_(outbox.c.event_id, outbox.c.channel).in_(chosen))
         .values(attempts=outbox.c.attempts + 1, next_attempt_at=now + lease)
         .returning(*outbox.c)
     )

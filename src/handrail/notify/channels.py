@@ -150,7 +150,10 @@ class Slack(Channel):
 @dataclass(frozen=True, kw_only=True)
 class Email(Channel):
     """E-mail over SMTP: `security` is `starttls` (port 587), `ssl` (465) or `none` (a relay on
-    loopback); the login, if any, from `$username_env` and `$password_env`."""
+    loopback); the login, if any, from `$username_env` and `$password_env`. With TLS the
+    server's certificate and host name are always checked, against the system's CAs or, given
+    `ca_file`, against the CAs in that PEM file only. `starttls` never falls back to plain text:
+    a server that does not offer STARTTLS is refused."""
 
     kind: ClassVar[str] = "email"
     host: str
@@ -160,6 +163,9 @@ class Email(Channel):
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username_env: str | None = None
     password_env: str | None = None
+    ca_file: str | None = None
+    """A PEM file of the CAs to trust instead of the system's (a private CA, a self-signed
+    server): the certificate is verified all the same."""
 
     def __post_init__(self) -> None:
         Channel.__post_init__(self)
@@ -169,6 +175,11 @@ class Email(Channel):
             raise ValueError(
                 f"e-mail channel `{self.name}`: security={self.security!r}; "
                 "use starttls, ssl or none"
+            )
+        if self.ca_file is not None and self.security == "none":
+            raise ValueError(
+                f"e-mail channel `{self.name}`: ca_file is for a TLS server; use security "
+                "starttls or ssl with it"
             )
 
     def send(self, message: Message) -> None:
@@ -183,20 +194,40 @@ class Email(Channel):
         try:
             smtp: smtplib.SMTP
             if self.security == "ssl":
-                context = ssl.create_default_context()
+                context = ssl.create_default_context(cafile=self.ca_file)
                 smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
             else:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             with smtp:
                 if self.security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
+                    # Raises SMTPNotSupportedError when the server does not offer it: never
+                    # continue in plain text.
+                    smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
                 if username is not None and password is not None:
                     smtp.login(username, password)
                 smtp.send_message(mail)
         except (OSError, smtplib.SMTPException) as e:
-            raise DeliveryFailed(
-                mask(f"SMTP {self.host}:{self.port}: {type(e).__name__}: {e}", [password, username])
-            ) from None
+            said = f"SMTP {self.host}:{self.port}: {type(e).__name__}: {e}{self._fix(e)}"
+            raise DeliveryFailed(mask(said, [password, username])) from None
+
+    def _fix(self, error: Exception) -> str:
+        """How to fix a TLS failure (nothing for the others)."""
+        if isinstance(error, ssl.SSLCertVerificationError):
+            if "mismatch" in (error.verify_message or ""):
+                return (
+                    f"; the server's certificate is not for {self.host}: set host to a name "
+                    "the certificate holds (verification is never turned off)"
+                )
+            return (
+                "; the server's certificate is not trusted: give ca_file the CA that signed it "
+                "(verification is never turned off)"
+            )
+        if isinstance(error, smtplib.SMTPNotSupportedError) and self.security == "starttls":
+            return (
+                "; the server does not offer STARTTLS and security is starttls, so nothing was "
+                "sent in plain text: use a server that offers it, or security ssl"
+            )
+        return ""
 
 
 # --- signing -------------------------------------------------------------------------------------

@@ -80,7 +80,16 @@ _COMMON |= {"include_content", "timeout"}
 _OWN = {
     "webhook": {"url", "secret_env"},
     "slack": {"url_env"},
-    "email": {"host", "port", "sender", "to", "security", "username_env", "password_env"},
+    "email": {
+        "host",
+        "port",
+        "sender",
+        "to",
+        "security",
+        "username_env",
+        "password_env",
+        "ca_file",
+    },
 }
 
 

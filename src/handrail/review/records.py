@@ -12,6 +12,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +29,7 @@ from handrail.targets import load_pipeline, project_target
 
 if TYPE_CHECKING:
     from handrail.durable import DurableRunner, Escalated, Finished, SqlStore
+    from handrail.durable.outbox import Routing
 
 # `handrail.durable` (DBOS, SQLAlchemy: 0.4 s to import) is imported by the functions that use
 # it, so that commands that never touch a database start quickly.
@@ -283,12 +285,14 @@ def decide(
     hooks: Sequence[Hooks] = (),
     on_override: Callable[[str], None] | None = None,
     pipelines: Callable[[str], Pipeline] | None = None,
+    notify: Routing | None = None,
 ) -> RunRecord:
     """Record `decision` on `review` (exactly once) and continue its run here, durably, with
     the model the run started with (or `model`, which overrides: `on_override` gets one line
     saying so when it differs); returns the run's record afterwards. `hooks` observe the
     continuation (tracing); `pipelines` finds a pipeline's code by name (default:
-    `pipeline_for`)."""
+    `pipeline_for`); given `notify`, what the run raises next (another review, a failure)
+    writes its outbox rows."""
     pipeline = (pipelines or _finder(db, target))(review.pipeline)
     with open_store(db) as store:
         run = store.get_run(review.run_id) if store is not None else None
@@ -298,7 +302,7 @@ def decide(
             f"note: run {review.run_id} continues with --model {continuing.spec.describe()}, "
             f"not {continuing.overrides.describe()}, the model it started with"
         )
-    return asyncio.run(_decide(pipeline, review.review_id, decision, db, continuing, hooks))
+    return asyncio.run(_decide(pipeline, review.review_id, decision, db, continuing, hooks, notify))
 
 
 async def _decide(
@@ -308,9 +312,10 @@ async def _decide(
     db: str | None,
     continuing: Continuing,
     hooks: Sequence[Hooks],
+    notify: Routing | None,
 ) -> RunRecord:
     return await _in_runner(
-        pipeline, db, continuing, hooks, lambda runner: runner.decide(review_id, decision)
+        pipeline, db, continuing, hooks, lambda runner: runner.decide(review_id, decision), notify
     )
 
 
@@ -321,13 +326,20 @@ def escalate(
     target: str | None = None,
     hooks: Sequence[Hooks] = (),
     pipelines: Callable[[str], Pipeline] | None = None,
+    notify: Routing | None = None,
 ) -> tuple[list[Escalated], list[str]]:
     """Apply the escalation of every pending review past its deadline, pipeline by pipeline:
     (what was done, one problem per pipeline whose code cannot be found). Each run continues
     with the model it started with, or `model` for all when given. `target` names the code of
-    the pipeline it is; `hooks` observe the runs that continue (tracing)."""
+    the pipeline it is; `hooks` observe the runs that continue (tracing). Given `notify`, this
+    is one tick of the worker's clock: the `review.due_soon` reminders of every pipeline, then
+    each escalation with its outbox rows (`review.escalated`, or what a continued run raises)."""
+    at = now()
     with open_store(db) as store:
-        due = store.due_reviews(now()) if store is not None else []
+        due = store.due_reviews(at) if store is not None else []
+        kept = store is not None
+    if notify is not None and kept and any("review.due_soon" in r.events for r in notify.routes):
+        _remind(db, notify, at)
     if model is not None:
         continuing = continuing_model(None, model)
     else:  # each run's own; a run whose record names none (an earlier handrail's): fake
@@ -343,14 +355,29 @@ def escalate(
         except InputError as e:
             problems.append(str(e))
             continue
-        done += asyncio.run(_escalate(pipeline, db, continuing, hooks))
+        done += asyncio.run(_escalate(pipeline, db, continuing, hooks, notify))
     return done, problems
 
 
 async def _escalate(
-    pipeline: Pipeline, db: str | None, continuing: Continuing, hooks: Sequence[Hooks]
+    pipeline: Pipeline,
+    db: str | None,
+    continuing: Continuing,
+    hooks: Sequence[Hooks],
+    notify: Routing | None,
 ) -> list[Escalated]:
-    return await _in_runner(pipeline, db, continuing, hooks, lambda runner: runner.escalate_due())
+    return await _in_runner(
+        pipeline, db, continuing, hooks, lambda runner: runner.escalate_due(), notify
+    )
+
+
+def _remind(db: str | None, notify: Routing, at: datetime) -> None:
+    """The reminders due by `at` of every pipeline, also of those with nothing to escalate
+    (a durable runner writes only its own pipeline's)."""
+    from handrail.durable import SqlStore, database_url
+
+    with SqlStore(database_url(db), routes=notify.routes) as store:
+        store.remind_due(at)
 
 
 def unfinished_decision(db: str | None, view: ReviewView) -> bool:
@@ -376,9 +403,11 @@ def finish(
     hooks: Sequence[Hooks] = (),
     on_override: Callable[[str], None] | None = None,
     pipelines: Callable[[str], Pipeline] | None = None,
+    notify: Routing | None = None,
 ) -> Finished:
     """Finish a run a process left unfinished (see `DurableRunner.finish`), here, with the
-    model it started with (or `model`); returns what was done and the run's record."""
+    model it started with (or `model`); returns what was done and the run's record. Given
+    `notify`, what the run raises writes its outbox rows."""
     try:
         run = get_run(db, run_id)
     except ReviewNotFound as e:
@@ -393,7 +422,7 @@ def finish(
             f"note: run {run_id} continues with --model {continuing.spec.describe()}, "
             f"not {continuing.overrides.describe()}, the model it started with"
         )
-    return asyncio.run(_finish(pipeline, run_id, db, continuing, hooks))
+    return asyncio.run(_finish(pipeline, run_id, db, continuing, hooks, notify))
 
 
 async def _finish(
@@ -402,8 +431,11 @@ async def _finish(
     db: str | None,
     continuing: Continuing,
     hooks: Sequence[Hooks],
+    notify: Routing | None,
 ) -> Finished:
-    return await _in_runner(pipeline, db, continuing, hooks, lambda runner: runner.finish(run_id))
+    return await _in_runner(
+        pipeline, db, continuing, hooks, lambda runner: runner.finish(run_id), notify
+    )
 
 
 async def _in_runner(
@@ -412,9 +444,12 @@ async def _in_runner(
     continuing: Continuing,
     hooks: Sequence[Hooks],
     act: Callable[[DurableRunner], Awaitable[_T]],
+    notify: Routing | None = None,
 ) -> _T:
     """`act` on a durable runner of this short command (its own executor id: it takes over no
-    other process's runs), answering runs with `continuing`'s models."""
+    other process's runs), answering runs with `continuing`'s models; given `notify`, each
+    event it saves writes its outbox rows in the same transaction (a worker or `handrail serve`
+    sends them)."""
     from handrail.durable import DurableRunner
 
     async with DurableRunner(
@@ -425,6 +460,7 @@ async def _in_runner(
         model_spec=continuing.spec,
         model_for=continuing.model_for,
         hooks=hooks,
+        notify=notify,
     ) as runner:
         return await act(runner)
 

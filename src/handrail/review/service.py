@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         Reviewer,
         SqlStore,
     )
+    from handrail.durable.outbox import Routing
     from handrail.evals.export import ExportResult
     from handrail.observability.report import WorkflowReport
 
@@ -65,7 +66,10 @@ class ReviewService(People):
     that does not exist yet holds no reviews). `target`: the pipeline's code (else each
     pipeline's code where `handrail run` or a worker recorded it, which must be inside `folder`,
     default the current folder: the database never chooses on its own which code is imported).
-    The store opens on first use and is shared (thread-safe: one service serves the web app)."""
+    `notify`: the notification channels (`handrail.notify.Notifications`): a run this service
+    continues (`decide_and_continue`, `escalate_due`, `finish`) writes the outbox rows of what
+    it raises, as a worker would. The store opens on first use and is shared (thread-safe: one
+    service serves the web app)."""
 
     def __init__(
         self,
@@ -74,8 +78,10 @@ class ReviewService(People):
         read_only: bool = False,
         target: str | None = None,
         folder: str | os.PathLike[str] | None = None,
+        notify: Routing | None = None,
     ) -> None:
         self.db = db
+        self.notify = notify
         self.read_only = read_only
         self.target = target
         self.folder = str(Path(folder).resolve()) if folder is not None else None
@@ -475,6 +481,7 @@ class ReviewService(People):
             hooks=hooks,
             on_override=on_override,
             pipelines=self.pipeline,
+            notify=self.notify,
         )
 
     # --- what the CLI does ----------------------------------------------------------------------
@@ -491,7 +498,9 @@ class ReviewService(People):
                 return given
             return records.pipeline_for(name, self.db, None, folder=self.folder)
 
-        return records.escalate(self.db, model=model, hooks=hooks, pipelines=find)
+        return records.escalate(
+            self.db, model=model, hooks=hooks, pipelines=find, notify=self.notify
+        )
 
     def finish(
         self,
@@ -509,6 +518,7 @@ class ReviewService(People):
             hooks=hooks,
             on_override=on_override,
             pipelines=self.pipeline,
+            notify=self.notify,
         )
 
     def unfinished_decision(self, view: ReviewView) -> bool:
