@@ -29,6 +29,10 @@ class Cert:
     cert: Path
     key: Path
 
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts this certificate alone, checking the host name."""
+        return ssl.create_default_context(cafile=str(self.cert))
+
     def server_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)

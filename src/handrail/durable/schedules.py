@@ -50,7 +50,7 @@ class Scheduled:
 
 def check_cron(name: str, cron: str, timezone: str | None = None) -> None:
     """Refuse a cron expression or zone DBOS would not take, naming the schedule."""
-    from croniter import croniter  # type: ignore[import-untyped]  # DBOS's own cron reader
+    from croniter import croniter  # DBOS's own cron reader
 
     if len(cron.split()) not in (5, 6) or not croniter.is_valid(cron, second_at_beginning=True):
         raise InputError(

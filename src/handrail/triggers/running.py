@@ -41,8 +41,10 @@ class Running:
         return said
 
     def stop(self) -> None:
-        for watch in [*self.folders, *self.mailboxes]:
-            watch.stop()
+        for folder in self.folders:
+            folder.stop()
+        for mailbox in self.mailboxes:
+            mailbox.stop()
 
 
 def start_triggers(intake: Intake, triggers: Triggers) -> Running:
@@ -54,7 +56,7 @@ def start_triggers(intake: Intake, triggers: Triggers) -> Running:
         from handrail.triggers.mailbox import MailboxTrigger, MailboxWatch
 
         username, password = box.login()
-        trigger = MailboxTrigger(
+        reader = MailboxTrigger(
             intake,
             host=box.host,
             username=username,
@@ -66,7 +68,7 @@ def start_triggers(intake: Intake, triggers: Triggers) -> Running:
             name=box.name,
             move_to=box.move_to,
         )
-        mailboxes.append(MailboxWatch(trigger=trigger, interval=box.interval_seconds))
+        mailboxes.append(MailboxWatch(trigger=reader, interval=box.interval_seconds))
     running = Running(intake=intake, schedules=[s.scheduled(intake) for s in triggers.schedules])
     try:
         for folder in triggers.folders:
