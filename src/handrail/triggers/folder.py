@@ -43,7 +43,7 @@ from os import PathLike
 from pathlib import Path
 
 from handrail.triggers.intake import Intake, size_limit, supported
-from handrail.triggers.state import record_error
+from handrail.triggers.state import report_error
 
 log = logging.getLogger(__name__)
 
@@ -241,18 +241,15 @@ class FolderTrigger:
         if (name, look) in self._reported:
             return
         self._reported.add((name, look))
-        log.warning("%s: %s", self.source, error)
-        try:
-            record_error(
-                self.intake.store,
-                name=self.source,
-                kind="folder",
-                pipeline=self.intake.pipeline.name,
-                error=error[:1000],
-                key=f"{name}@{look[0]}:{look[1]}",
-            )
-        except Exception as e:  # the database is down: the file stays, the log says why
-            log.warning("%s: could not record an error: %s", self.source, _one_line(e))
+        report_error(
+            self.intake.store,
+            name=self.source,
+            kind="folder",
+            pipeline=self.intake.pipeline.name,
+            error=error,
+            key=f"{name}@{look[0]}:{look[1]}",
+            log=log,
+        )
 
 
 @dataclass(kw_only=True)

@@ -64,7 +64,7 @@ from handrail.exceptions import (
     ProviderUnavailable,
 )
 from handrail.triggers.intake import FILE_LIMIT, Intake, Receipt
-from handrail.triggers.state import record_error
+from handrail.triggers.state import report_error
 
 log = logging.getLogger(__name__)
 
@@ -450,18 +450,15 @@ class MailboxTrigger:
         if (key, error) in self._reported:
             return
         self._reported.add((key, error))
-        log.warning("%s: %s", self.source, error)
-        try:
-            record_error(
-                self.intake.store,
-                name=self.source,
-                kind="mailbox",
-                pipeline=self.intake.pipeline.name,
-                error=error[:1000],
-                key=key,
-            )
-        except Exception as e:  # the database is down: the message stays unseen, the log says
-            log.warning("%s: could not record an error: %s", self.source, self._one_line(e))
+        report_error(
+            self.intake.store,
+            name=self.source,
+            kind="mailbox",
+            pipeline=self.intake.pipeline.name,
+            error=error,
+            key=key,
+            log=log,
+        )
 
     def _translated(self, e: Exception) -> Exception:
         """`e` as a handrail error saying what to do (IMAP and network errors), else `e`."""

@@ -7,6 +7,7 @@ transaction that failed is gone).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,27 @@ def record_error(
         )
 
 
+def report_error(
+    store: SqlStore,
+    *,
+    name: str,
+    kind: str,
+    pipeline: str,
+    error: str,
+    key: str,
+    log: logging.Logger,
+) -> None:
+    """Log `error` and record it as trigger `name`'s last error, announced as
+    `trigger.failed` (`record_error`); a database that cannot be written is logged, never
+    raised: what failed stays at its source, to be taken again."""
+    log.warning("%s: %s", name, error)
+    try:
+        record_error(store, name=name, kind=kind, pipeline=pipeline, error=error[:1000], key=key)
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        log.warning("%s: could not record an error: %s: %s", name, type(e).__name__, first)
+
+
 def trigger_states(store: SqlStore) -> list[TriggerState]:
     """Every trigger's row, by name."""
     table = schema.triggers
@@ -100,4 +122,4 @@ def _upsert(
     conn.execute(stmt)
 
 
-__all__ = ["TriggerState", "record_error", "record_pickup", "trigger_states"]
+__all__ = ["TriggerState", "record_error", "record_pickup", "report_error", "trigger_states"]
