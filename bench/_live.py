@@ -8,6 +8,7 @@ installed."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,9 +161,28 @@ class Databases:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user and system, in seconds) process `pid` has used so far, from
+    /proc/PID/stat; None where there is no /proc (not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Served:
+    """A server process that is up: its URL and its process id."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def process(command: list[str], ready: str, env: dict[str, str]) -> Iterator[str]:
-    """A server process; yields the URL from its ready line (`<ready> http://...`)."""
+def server(command: list[str], ready: str, env: dict[str, str]) -> Iterator[Served]:
+    """A server process; yields its URL (from its ready line, `<ready> http://...`) and pid."""
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
     )
@@ -185,7 +205,7 @@ def process(command: list[str], ready: str, env: dict[str, str]) -> Iterator[str
         found.wait(120)
         if not url or proc.poll() is not None:
             raise RuntimeError(f"{command[2:5]} did not start:\n" + "".join(lines[-40:]))
-        yield url[0]
+        yield Served(url=url[0], pid=proc.pid)
     finally:
         proc.terminate()
         try:
@@ -196,9 +216,18 @@ def process(command: list[str], ready: str, env: dict[str, str]) -> Iterator[str
         reader.join(timeout=10)
 
 
+@contextmanager
+def process(command: list[str], ready: str, env: dict[str, str]) -> Iterator[str]:
+    """A server process; yields the URL from its ready line (`<ready> http://...`)."""
+    with server(command, ready, env) as served:
+        yield served.url
+
+
 __all__ = [
     "ROOT",
     "Databases",
+    "Served",
+    "cpu_seconds",
     "handrail_source",
     "measure_backends",
     "parser",
@@ -207,4 +236,5 @@ __all__ = [
     "process",
     "ratios",
     "run_facts",
+    "server",
 ]

@@ -18,7 +18,10 @@ and with an Idempotency-Key of its own. No worker runs, so this is acceptance on
 signature checked, the receipt, the queued DBOS run and the trigger's pick-up committed in one
 transaction, the 202 answered. Every answer must be a 202 for a new, queued run. The figure is
 the documents timed over the wall time spent sending them (the clients' signing included); p50
-and p95 are each request's latency seen by its client.
+and p95 are each request's latency seen by its client. `http_server_cpu_ms_per_doc_*` is the CPU
+time (user and system, from /proc) the server process spent per document while timed: what a
+document costs the server, which other work on a shared machine sways less than docs/s (the
+clients run on the same cores).
 
 The anchor: a bare FastAPI app under uvicorn in a process of its own (as `handrail serve` is),
 on the same database: it checks the same headers and HMAC on the raw body, then INSERTs one row
@@ -70,6 +73,7 @@ from typing import Any
 from _live import (  # bench/_live.py, beside this script; puts the repository root on sys.path
     ROOT,
     Databases,
+    cpu_seconds,
     handrail_source,
     measure_backends,
     percentile,
@@ -77,6 +81,7 @@ from _live import (  # bench/_live.py, beside this script; puts the repository r
     process,
     ratios,
     run_facts,
+    server,
 )
 from _live import parser as live_parser
 from starlette.requests import Request
@@ -254,6 +259,8 @@ class Sent:
     elapsed_s: float
     latencies_ms: list[float]
     answers: list[dict[str, Any]]
+    cpu_s: float | None = None
+    """The CPU time the server process used meanwhile (None where it cannot be read)."""
 
 
 def post_many(clients: list[Any], path: str, secret: str, docs: list[tuple[str, bytes]]) -> Sent:
@@ -370,10 +377,11 @@ def measure_http(backend: str, url: str, cfg: Config) -> dict[str, Any]:
     got: dict[str, list[Sent]] = {"handrail": [], "anchor": []}
     warm: dict[str, list[Sent]] = {"handrail": [], "anchor": []}
     with ExitStack() as stack:
-        bases = {
-            "handrail": stack.enter_context(process(serve, "handrail serve:", env)),
-            "anchor": stack.enter_context(process(anchor_cmd, "anchor ready:", env)),
+        served = {
+            "handrail": stack.enter_context(server(serve, "handrail serve:", env)),
+            "anchor": stack.enter_context(server(anchor_cmd, "anchor ready:", env)),
         }
+        bases = {who: up.url for who, up in served.items()}
         paths = {"handrail": HANDRAIL_PATH, "anchor": ANCHOR_PATH}
         todo = {"handrail": mine_docs, "anchor": anchor_docs}
 
@@ -387,7 +395,12 @@ def measure_http(backend: str, url: str, cfg: Config) -> dict[str, Any]:
         }
 
         def send(who: str, part: list[tuple[str, bytes]], clients: int) -> Sent:
-            return post_many(pools[who][:clients], paths[who], secret, part)
+            before = cpu_seconds(served[who].pid)
+            sent = post_many(pools[who][:clients], paths[who], secret, part)
+            after = cpu_seconds(served[who].pid)
+            if before is not None and after is not None:
+                sent.cpu_s = after - before
+            return sent
 
         for who in ("handrail", "anchor"):  # one client first (code loads), then all of them
             warm[who].append(send(who, todo[who][:2], 1))
@@ -406,10 +419,14 @@ def measure_http(backend: str, url: str, cfg: Config) -> dict[str, Any]:
     for who, batches in got.items():
         latencies = [x for s in batches for x in s.latencies_ms]
         elapsed = sum(s.elapsed_s for s in batches)
+        cpu = [s.cpu_s for s in batches]
         out[who] = {
             "docs_per_s": len(latencies) / elapsed,
             "p50_ms": percentile(latencies, 0.5),
             "p95_ms": percentile(latencies, 0.95),
+            "cpu_ms_per_doc": None
+            if None in cpu
+            else 1000 * sum(c or 0.0 for c in cpu) / len(latencies),
             "blocks_docs_per_s": [len(s.latencies_ms) / s.elapsed_s for s in batches],
         }
     return out
@@ -501,6 +518,7 @@ def figures(results: dict[str, dict[str, Any]], who: str) -> dict[str, float | N
         out[f"http_docs_per_s_{backend}"] = _r(http.get("docs_per_s"))
         out[f"http_p50_ms_{backend}"] = _r(http.get("p50_ms"), 2)
         out[f"http_p95_ms_{backend}"] = _r(http.get("p95_ms"), 2)
+        out[f"http_server_cpu_ms_per_doc_{backend}"] = _r(http.get("cpu_ms_per_doc"), 3)
     return out
 
 
@@ -601,7 +619,10 @@ def print_table(measured: Measured, cfg: Config, meta: dict[str, Any]) -> None:
         print(f"  folder pick-up of each file, s: {each}")
     for key, why in skipped.items():
         print(f"  {key}: skipped: {why}")
-    print("  docs/s: higher is better; latencies: lower is better (ratio = handrail/anchor)")
+    print(
+        "  docs/s: higher is better; latencies and server CPU per document: lower is better "
+        "(ratio = handrail/anchor)"
+    )
     print(f"  finished in {meta['elapsed_s']:.0f} s")
 
 

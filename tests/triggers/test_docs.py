@@ -52,3 +52,20 @@ def test_the_curl_example_signs_as_the_server_checks() -> None:
     stamp, hexdigest = done.stdout.split()
     assert f"body='{BODY}'" == lines[0]
     assert f"sha256={hexdigest}" == sign(SECRET, stamp, BODY.encode())
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_the_curl_status_line_signs_as_the_server_checks() -> None:
+    from handrail.triggers.http import sign_status
+
+    [line] = re.findall(r"`(sig=\$\(printf 'GET .*?)`, then", DOC, re.S)
+    path = "/api/v1/pipelines/support/documents/run-3f2a"
+    done = subprocess.run(
+        ["bash", "-c", f"ts=1718000000\npath={path}\n{line.replace(chr(10), ' ')}\necho $sig"],
+        env={"HANDRAIL_SOURCE_CRM_SECRET": SECRET, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert f"sha256={done.stdout.strip()}" == sign_status(SECRET, "1718000000", path)

@@ -1,10 +1,15 @@
 """The one intake path, on SQLite and Postgres: the receipt and the queued run commit together,
 a repeat of a key is one run, two takers racing on one key give one run, the same content under
-another key points at the same run, and an unreadable document gets a failed run, not silence."""
+another key points at the same run, and an unreadable document gets a failed run, not silence.
+Documents handed in together commit in one transaction, each answered after it; one that fails
+there fails alone."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -176,3 +181,129 @@ def test_with_channels_a_failing_trigger_and_an_unreadable_document_are_announce
 
 def _queue_gone(conn: Any, job: Any) -> None:
     raise RuntimeError("the queue is gone")
+
+
+# --- documents handed in together ----------------------------------------------------------
+
+
+class Held:
+    """The intake's writer, made to hold its first transaction (the first document's, alone)
+    until `waiting` more documents were handed to it: those then commit as one group."""
+
+    def __init__(
+        self,
+        intake: Intake,
+        monkeypatch: pytest.MonkeyPatch,
+        waiting: int,
+        refuse: Callable[[str], bool] = lambda run_id: False,
+    ) -> None:
+        self.intake = intake
+        self.holding = threading.Event()
+        self.commits = 0
+        """Transactions committed by the writer (and by noting errors)."""
+        real_enqueue, real_transaction = intake._submitter.enqueue_in, intake.store.transaction
+
+        def enqueue_in(conn: Any, job: Any) -> None:
+            if not self.holding.is_set():
+                self.holding.set()
+                deadline = time.monotonic() + 30
+                while intake._writer._queue.qsize() < waiting and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            if refuse(job.run_id):
+                raise RuntimeError("the queue refused it")
+            real_enqueue(conn, job)
+
+        @contextmanager
+        def transaction() -> Iterator[Any]:
+            with real_transaction() as conn:
+                yield conn
+            self.commits += 1
+
+        monkeypatch.setattr(intake._submitter, "enqueue_in", enqueue_in)
+        monkeypatch.setattr(intake.store, "transaction", transaction)
+
+    def take(self, deliveries: list[tuple[str, str]]) -> list[Any]:
+        """Each (key, text) handed to `accept_bytes` by a thread of its own: the first one, and
+        once the writer holds it, the others at once. Each one's answer, or what it raised."""
+        found: list[Any] = [None] * len(deliveries)
+
+        def take(i: int, key: str, text: str) -> None:
+            try:
+                found[i] = self.intake.accept_bytes(
+                    "http:crm", key, text.encode(), name=f"{key}.txt"
+                )
+            except Exception as e:  # the caller's to see
+                found[i] = e
+
+        threads = [
+            threading.Thread(target=take, args=(i, key, text))
+            for i, (key, text) in enumerate(deliveries)
+        ]
+        threads[0].start()
+        assert self.holding.wait(30)
+        for thread in threads[1:]:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return found
+
+
+def test_documents_handed_in_together_commit_in_one_transaction(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = Held(intake, monkeypatch, waiting=5)
+
+    answers = held.take([(f"k{i}", f"Order: A-{i}, amount {i}") for i in range(6)])
+
+    assert [(a.new, a.repeat, a.error) for a in answers] == [(True, False, None)] * 6
+    assert len({a.run_id for a in answers}) == 6
+    assert len(receipts(intake)) == 6 and workflows(intake) == 6
+    assert held.commits == 2  # the first alone; the five handed in meanwhile, together
+    [state] = trigger_states(intake.store)
+    assert state.last_pickup_at is not None and state.last_error is None
+
+
+def test_a_document_that_fails_in_a_group_fails_alone(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poison = intake._submitter.runner.run_id_for(Document(text="Order: P-1, amount 1"))
+    held = Held(intake, monkeypatch, waiting=4, refuse=lambda run_id: run_id == poison)
+    deliveries = [(f"k{i}", f"Order: A-{i}, amount {i}") for i in range(4)]
+
+    answers = held.take([*deliveries, ("p", "Order: P-1, amount 1")])
+
+    *taken, refused = answers
+    assert isinstance(refused, RuntimeError) and "refused" in str(refused)
+    assert all(a.new for a in taken)
+    assert sorted(r.key for r in receipts(intake)) == ["k0", "k1", "k2", "k3"]
+    assert workflows(intake) == 4 and workflows(intake, poison) == 0
+    [state] = trigger_states(intake.store)
+    assert state.last_error == "RuntimeError: the queue refused it"
+    monkeypatch.undo()
+    again = intake.accept_bytes("http:crm", "p", b"Order: P-1, amount 1", name="p.txt")
+    assert (again.run_id, again.new) == (poison, True) and workflows(intake) == 5
+
+
+def test_one_key_twice_in_a_group_is_one_run_and_a_repeat(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, *twice = Held(intake, monkeypatch, waiting=2).take(
+        [("k", "Order: A-1"), ("dup", TEXT), ("dup", TEXT)]
+    )
+
+    assert first.new
+    assert sorted((a.new, a.repeat) for a in twice) == [(False, True), (True, False)]
+    assert twice[0].run_id == twice[1].run_id
+    assert sorted(r.key for r in receipts(intake)) == ["dup", "k"] and workflows(intake) == 2
+
+
+def test_one_content_under_two_keys_in_a_group_is_one_new_run(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, *same = Held(intake, monkeypatch, waiting=2).take(
+        [("k", "Order: A-1"), ("a", TEXT), ("b", TEXT)]
+    )
+
+    assert first.new and same[0].run_id == same[1].run_id
+    assert sorted((a.new, a.repeat) for a in same) == [(False, False), (True, False)]
+    assert len(receipts(intake)) == 3 and workflows(intake) == 2

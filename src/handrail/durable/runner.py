@@ -885,6 +885,11 @@ class Submitter:
         doc = Document.of(document)
         run_id = run_id or (new_id("run") if rerun else self.runner.run_id_for(doc))
         existing = None if rerun else self.store.get_run(run_id)
+        return self.job(doc, run_id, existing)
+
+    def job(self, document: Document, run_id: str, existing: RunRecord | None) -> Enqueue:
+        """`prepare` once the run id and the run stored under it (`existing`, None when there
+        is none) are known: for a caller that looks many runs up in one query."""
         if existing is not None and existing.status is not RunStatus.FAILED:
             return Enqueue(run_id=run_id, options=None, args=(), earlier=existing)
         options: EnqueueOptions = {
@@ -893,7 +898,7 @@ class Submitter:
             "workflow_id": run_workflow_id(run_id, existing),
             "app_version": app_version(),
         }
-        args = (run_id, _dump_document(doc), _dump_spec(self.model_spec))
+        args = (run_id, _dump_document(document), _dump_spec(self.model_spec))
         return Enqueue(run_id=run_id, options=options, args=args, earlier=existing)
 
     def enqueue_in(self, conn: Connection, job: Enqueue) -> None:

@@ -10,6 +10,11 @@ X-Handrail-Timestamp: 1718000000                      (unix seconds)
 X-Handrail-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}." + raw body)>
 ```
 
+A status request (`GET .../documents/{run_id}`) is signed with the same headers and secret over
+`GET <path>`, a newline and the timestamp (`sign_status`): `HMAC(secret, f"GET {path}\n{ts}")`,
+so a signature is good for that one path and method, and never for a POST (whose signed text
+starts with the timestamp's digits, not `GET`).
+
 A signature is accepted within 5 minutes of the server's clock either way; compared in
 constant time; an unknown source is checked against a random key, so an answer never tells
 which sources exist.
@@ -48,6 +53,19 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     """The `X-Handrail-Signature` value of `body` sent at `timestamp` (unix seconds, as sent)."""
     mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("ascii") + body, hashlib.sha256)
     return f"sha256={mac.hexdigest()}"
+
+
+def sign_status(secret: str, timestamp: str, path: str | bytes) -> str:
+    """The `X-Handrail-Signature` value of a status request for `path` (as sent, percent-encoded
+    as in the request line, without a query string) at `timestamp`."""
+    mac = hmac.new(secret.encode("utf-8"), status_message(timestamp, path), hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+def status_message(timestamp: str, path: str | bytes) -> bytes:
+    """What a status request's signature covers: `GET <path>\n<timestamp>`."""
+    raw = path.encode("ascii") if isinstance(path, str) else path
+    return b"GET " + raw + b"\n" + timestamp.encode("ascii")
 
 
 def fresh(timestamp: str | None, at: float) -> bool:
@@ -100,16 +118,24 @@ class Sources:
         source: str | None,
         timestamp: str | None,
         signature: str | None,
-        body: bytes,
+        body: bytes | None = None,
         at: float,
+        path: str | bytes | None = None,
     ) -> bool:
         """Whether the request is signed by `source`'s secret, with a timestamp `fresh` at `at`
-        (the server's clock, unix seconds)."""
+        (the server's clock, unix seconds): a POST of `body`, or a status request for `path`."""
         if not source or not signature or timestamp is None or not fresh(timestamp, at):
             return False
+        if (body is None) == (path is None):
+            raise ValueError("verify a body (a POST) or a path (a status request), not both")
         known = self._secrets.get(source)
         # an unknown source costs the same HMAC, against a key nobody has
-        expected = sign(known or secrets.token_hex(32), timestamp, body)
+        key = known or secrets.token_hex(32)
+        expected = (
+            sign(key, timestamp, body)
+            if body is not None
+            else sign_status(key, timestamp, path or b"")
+        )
         matches = hmac.compare_digest(expected.encode(), signature.strip().encode())
         return known is not None and matches
 
@@ -124,4 +150,6 @@ __all__ = [
     "fresh",
     "secret_variable",
     "sign",
+    "sign_status",
+    "status_message",
 ]

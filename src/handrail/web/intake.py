@@ -1,4 +1,5 @@
-"""The HTTP trigger: `POST /api/v1/pipelines/{name}/documents` (docs/triggers.md).
+"""The HTTP trigger: `POST /api/v1/pipelines/{name}/documents`, and the status of what a source
+sent at `GET /api/v1/pipelines/{name}/documents/{run_id}` (docs/triggers.md).
 
 A request is checked in this order, and nothing is recorded until every check passed:
 signature headers present and the timestamp fresh (401), a media type handrail takes (415),
@@ -7,6 +8,10 @@ before the body is parsed), a pipeline this server serves (404), a body that spl
 documents (400), each document of a format handrail reads (415) and within its size limit
 (413). Then each document goes through the one intake path (`handrail.triggers.Intake`) and the
 answer is 202 with its run. Secrets and document text are never logged nor echoed.
+
+A status request is signed as a POST is, over `GET <path>` in place of a body
+(`http.sign_status`), and answered only for runs the source's own receipts point at: another
+source's run and a run that does not exist are the same 404.
 """
 
 from __future__ import annotations
@@ -33,7 +38,13 @@ from handrail.triggers.http import (
     Sources,
     fresh,
 )
-from handrail.triggers.intake import FILE_LIMIT, Accepted, Intake, size_limit, supported
+from handrail.triggers.intake import (
+    FILE_LIMIT,
+    Delivered,
+    Intake,
+    size_limit,
+    supported,
+)
 from handrail.web.security import API_PREFIX
 
 BODIES = {
@@ -119,23 +130,50 @@ def intake_router(
             if len(part.data) > limit:
                 raise Refused(413, f"`{part.name}` is over the {limit // 2**20} MB limit")
         answers = []
-        for key, part, document_id in keyed:
-            accepted = await run_in_threadpool(
-                intake.accept_bytes,
-                f"http:{source}",
-                key,
-                part.data,
-                name=part.name,
-                media_type=part.media_type,
-                document_id=document_id,
+        for key, part, document_id in keyed:  # one thread hop each: taken in, then answered
+            answer = await run_in_threadpool(
+                _accept, intake, f"http:{source}", key, part, document_id, name
             )
-            status = await run_in_threadpool(_status, intake, accepted)
-            answers.append(_answer(accepted, status) | {"name": part.name})
+            answers.append(answer)
         body_out: dict[str, Any] = {"documents": answers}
         if len(answers) == 1:
             body_out |= {k: v for k, v in answers[0].items() if k != "name"}
         location = {"Location": answers[0]["status_url"]}
         return JSONResponse(body_out, status_code=202, headers=location)
+
+    @router.get(f"{API_PREFIX}/pipelines/{{name}}/documents/{{run_id}}")
+    async def status(request: Request, name: str, run_id: str) -> JSONResponse:
+        try:
+            return await _status(request, name, run_id)
+        except Refused as e:
+            headers = {"WWW-Authenticate": "HMAC-SHA256"} if e.status == 401 else None
+            return JSONResponse({"error": str(e)}, status_code=e.status, headers=headers)
+        except StoreError as e:
+            return JSONResponse({"error": f"{e}; try again in a moment"}, status_code=503)
+
+    async def _status(request: Request, name: str, run_id: str) -> JSONResponse:
+        headers = request.headers
+        source = headers.get(SOURCE_HEADER)
+        timestamp = headers.get(TIMESTAMP_HEADER)
+        signature = headers.get(SIGNATURE_HEADER)
+        path = request.scope.get("raw_path") or request.url.path.encode()
+        if not source or not signature or not fresh(timestamp, clock()):
+            raise Refused(401, _UNSIGNED_STATUS)
+        if not sources.verify(
+            source=source,
+            timestamp=timestamp,
+            signature=signature,
+            path=path,
+            at=clock(),
+        ):
+            raise Refused(401, _UNSIGNED_STATUS)
+        intake = intakes.get(name)
+        if intake is None:
+            raise Refused(404, f"this server takes no documents for a pipeline `{name}`")
+        found = await run_in_threadpool(intake.delivered, f"http:{source}", run_id)
+        if found is None:  # another source's run, or none: the same answer
+            raise Refused(404, f"no document this source sent to `{name}` has this run")
+        return JSONResponse(_delivered(found))
 
     return router
 
@@ -144,6 +182,12 @@ _UNSIGNED = (
     "refused: this request is not signed by a source this server knows (headers "
     f"{SOURCE_HEADER}, {TIMESTAMP_HEADER} within {TOLERANCE_S // 60} minutes, and "
     f"{SIGNATURE_HEADER}: sha256=HMAC of the timestamp, a dot and the body; docs/triggers.md)"
+)
+_UNSIGNED_STATUS = (
+    "refused: this request is not signed by a source this server knows (headers "
+    f"{SOURCE_HEADER}, {TIMESTAMP_HEADER} within {TOLERANCE_S // 60} minutes, and "
+    f"{SIGNATURE_HEADER}: sha256=HMAC of the timestamp, a dot, `GET ` and the path; "
+    "docs/triggers.md)"
 )
 _UNSUPPORTED = (
     "send the document as text/plain, application/json, message/rfc822 or multipart/form-data "
@@ -204,23 +248,42 @@ async def _files(headers: Headers, body: bytes) -> list[_Part]:
     return parts
 
 
-def _status(intake: Intake, accepted: Accepted) -> str:
-    if accepted.new and accepted.error is None:  # queued just now: no need to ask
-        return "queued"
-    record = intake.store.get_run(accepted.run_id)
-    return "queued" if record is None else record.status.value
-
-
-def _answer(accepted: Accepted, status: str) -> dict[str, Any]:
+def _accept(
+    intake: Intake, source: str, key: str, part: _Part, document_id: str, pipeline: str
+) -> dict[str, Any]:
+    """One document taken in, and its answer (run in a worker thread: it waits for the
+    database)."""
+    accepted = intake.accept_bytes(
+        source, key, part.data, name=part.name, media_type=part.media_type, document_id=document_id
+    )
+    status = "queued"  # queued just now: no need to ask
+    if not accepted.new or accepted.error is not None:  # where its run is now
+        found = intake.delivered(source, accepted.run_id)
+        status = "queued" if found is None else found.status
     answer: dict[str, Any] = {
         "run_id": accepted.run_id,
-        "status_url": f"{API_PREFIX}/runs/{accepted.run_id}",
+        "status_url": status_url(pipeline, accepted.run_id),
         "new": accepted.new,
         "status": status,
     }
     if accepted.error is not None:
         answer["error"] = accepted.error
-    return answer
+    return answer | {"name": part.name}
 
 
-__all__ = ["BODIES", "MAX_FILES", "Refused", "intake_router"]
+def status_url(pipeline: str, run_id: str) -> str:
+    """Where the source that sent a document reads its run's status (signed, as it sent it)."""
+    return f"{API_PREFIX}/pipelines/{pipeline}/documents/{run_id}"
+
+
+def _delivered(found: Delivered) -> dict[str, Any]:
+    return {
+        "run_id": found.run_id,
+        "pipeline": found.pipeline,
+        "received_at": found.received_at.isoformat(),
+        "status": found.status,
+        "review": found.review,
+    }
+
+
+__all__ = ["BODIES", "MAX_FILES", "Refused", "intake_router", "status_url"]
