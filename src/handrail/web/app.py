@@ -21,7 +21,7 @@ from handrail.exceptions import InputError, NotAllowed, ReviewNotFound, StoreErr
 from handrail.web import history, pages
 from handrail.web.api import api_app
 from handrail.web.render import STATIC, make_templates, page
-from handrail.web.security import API_PREFIX, SignInNeeded, guard, visitor
+from handrail.web.security import API_PREFIX, Guard, SignInNeeded, visitor
 
 if TYPE_CHECKING:
     from handrail.review import ReviewService
@@ -50,7 +50,7 @@ def create_app(
     )
     app.state.service = service
     templates = make_templates()
-    app.middleware("http")(guard(allowed_hosts))
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if intake is not None:  # before the API's mount, which would take its path
         app.include_router(intake)
