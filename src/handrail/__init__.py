@@ -15,6 +15,7 @@ from handrail.checks import (
     not_before,
     sums_to,
 )
+from handrail.core.examples import Example, Examples
 from handrail.core.hooks import Hooks
 from handrail.core.model import Message, Model, ModelRequest, ModelResponse
 from handrail.core.nodes import (
@@ -41,6 +42,7 @@ from handrail.core.records import (
     Confidence,
     ErrorInfo,
     Escalation,
+    ExampleSignals,
     ModelSpec,
     ReviewDecision,
     ReviewPolicy,
@@ -125,6 +127,9 @@ __all__ = [
     "Edge",
     "ErrorInfo",
     "Escalation",
+    "Example",
+    "ExampleSignals",
+    "Examples",
     "Extract",
     "Fail",
     "FakeModel",

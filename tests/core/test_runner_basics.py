@@ -487,6 +487,7 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                     "error": None,
                     "review_id": "rv-fe0be112253f4966",
                     "updates": {},
+                    "examples": None,
                 },
                 {
                     "run_id": "run-51443dbf6de36850",
@@ -508,6 +509,7 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                     "error": None,
                     "review_id": "rv-fe0be112253f4966",
                     "updates": {},
+                    "examples": None,
                 },
                 {
                     "run_id": "run-51443dbf6de36850",
@@ -529,6 +531,7 @@ async def test_the_whole_record_of_a_reviewed_run(monkeypatch: pytest.MonkeyPatc
                     "error": None,
                     "review_id": None,
                     "updates": {},
+                    "examples": None,
                 },
             ],
             "reviews": [],

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from handrail.core.examples import Picked
 from handrail.core.gate import run_checks, screen, settle
 from handrail.core.model import Message, Model, ModelRequest, ModelResponse
 from handrail.core.nodes import (
@@ -40,6 +41,7 @@ from handrail.core.outcome import (
     replace_outcome,
     total_usage,
 )
+from handrail.core.prompts import EXAMPLES
 from handrail.core.records import (
     NO_USAGE,
     Attempt,
@@ -192,7 +194,7 @@ def _execute_review(node: Review, ctx: StepContext) -> Outcome:
 # --- LLM nodes ---------------------------------------------------------------------------------
 
 
-def _context(node: LLMNode, ctx: StepContext) -> dict[str, Any]:
+def _context(node: LLMNode, ctx: StepContext, picked: Picked | None) -> dict[str, Any]:
     state = ctx.state
     context: dict[str, Any] = dict(state.outputs())
     schema = node.output_schema()
@@ -203,6 +205,10 @@ def _context(node: LLMNode, ctx: StepContext) -> dict[str, Any]:
         schema=json.dumps(schema, indent=2) if schema is not None else "",
         node=node.name,
     )
+    if picked is not None:
+        context[EXAMPLES] = picked.shown
+    else:  # a node named `examples` keeps its output under its name
+        context.setdefault(EXAMPLES, ())
     return context
 
 
@@ -269,9 +275,23 @@ def _raw_text(raw: Any) -> str:
 
 
 async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) -> Outcome:
+    picked = None
+    if node.examples is not None:
+        picked = node.examples.pick(ctx.state.document.text, node=node.name, labels=node.labels())
+    try:
+        return await _ask(node, ctx, model, picked)
+    except Exhausted as ex:  # a failed step still says which examples it showed
+        if picked is not None and ex.examples is None:
+            ex.examples = picked.signals
+        raise
+
+
+async def _ask(
+    node: LLMNode, ctx: StepContext, model: Model | None, picked: Picked | None
+) -> Outcome:
     model = model or resolve_model(node.model, ctx, node)
     prompt = ctx.pipeline.prompts[node.name]
-    messages: list[Message] = prompt.render(_context(node, ctx))
+    messages: list[Message] = prompt.render(_context(node, ctx, picked))
     schema = node.output_schema()
     document = ctx.state.document
     images = image_pages(node, document)
@@ -371,6 +391,10 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             ]
             continue
         confidence, field_confidence = _confidence(node, response, output)
+        signals = None
+        if picked is not None:
+            label = output if isinstance(node, Classify) else None
+            confidence, signals = picked.judge(label, confidence)
         verdict = run_checks(node, output, ctx.state, retries, attempts, usage)
         if verdict.retry is not None:
             kind = "check_retry"
@@ -401,6 +425,7 @@ async def _execute_llm(node: LLMNode, ctx: StepContext, *, model: Model | None) 
             usage,
             response.model or model.name,
             unreadable,
+            examples=signals,
         )
 
 

@@ -7,8 +7,10 @@ when the pipeline's fingerprint and the model agree. The fingerprint covers:
   start nodes, budget, timeout, whether it can pause, review policies;
 - LLM nodes: the prompt's text (a hash of the file or default template), the gate, labels, the
   output schema (its JSON schema), `max_reasks`, provider `params`, the node's model name and
-  fallback, the retry policy and `on_exhausted`, and for `Extract` the pages shown as images
-  (`images=`) when it shows any (a text-only node's fingerprint is what it was before);
+  fallback, the retry policy and `on_exhausted`, for `Extract` the pages shown as images
+  (`images=`) when it shows any (a text-only node's fingerprint is what it was before), and
+  for a node with labelled examples their settings and a hash of the pool (ids, texts and
+  outputs: a node without examples keeps the fingerprint it had before examples existed);
 - checks, rules, actions and conditions (Python functions): each function's qualified name, plus
   a hash of its compiled code (bytecode, constants, names it uses) and of the plain
   values it closes over or takes as defaults (numbers, strings, ... as a check helper such as
@@ -166,6 +168,10 @@ def _node(node: Any) -> dict[str, Any]:
     data.pop("description", None)
     if not data.get("images"):  # text only: pipelines from before page images keep their ids
         data.pop("images", None)
+    data.pop("examples", None)  # without examples: pipelines from before them keep their ids
+    examples = getattr(node, "examples", None)
+    if examples is not None:  # a run with other examples is another run
+        data["examples"] = {**_value(examples.settings()), "pool": examples.digest(node.name)}
     schema = getattr(node, "output_schema", None)
     if callable(schema):
         data["output_schema"] = _plain(schema())

@@ -12,10 +12,19 @@ from handrail._utils import unit_hash
 from handrail.core.model import ModelResponse
 from handrail.core.nodes import Check, Extract, LLMNode, Node
 from handrail.core.outcome import Exhausted, Outcome, StepContext, replace_outcome
-from handrail.core.records import Attempt, CheckResult, Confidence, ReviewReason, StepStatus, Usage
+from handrail.core.records import (
+    Attempt,
+    CheckResult,
+    Confidence,
+    ExampleSignals,
+    ReviewReason,
+    StepStatus,
+    Usage,
+)
 from handrail.exceptions import CheckFailed, LowConfidence
 
 if TYPE_CHECKING:
+    from handrail.core.examples import Examples
     from handrail.core.state import State
 
 
@@ -169,12 +178,16 @@ def settle(
     usage: Usage,
     model: str | None,
     unreadable: Sequence[Unreadable] = (),
+    *,
+    examples: ExampleSignals | None = None,
 ) -> Outcome:
     """Turn a valid output plus its check verdict and gate into the step's outcome.
 
     Failed checks with a `cap` lower the confidence first (`_apply_caps`), so the gate and the
     step record see the capped numbers. `unreadable`: the numbers `screen` dropped; they are
-    recorded on the last attempt, and a gated node goes to review for them.
+    recorded on the last attempt, and a gated node goes to review for them. `examples`: what
+    the node's examples said (`Picked.judge`); with `agree=` or `unlike_below=` they may send
+    the output to review too (`_examples_reasons`).
     """
     if unreadable and attempts:
         last = attempts[-1]
@@ -194,6 +207,7 @@ def settle(
         attempts=attempts,
         usage=usage,
         model=model,
+        examples=examples,
     )
     if action == "fail" and first is not None:
         # Returned, not raised, so the step keeps its attempts, usage and check results.
@@ -209,7 +223,8 @@ def settle(
             attempts[-1] = replace_outcome(
                 attempts[-1], "check_failed", first.message or first.name
             )
-        raise Exhausted(
+        raise _with(
+            examples,
             CheckFailed(
                 f"check `{first.name}` on `{node.name}` failed {what}: "
                 f"{first.message or 'no message'}",
@@ -226,10 +241,14 @@ def settle(
         for r in verdict.failed
         if r.on_fail == "review"
     ]
+    rule = node.examples if isinstance(node, LLMNode) else None
+    if rule is not None and examples is not None:
+        reasons.extend(_examples_reasons(rule, examples, route))
     gate = node.gate if isinstance(node, LLMNode) else None
     if gate is not None:
         if confidence is not None and gate.reject is not None and confidence.value < gate.reject:
-            raise Exhausted(
+            raise _with(
+                examples,
                 LowConfidence(
                     f"`{node.name}` confidence {confidence.value:.2f} is below its reject band "
                     f"({gate.reject:g}, {confidence.source})",
@@ -261,6 +280,80 @@ def settle(
     if reasons:
         outcome.status = StepStatus.NEEDS_REVIEW
     return outcome
+
+
+def _with(examples: ExampleSignals | None, *args: Any) -> Exhausted:
+    """`Exhausted(*args)` carrying what the node's examples said, for the failed step."""
+    exhausted = Exhausted(*args)
+    exhausted.examples = examples
+    return exhausted
+
+
+def _examples_reasons(
+    rule: Examples, signals: ExampleSignals, label: str | None
+) -> list[ReviewReason]:
+    """Why the examples send an output to review: a document unlike every example
+    (`unlike_below`); with `agree`, a vote for another label (or none), or a model less sure
+    than its floor. The combined confidence is gated with the node's other numbers."""
+    reasons = []
+    best = signals.similarity
+    if rule.unlike_below is not None and (best is None or best < rule.unlike_below):
+        reasons.append(
+            ReviewReason(
+                kind="unlike_examples",
+                value=best,
+                threshold=rule.unlike_below,
+                message=(
+                    "unlike anything seen: the node has no examples yet"
+                    if best is None
+                    else f"unlike anything seen: the closest example's similarity is "
+                    f"{best:.2f} < {rule.unlike_below:g}"
+                ),
+            )
+        )
+    if not rule.agree:
+        return reasons
+    said = f"the model said `{label}`"
+    share = signals.confidence.value if signals.confidence is not None else None
+    if signals.label is None:
+        reasons.append(
+            ReviewReason(
+                kind="examples_disagree",
+                message=f"the examples cast no vote (no near example shares a word with the "
+                f"document); {said}, and agree=True needs both",
+            )
+        )
+    elif signals.label != label:
+        top = signals.vote[signals.label]
+        reasons.append(
+            ReviewReason(
+                kind="examples_disagree",
+                value=share,
+                message=f"the examples vote for `{signals.label}` ({top:.2f}), {said} "
+                + (f"(which has {share:.2f} of the vote)" if share else "(which has no vote)"),
+            )
+        )
+    model = signals.model_confidence
+    if model is None:
+        reasons.append(
+            ReviewReason(
+                kind="low_confidence",
+                threshold=rule.model_floor,
+                message="the model gave no confidence of its own; agree=True needs one "
+                f"of at least {rule.model_floor:g}",
+            )
+        )
+    elif model.value < rule.model_floor:
+        reasons.append(
+            ReviewReason(
+                kind="low_confidence",
+                value=model.value,
+                threshold=rule.model_floor,
+                message=f"the model's own confidence {model.value:.2f} < its floor "
+                f"{rule.model_floor:g} ({model.source})",
+            )
+        )
+    return reasons
 
 
 _NODE = ""

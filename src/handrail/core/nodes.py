@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
+from handrail.core.examples import Examples
 from handrail.core.records import CheckResult, ReviewPolicy
 from handrail.exceptions import GraphSetupError
 
@@ -358,6 +359,7 @@ def _init_llm(node: Node, args: Mapping[str, Any]) -> None:
         gate=args["gate"],
         max_reasks=args["max_reasks"],
         params=args["params"] or {},
+        examples=Examples.of(args.get("examples")),
     )
 
 
@@ -375,12 +377,19 @@ class LLMNode(Node):
     """Re-asks with the validation errors when the output does not fit the schema."""
     params: Mapping[str, Any] = field(default_factory=dict)
     """Provider parameters (temperature, max_tokens...)."""
+    examples: Examples | None = None
+    """`Classify` and `Extract`: labelled examples, shown in the prompt and (`Classify`) a vote
+    of their own (docs/learning.md)."""
 
     def output_schema(self) -> Mapping[str, Any] | None:
         return None
 
     def can_pause(self) -> bool:
-        return self.gate is not None or Node.can_pause(self)
+        return (
+            self.gate is not None
+            or Node.can_pause(self)
+            or (self.examples is not None and self.examples.can_review)
+        )
 
     def labels(self) -> tuple[str, ...]:
         return ()
@@ -391,7 +400,12 @@ _DEFAULT_GATE = Gate()
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Classify(LLMNode):
-    """Picks one of `labels`. The label is also the node's route."""
+    """Picks one of `labels`. The label is also the node's route.
+
+    `examples`: labelled examples (`Examples`, or a list, a JSONL file's path, a loaded eval
+    suite): the most similar to each document are shown in the prompt, and with
+    `Examples(vote=True)` or `agree=True` they vote too (docs/learning.md).
+    """
 
     _: KW_ONLY
     labels_: Sequence[str] = ()
@@ -414,6 +428,7 @@ class Classify(LLMNode):
         timeout: float | None = None,
         params: Mapping[str, Any] | None = None,
         description: str = "",
+        examples: Examples | Any = None,
     ) -> None:
         _init_llm(self, locals())
         object.__setattr__(self, "labels_", tuple(labels))
@@ -442,6 +457,9 @@ class Extract(LLMNode):
     `images=True` (up to 4 pages) or `images=N` also shows the model the document's first N
     pages as images beside the text, for models that can see; a document without pages (plain
     text) sends none. The pages sent are recorded on the step's attempts (`Attempt.images`).
+
+    `examples`: documents with the fields they should give, the most similar to each document
+    shown in the prompt (no vote: that is `Classify`'s; docs/learning.md).
     """
 
     schema: type[BaseModel] = field(default=None)  # type: ignore[assignment]
@@ -467,10 +485,17 @@ class Extract(LLMNode):
         params: Mapping[str, Any] | None = None,
         description: str = "",
         images: bool | int = False,
+        examples: Examples | Any = None,
     ) -> None:
         _init_llm(self, locals())
         object.__setattr__(self, "schema", schema)
         object.__setattr__(self, "images", _image_pages(name, images))
+        chosen = self.examples
+        if chosen is not None and (chosen.vote or chosen.per_label is not None):
+            raise GraphSetupError(
+                f"Extract `{name}`: the examples' vote (vote=, agree=) and per_label= are for "
+                "Classify's labels; an Extract shows its examples only (unlike_below works)"
+            )
 
     def output_adapter(self) -> TypeAdapter[Any]:
         return _adapter_for(self.schema)

@@ -13,6 +13,7 @@ from handrail.core.records import (
     Attempt,
     CheckResult,
     Confidence,
+    ExampleSignals,
     ReviewReason,
     StepStatus,
     Usage,
@@ -44,6 +45,8 @@ class Outcome:
     started_at: datetime | None = None
     duration_s: float | None = None
     """Set by a runner that replays a checkpointed step: when the step first ran, and how long."""
+    examples: ExampleSignals | None = None
+    """What the node's labelled examples said, for a node that has some."""
 
 
 class RecordedError(Exception):
@@ -97,6 +100,8 @@ class Exhausted(Exception):
         self.checks = checks
         self.output = output
         self.confidence = confidence
+        self.examples: ExampleSignals | None = None
+        """Set on the way out of an LLM node with examples, so a failed step records them."""
 
     def as_outcome(self) -> Outcome:
         """The failed step this exhaustion amounts to, with everything seen on the way."""
@@ -108,6 +113,7 @@ class Exhausted(Exception):
             checks=self.checks,
             output=self.output,
             confidence=self.confidence,
+            examples=self.examples,
         )
 
 

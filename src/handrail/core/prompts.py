@@ -2,8 +2,10 @@
 
 A file may hold a system and a user message, each introduced by a line `[system]` or `[user]`;
 without markers the whole file is the user message. Templates see `document` (the `Document`),
-`text`, every earlier node's output by node name, and for the node itself `labels` (classify)
-and `schema` (the JSON schema of the expected output). Undefined names are errors, never blanks.
+`text`, every earlier node's output by node name, and for the node itself `labels` (classify),
+`schema` (the JSON schema of the expected output) and `examples` (the labelled examples chosen
+for this document, the most similar last: each has `text`, `output` and `id`; empty for a node
+without examples; docs/learning.md). Undefined names are errors, never blanks.
 
 Jinja2 is a pure templating library; the core uses it as it uses pydantic (docs/architecture.md).
 """
@@ -28,6 +30,9 @@ _SECTION = re.compile(r"^\[(system|user)\][ \t]*$", re.MULTILINE)
 _COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 _VERSION = re.compile(r"\{#-?\s*version:\s*([^\s#-]+)\s*-?#\}")
 BUILTIN_NAMES = frozenset({"document", "text", "labels", "schema", "node"})
+EXAMPLES = "examples"
+"""The name under which a template sees its node's examples (a node named so keeps its name for
+nodes without examples)."""
 
 DEFAULT_PROMPTS: dict[str, str] = {
     "classify": (
@@ -42,6 +47,28 @@ DEFAULT_PROMPTS: dict[str, str] = {
     "summarize": "[system]\nSummarise the document in two sentences.\n[user]\n{{ text }}",
     "draft": "[system]\nDraft a short, polite reply to this message.\n[user]\n{{ text }}",
 }
+
+EXAMPLE_PROMPTS: dict[str, str] = {
+    # The examples go in the system message, so the user message is the document alone, as
+    # without examples; the most similar comes last, nearest the document.
+    "classify": (
+        "[system]\nYou classify documents. Answer with exactly one of the labels."
+        "{% if examples %}\n\nLabelled examples:{% for example in examples %}\n\n"
+        "Example {{ loop.index }}:\n{{ example.text }}\nLabel: {{ example.output }}"
+        "{% endfor %}{% endif %}\n"
+        "[user]\nLabels: {{ labels | join(', ') }}\n\nDocument:\n{{ text }}\n\nLabel:"
+    ),
+    "extract": (
+        "[system]\nYou extract fields from documents as JSON matching this schema:\n"
+        "{{ schema }}\nUse null for a field the document does not give."
+        "{% if examples %}\n\nExamples of documents and their fields:"
+        "{% for example in examples %}\n\nExample {{ loop.index }}:\n{{ example.text }}\n"
+        "Fields: {{ example.output | tojson }}{% endfor %}{% endif %}\n"
+        "[user]\n{{ text }}"
+    ),
+}
+"""The default templates of a node that shows examples (`DEFAULT_PROMPTS` stay as they were, so
+a pipeline without examples keeps its prompts, recordings and fingerprint)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -187,5 +214,8 @@ def load_prompt(folder: Path | None, relative: str) -> Prompt:
     return parse_prompt(source, relative)
 
 
-def default_prompt(kind: str) -> Prompt:
+def default_prompt(kind: str, *, examples: bool = False) -> Prompt:
+    """The default template of a node `kind`; with `examples`, the one that shows them."""
+    if examples and kind in EXAMPLE_PROMPTS:
+        return parse_prompt(EXAMPLE_PROMPTS[kind], f"default:{kind}+examples")
     return parse_prompt(DEFAULT_PROMPTS[kind], f"default:{kind}")

@@ -55,6 +55,8 @@ ConfidenceSource = Literal[
     "rule",
     "review",
     "fallback",
+    "examples",
+    "combined",
     "none",
 ]
 
@@ -66,7 +68,9 @@ class Confidence:
     value: float
     """0..1."""
     source: ConfidenceSource = "none"
-    """How the number was obtained (DESIGN §4): `logprobs` and `agreement` are best."""
+    """How the number was obtained (DESIGN §4): `logprobs` and `agreement` are best.
+    `examples`: the nearest labelled examples' vote alone; `combined`: the model's number
+    averaged with that vote (docs/learning.md)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,6 +137,30 @@ class Attempt:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ExampleSignals:
+    """What a node's labelled examples said about one document (`Classify(..., examples=...)`,
+    `Extract(..., examples=...)`; docs/learning.md). The same examples are shown on every
+    attempt of a step, so they are recorded once, here."""
+
+    shown: tuple[str, ...] = ()
+    """The ids of the examples the prompt showed, in the order shown (the most similar last)."""
+    similarity: float | None = None
+    """How like the document the closest example of the pool is, 0..1 (the built-in retrievers:
+    0 is no word in common, 1 the same words in the same proportions); None for an empty pool."""
+    vote: Mapping[str, float] = field(default_factory=dict)
+    """`Classify` with `vote=True`: each label's share of the nearest examples' vote, weighted
+    by similarity, largest first (labels nobody voted for are left out). Empty when the vote
+    is off or no neighbour shares a word with the document."""
+    label: str | None = None
+    """The label the examples vote for (the largest share); None without a vote."""
+    confidence: Confidence | None = None
+    """The vote's share for the label the model chose (source `examples`)."""
+    model_confidence: Confidence | None = None
+    """The model's own confidence, before it was combined with the vote (None: the model gave
+    none). The step's `confidence` is the combination."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ErrorInfo:
     """A failure, in a form that can be stored and shown."""
 
@@ -170,6 +198,9 @@ class StepRecord:
     """Set when the step raised (or was settled by) a review."""
     updates: Mapping[str, Any] = field(default_factory=dict)
     """Other nodes' outputs this step replaced (a `Review` gate's edit)."""
+    examples: ExampleSignals | None = None
+    """What the node's labelled examples said (which were shown, how similar, their vote);
+    None for a node without examples."""
 
 
 ReasonKind = Literal[
@@ -180,6 +211,8 @@ ReasonKind = Literal[
     "review_node",
     "exhausted",
     "rejected_band",
+    "examples_disagree",
+    "unlike_examples",
 ]
 
 

@@ -671,6 +671,7 @@ class Runner:
             error=_error_info(error) if error is not None else None,
             review_id=review_id,
             updates=updates,
+            examples=outcome.examples,
         )
         self._record_step(run, step)
         if status is StepStatus.SUPERSEDED:
@@ -824,6 +825,7 @@ class Runner:
             model=paused.model,
             review_id=request.review_id,
             updates=updates,
+            examples=paused.examples,
         )
         self._record_step(run, step)
         if status is StepStatus.REJECTED and not taken:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import networkx as nx
 from pydantic import BaseModel
 
-from handrail.core.nodes import REJECTED_ROUTE, Extract, LLMNode, Node, Review, Rule
+from handrail.core.nodes import REJECTED_ROUTE, Classify, Extract, LLMNode, Node, Review, Rule
 from handrail.core.pipeline import FALLBACK_ROUTE, Edge, NodePlan, Pipeline
-from handrail.core.prompts import BUILTIN_NAMES, Prompt, default_prompt, load_prompt
+from handrail.core.prompts import BUILTIN_NAMES, EXAMPLES, Prompt, default_prompt, load_prompt
 from handrail.exceptions import GraphSetupError, PromptError
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ def validate(builder: PipelineBuilder) -> Pipeline:
         _check_reachability(nodes, graph, forward, start, errors)
     _check_pausing(builder, nodes, errors)
     prompts = _load_prompts(builder, nodes, errors)
+    _check_examples(nodes, prompts, errors)
     if dag:
         _check_reads(nodes, forward, prompts, errors)
     if errors:
@@ -244,6 +245,8 @@ def _check_pausing(builder: PipelineBuilder, nodes: dict[str, Node], errors: lis
             if isinstance(node, Review)
             else "has a confidence gate"
             if isinstance(node, LLMNode) and node.gate
+            else "has examples that can send a run to review (agree=, unlike_below=)"
+            if isinstance(node, LLMNode) and node.examples and node.examples.can_review
             else "can send the run to review (on_exhausted or a check's on_fail='review')"
         )
         errors.append(
@@ -261,7 +264,7 @@ def _load_prompts(
             continue
         try:
             prompts[node.name] = (
-                default_prompt(node.kind)
+                default_prompt(node.kind, examples=_shows_examples(node))
                 if node.prompt is None
                 else load_prompt(builder.prompts, node.prompt)
             )
@@ -270,19 +273,56 @@ def _load_prompts(
     return prompts
 
 
+def _listed(node: Node) -> frozenset[str]:
+    """The names a message lists as built in (`examples` for a node that has examples)."""
+    if isinstance(node, LLMNode) and node.examples is not None:
+        return BUILTIN_NAMES | {EXAMPLES}
+    return BUILTIN_NAMES
+
+
+def _shows_examples(node: LLMNode) -> bool:
+    return node.examples is not None and node.examples.k > 0
+
+
+def _check_examples(nodes: dict[str, Node], prompts: dict[str, Prompt], errors: list[str]) -> None:
+    """Read each node's pool (once: it is kept for the runs) and check it fits the node."""
+    for node in nodes.values():
+        if not isinstance(node, LLMNode) or node.examples is None:
+            continue
+        examples = node.examples
+        if isinstance(node, Classify):
+            problems = examples.check(node.name, labels=node.labels())
+        elif isinstance(node, Extract):
+            problems = examples.check(node.name, fields=list(node.schema.model_fields))
+        else:  # pragma: no cover - only Classify and Extract take examples
+            problems = []
+        errors.extend(f"node `{node.name}`: {p}" for p in problems)
+        prompt = prompts.get(node.name)
+        if prompt is not None and _shows_examples(node) and EXAMPLES not in prompt.names:
+            errors.append(
+                f"node `{node.name}` has examples to show (k={examples.k}), but its prompt "
+                f"{prompt.name} never reads `{EXAMPLES}`; show them (`{{% for example in "
+                "examples %}}{{{{ example.text }}}} -> {{{{ example.output }}}}{{% endfor %}}`) "
+                "or pass Examples(..., k=0) to use them for the vote alone"
+            )
+
+
 def _check_reads(
     nodes: dict[str, Node], forward: nx.DiGraph, prompts: dict[str, Prompt], errors: list[str]
 ) -> None:
     for node in nodes.values():
         prompt = prompts.get(node.name)
-        reads = set(node.reads) | ((prompt.names - BUILTIN_NAMES) if prompt else set())
+        builtin = BUILTIN_NAMES
+        if isinstance(node, LLMNode) and (EXAMPLES not in nodes or node.examples is not None):
+            builtin = builtin | {EXAMPLES}  # a node named `examples` keeps its name elsewhere
+        reads = set(node.reads) | ((prompt.names - builtin) if prompt else set())
         before = nx.ancestors(forward, node.name)
         for name in sorted(reads):
             where = "" if name in node.reads else " in its prompt"
             if name not in nodes:
                 errors.append(
                     f"node `{node.name}` reads `{name}`{where}, which is neither a node "
-                    f"nor one of {', '.join(sorted(BUILTIN_NAMES))}; fix the name"
+                    f"nor one of {', '.join(sorted(_listed(node)))}; fix the name"
                 )
             elif name not in before:
                 errors.append(
