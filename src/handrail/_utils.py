@@ -50,6 +50,12 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s`]*")
 _PASSWORD_PARAM = re.compile(r"""(?i)\b((?:ssl)?password\s*=\s*)('[^']*'|"[^"]*"|[^\s&#;'"`,)]+)""")
 
 
+def one_line(error: BaseException) -> str:
+    """`error` as `Type: its first line` (never a traceback nor a multi-line SQL statement)."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
 def mask_secrets(text: str, *secrets: str | None, urls: bool = True) -> str:
     """`text` with every password in it replaced by `***`: the password of each URL in it
     (`scheme://user:PASSWORD@host/...`, also when the password holds `@`, `/` or `:`),

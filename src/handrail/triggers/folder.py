@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 
+from handrail._utils import one_line
 from handrail.triggers.intake import Intake, size_limit, supported
 from handrail.triggers.state import report_error
 
@@ -143,7 +144,7 @@ class FolderTrigger:
             try:
                 done = self._take(name, info)
             except Exception as e:
-                self._report(name, look, f"`{name}` was left in the folder: {_one_line(e)}")
+                self._report(name, look, f"`{name}` was left in the folder: {one_line(e)}")
                 errors.append(name)
                 continue
             if done is None:  # it changed while being read: look again
@@ -295,9 +296,9 @@ class FolderWatch:
                 self.error = None
             except Exception as e:  # the folder is gone or unreadable: say so, keep polling
                 done = Poll()
-                if self.error != _one_line(e):
-                    log.warning("%s: %s", self.trigger.source, _one_line(e))
-                self.error = _one_line(e)
+                if self.error != one_line(e):
+                    log.warning("%s: %s", self.trigger.source, one_line(e))
+                self.error = one_line(e)
             pause = self.trigger.settle if done.waiting else self.interval
             self._wake.wait(max(pause, 0.05))
 
@@ -317,7 +318,7 @@ class FolderWatch:
             ):
                 self._wake.set()
         except Exception as e:  # no inotify (a network share...): the poll goes on
-            log.info("%s: not watching for changes (%s)", self.trigger.source, _one_line(e))
+            log.info("%s: not watching for changes (%s)", self.trigger.source, one_line(e))
 
 
 def _ignored(name: str) -> bool:
@@ -388,11 +389,6 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.samestat(os.lstat(a), os.lstat(b))
     except FileNotFoundError:
         return False
-
-
-def _one_line(e: BaseException) -> str:
-    first = str(e).splitlines()[0] if str(e) else ""
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 __all__ = [

@@ -52,7 +52,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from handrail._utils import mask_secrets, now
+from handrail._utils import mask_secrets, now, one_line
 from handrail.durable import schema
 from handrail.exceptions import (
     AuthenticationError,
@@ -470,7 +470,7 @@ class MailboxTrigger:
         return mask_secrets(text, self._password, urls=False)
 
     def _one_line(self, e: BaseException) -> str:
-        return self._masked(_one_line(e))
+        return self._masked(one_line(e))
 
 
 def translate(e: Exception, *, where: str, mask: Callable[[str], str] | None = None) -> Exception:
@@ -618,11 +618,6 @@ def _words(e: BaseException) -> str:
         text = text[2:-1]
     first = text.splitlines()[0] if text else ""
     return first or type(e).__name__
-
-
-def _one_line(e: BaseException) -> str:
-    first = str(e).splitlines()[0] if str(e) else ""
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 __all__ = [

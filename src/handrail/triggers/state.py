@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from handrail._utils import now
+from handrail._utils import now, one_line
 from handrail.durable import SqlStore, schema
 
 
@@ -87,8 +87,7 @@ def report_error(
     try:
         record_error(store, name=name, kind=kind, pipeline=pipeline, error=error[:1000], key=key)
     except Exception as e:
-        first = str(e).splitlines()[0] if str(e) else ""
-        log.warning("%s: could not record an error: %s: %s", name, type(e).__name__, first)
+        log.warning("%s: could not record an error: %s", name, one_line(e))
 
 
 def trigger_states(store: SqlStore) -> list[TriggerState]:
