@@ -29,6 +29,7 @@ from handrail.durable import (
 TABLES = [
     "handrail_audit",
     "handrail_claims",
+    "handrail_examples",
     "handrail_meta",
     "handrail_outbox",
     "handrail_pipelines",

@@ -22,6 +22,8 @@ def test_all_is_pinned_and_sorted() -> None:
         "StoreVersionError",
         "Submitter",
         "abandon",
+        "chain",
         "database_url",
+        "review_examples",
     ]
     assert all(hasattr(handrail.durable, name) for name in handrail.durable.__all__)

@@ -147,10 +147,11 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
     make_v1_database(url)
     with SqlStore(url) as store:
         assert sql(url, "SELECT schema_version FROM handrail_meta") == [(SCHEMA_VERSION,)]
-        assert SCHEMA_VERSION == 3
+        assert SCHEMA_VERSION == 4
         assert tables(url) == [
             "handrail_audit",
             "handrail_claims",
+            "handrail_examples",
             "handrail_meta",
             "handrail_outbox",
             "handrail_pipelines",
@@ -179,7 +180,7 @@ def test_a_version_1_database_is_upgraded_in_place(url: str) -> None:
         # the upgrade is the trail's first row
         [migrated] = store.audit_entries()
         assert (migrated.actor, migrated.action) == ("handrail", "schema_migrated")
-        assert migrated.detail == {"from": 1, "to": 3, "handrail": __version__}
+        assert migrated.detail == {"from": 1, "to": 4, "handrail": __version__}
         # and the new tables work, the append-only triggers included
         store.claim("rv-plain", "bob", lease=timedelta(minutes=15))
         store.record_decision("rv-plain", ReviewDecision.approve(reviewer="bob"))
@@ -200,7 +201,7 @@ def test_a_failed_upgrade_changes_nothing(url: str) -> None:
         SqlStore(url)
     message = str(info.value)
     assert message.startswith(
-        f"cannot upgrade the run records at {url} from schema version 1 to 3: "
+        f"cannot upgrade the run records at {url} from schema version 1 to 4: "
     )
     assert "already exists" in message
     assert message.endswith(
@@ -223,7 +224,7 @@ def test_a_read_only_store_on_a_version_1_database_says_to_write_once(url: str) 
         SqlStore(url, read_only=True)
     assert str(info.value) == (
         f"the database at {url} holds run records in schema version 1; this handrail "
-        f"({__version__}) reads version 3: run a command that writes (`handrail run`) once to "
+        f"({__version__}) reads version 4: run a command that writes (`handrail run`) once to "
         "upgrade it"
     )
     assert sql(url, "SELECT schema_version FROM handrail_meta") == [(1,)]  # untouched
@@ -235,13 +236,32 @@ def test_a_version_2_database_gains_the_receipts_triggers_and_outbox(url: str) -
         pass
     for table in ("handrail_receipts", "handrail_triggers", "handrail_outbox"):
         sql(url, f"DROP TABLE {table}")
+    sql(url, "DROP TABLE handrail_examples")
     sql(url, "UPDATE handrail_meta SET schema_version = 2")
     with SqlStore(url) as store:
-        assert sql(url, "SELECT schema_version FROM handrail_meta") == [(3,)]
+        assert sql(url, "SELECT schema_version FROM handrail_meta") == [(4,)]
         assert {"handrail_receipts", "handrail_triggers", "handrail_outbox"} <= set(tables(url))
         assert [e.detail for e in store.audit_entries(action="schema_migrated")][-1] == {
             "from": 2,
-            "to": 3,
+            "to": 4,
             "handrail": __version__,
         }
         assert store.get_run("run-1") is not None  # what version 2 held reads as before
+
+
+def test_a_version_3_database_gains_the_examples_table(url: str) -> None:
+    make_v1_database(url)
+    with SqlStore(url):
+        pass
+    sql(url, "DROP TABLE handrail_examples")
+    sql(url, "UPDATE handrail_meta SET schema_version = 3")
+    with SqlStore(url) as store:
+        assert sql(url, "SELECT schema_version FROM handrail_meta") == [(4,)]
+        assert "handrail_examples" in tables(url)
+        assert [e.detail for e in store.audit_entries(action="schema_migrated")][-1] == {
+            "from": 3,
+            "to": 4,
+            "handrail": __version__,
+        }
+        assert store.list_examples() == []
+        assert store.get_run("run-1") is not None  # what version 3 held reads as before

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from handrail.cli import calibrate_cmd
 from handrail.cli.options import errors
 from handrail.cli.progress import progress_bar, wants_progress
 from handrail.core.model import Model
@@ -24,6 +25,9 @@ from handrail.providers.specs import DEFAULT_MODEL, choose_model
 from handrail.targets import load_pipeline
 
 if TYPE_CHECKING:
+    from handrail.core.pipeline import Pipeline
+    from handrail.evals.calibrate import Calibration
+    from handrail.evals.run import EvalRun
     from handrail.evals.suite import Suite
 
 # `handrail.evals` (YAML, rapidfuzz, the scorers) is imported when `handrail eval` runs, so other
@@ -122,6 +126,16 @@ def eval_(
             "what each would have been called with and goes on as if it succeeded).",
         ),
     ] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Write, per gated node and field, the lowest threshold that reaches the "
+            "target accuracy into the calibration file (read by Gate.calibrated(...)).",
+        ),
+    ] = False,
+    out: calibrate_cmd.Out = None,
+    min_cases: calibrate_cmd.MinCases = None,
 ) -> None:
     """Run an eval suite: every case through the pipeline, scored against its expected outputs.
 
@@ -183,6 +197,12 @@ def eval_(
                 min_sample=loaded.min_sample,
                 baseline_path=baseline,
             )
+        calibrated = None
+        if calibrate:
+            calibrated = _calibrate(
+                loaded, pipeline, ran, target_accuracy, out=out, min_cases=min_cases
+            )
+            report["calibrate"] = {**calibrated[0].to_dict(), "path": str(calibrated[1])}
     if save_to is not None:
         save_baseline(report, save_to)
     if html is not None:
@@ -196,9 +216,42 @@ def eval_(
             typer.echo(f"baseline saved to {save_to}")
         if html is not None:
             typer.echo(f"HTML report written to {html}")
+        if calibrated is not None:
+            calibrate_cmd.print_calibration(*calibrated, Console(width=max(100, Console().width)))
     comparison = report.get("comparison")
     if comparison is not None and not comparison["passed"]:
         raise typer.Exit(REGRESSED)
+
+
+def _calibrate(
+    suite: Suite,
+    pipeline: Pipeline,
+    ran: EvalRun,
+    target_accuracy: float | None,
+    *,
+    out: str | None,
+    min_cases: int | None,
+) -> tuple[Calibration, Path]:
+    """The thresholds the suite's answers give, written to the calibration file."""
+    from handrail.core.calibration import calibration_path
+    from handrail.evals.calibrate import (
+        DEFAULT_TARGET,
+        MIN_CASES,
+        answers_from_eval,
+        calibrate,
+        save_calibration,
+    )
+
+    target = target_accuracy or suite.target_accuracy or DEFAULT_TARGET
+    found = calibrate(
+        pipeline,
+        answers_from_eval(pipeline, suite, ran),
+        target_accuracy=target,
+        source="eval",
+        suite=suite.name,
+        min_cases=min_cases or MIN_CASES,
+    )
+    return found, save_calibration(calibration_path(out), found.entry)
 
 
 def _model(suite: Suite, model: str | None, *, offline: bool) -> Model:

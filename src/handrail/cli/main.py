@@ -23,8 +23,10 @@ from rich.text import Text
 from handrail._version import __version__
 from handrail.cli import (
     audit_cmd,
+    calibrate_cmd,
     commands,
     eval_cmd,
+    examples_cmd,
     output,
     report_cmd,
     review_cmd,
@@ -70,6 +72,7 @@ app.add_typer(review_cmd.app)
 app.add_typer(reviewers_cmd.app)
 app.add_typer(audit_cmd.app)
 app.add_typer(triggers_cmd.app)
+app.add_typer(examples_cmd.app)
 
 
 class GraphFormat(StrEnum):
@@ -431,6 +434,7 @@ def worker(
 
 
 app.command("eval")(eval_cmd.eval_)
+app.command("calibrate")(calibrate_cmd.calibrate)
 app.command("report")(report_cmd.report)
 app.command("serve")(serve_cmd.serve)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from handrail.core.examples import VERDICTS, ReviewedExample
 from handrail.core.nodes import Node, Review
 from handrail.core.pipeline import Pipeline
 from handrail.core.records import ReviewDecision, ReviewRequest, RunRecord, RunStatus
@@ -74,3 +75,43 @@ def decided_output(
     if isinstance(node, Review):
         return "edited", {request.target: value}
     return value, {}
+
+
+def reviewed_example(
+    pipeline: Pipeline,
+    record: RunRecord,
+    request: ReviewRequest,
+    decision: ReviewDecision,
+    output: Any,
+    updates: dict[str, Any],
+) -> ReviewedExample | None:
+    """The example a decision makes when the reviewed node learns from reviews
+    (`learn_from_reviews=True`), given what `decided_output` returned; None otherwise, or when
+    there is nothing to learn (no document text, a reject of a node that gave no output)."""
+    target = pipeline.nodes.get(request.target)
+    document = record.document
+    if not getattr(target, "learn_from_reviews", False) or document is None:
+        return None
+    if decision.action == "reject":
+        value = request.output  # the answer the reviewer said was wrong
+    elif request.node != request.target:  # a `Review` gate: its target's output, as decided
+        value = updates.get(request.target, request.output)
+    else:
+        value = output
+    if value is None or not document.text.strip():
+        return None
+    dump = getattr(value, "model_dump", None)
+    return ReviewedExample(
+        example_id=request.review_id,
+        review_id=request.review_id,
+        run_id=record.run_id,
+        pipeline=record.pipeline,
+        pipeline_version=record.pipeline_version or pipeline.fingerprint,
+        node=request.target,
+        document_hash=record.document_hash,
+        text=document.text,
+        output=dump(mode="json") if callable(dump) else value,
+        verdict=VERDICTS[decision.action],
+        reviewer=decision.reviewer,
+        decided_at=decision.decided_at or record.ended_at or request.created_at,
+    )

@@ -24,6 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -59,6 +60,45 @@ class ExampleSource(Protocol):
     mappings as a JSONL line holds them. Called once per built pipeline and node."""
 
     def __call__(self, node: str) -> Iterable[Example | Mapping[str, Any]]: ...
+
+
+Verdict = Literal["approved", "edited", "rejected"]
+VERDICTS: dict[str, Verdict] = {"approve": "approved", "edit": "edited", "reject": "rejected"}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReviewedExample:
+    """A decided review of a node with `learn_from_reviews=True`, as the example it becomes. The
+    runner makes it when the decision is accepted; the store writes it with the decision."""
+
+    example_id: str
+    """The review's id: one example per review."""
+    review_id: str
+    run_id: str
+    pipeline: str
+    pipeline_version: str
+    """The fingerprint of the pipeline the run ran."""
+    node: str
+    """The node whose output was reviewed (a `Review` gate's target)."""
+    document_hash: str
+    text: str
+    """The document's text (a copy: the example outlives its run)."""
+    output: Any
+    """The label or the fields (plain JSON) as approved or edited; for a reject, the output
+    the reviewer rejected."""
+    verdict: Verdict
+    """`approved` and `edited` are examples a node is shown; `rejected` is kept as a known
+    wrong answer, never shown (a reject does not say what the right one was)."""
+    reviewer: str | None = None
+    decided_at: datetime
+    removed_at: datetime | None = None
+    removed_reason: str | None = None
+
+    def example(self) -> Example:
+        """As an `Example` for a pool (its id the review's)."""
+        return Example(
+            self.text, self.output, id=self.example_id, source=f"review `{self.review_id}`"
+        )
 
 
 class Similarity(Protocol):
@@ -551,7 +591,9 @@ __all__ = [
     "ExampleSource",
     "Examples",
     "Picked",
+    "ReviewedExample",
     "Similarity",
+    "Verdict",
     "read_jsonl",
     "tokens",
 ]

@@ -21,8 +21,8 @@ another module's function it calls), pydantic validators' code (only the schema 
 and objects a function closes over that are not plain values. Where the code lives is not
 covered either: module names and file paths are left out, so a project folder cloned or moved
 elsewhere (CI's checkout, a colleague's machine) keeps its pipeline versions and run ids. Change
-one of the others and pass `--rerun` (or `Runner.run(..., rerun=True)`). Descriptions and hooks
-never change it.
+one of the others and pass `--rerun` (or `Runner.run(..., rerun=True)`). Descriptions, hooks and
+`learn_from_reviews` never change it.
 """
 
 from __future__ import annotations
@@ -169,6 +169,7 @@ def _node(node: Any) -> dict[str, Any]:
     if not data.get("images"):  # text only: pipelines from before page images keep their ids
         data.pop("images", None)
     data.pop("examples", None)  # without examples: pipelines from before them keep their ids
+    data.pop("learn_from_reviews", None)  # keeping reviews changes no output; the pool does
     examples = getattr(node, "examples", None)
     if examples is not None:  # a run with other examples is another run
         data["examples"] = {**_value(examples.settings()), "pool": examples.digest(node.name)}

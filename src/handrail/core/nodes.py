@@ -66,6 +66,60 @@ class Gate:
                 "reject must be the lower band"
             )
 
+    @classmethod
+    def calibrated(
+        cls,
+        *,
+        floor: float,
+        fallback: float = 0.8,
+        calibration: str | None = None,
+        reject: float | None = None,
+        audit: float = 0.0,
+    ) -> CalibratedGate:
+        """A gate whose thresholds come from data (`handrail eval SUITE --calibrate`,
+        `handrail calibrate`), read from the calibration file when the pipeline is built: never
+        below `floor`; `fallback` for a node or field the file does not hold (with a warning).
+        `calibration`: the file (default `$HANDRAIL_CALIBRATION`, else
+        `handrail.calibration.json`; docs/learning.md, "Thresholds from data")."""
+        return CalibratedGate(
+            accept=fallback,
+            reject=reject,
+            audit=audit,
+            floor=floor,
+            fallback=fallback,
+            calibration=calibration,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CalibratedGate(Gate):
+    """A `Gate` whose `accept` and `fields` are set from the calibration file when the pipeline
+    is built (`Gate.calibrated`); until then `accept` is the fallback. A kind of its own, so a
+    plain `Gate`'s fields, and the fingerprints of pipelines using one, stay as they were."""
+
+    floor: float
+    """The lowest threshold the data may set: calibration never loosens a gate below it."""
+    fallback: float = 0.8
+    """The threshold of a node or field the calibration file does not hold."""
+    calibration: str | None = None
+    """The calibration file; None: `$HANDRAIL_CALIBRATION`, else `handrail.calibration.json`."""
+
+    def __post_init__(self) -> None:
+        Gate.__post_init__(self)
+        for label, value in (("floor", self.floor), ("fallback", self.fallback)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Gate {label}={value} is outside 0..1; use a share such as 0.8")
+        if self.fallback < self.floor:
+            raise ValueError(
+                f"Gate fallback={self.fallback} is below floor={self.floor}; the floor is the "
+                "lowest threshold the gate may use"
+            )
+        if self.reject is not None and self.reject > self.floor:
+            raise ValueError(
+                f"Gate reject={self.reject} is above floor={self.floor}; reject must be the "
+                "lower band"
+            )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RetryPolicy:
@@ -360,6 +414,7 @@ def _init_llm(node: Node, args: Mapping[str, Any]) -> None:
         max_reasks=args["max_reasks"],
         params=args["params"] or {},
         examples=Examples.of(args.get("examples")),
+        learn_from_reviews=bool(args.get("learn_from_reviews", False)),
     )
 
 
@@ -380,6 +435,9 @@ class LLMNode(Node):
     examples: Examples | None = None
     """`Classify` and `Extract`: labelled examples, shown in the prompt and (`Classify`) a vote
     of their own (docs/learning.md)."""
+    learn_from_reviews: bool = False
+    """`Classify` and `Extract`: each decided review of this node is kept as an example in the
+    durable store (docs/learning.md, "Reviews become examples")."""
 
     def output_schema(self) -> Mapping[str, Any] | None:
         return None
@@ -405,6 +463,9 @@ class Classify(LLMNode):
     `examples`: labelled examples (`Examples`, or a list, a JSONL file's path, a loaded eval
     suite): the most similar to each document are shown in the prompt, and with
     `Examples(vote=True)` or `agree=True` they vote too (docs/learning.md).
+
+    `learn_from_reviews=True`: each decided review of this node becomes an example in the
+    durable store, read back with `Examples(review_examples(db))` (docs/learning.md).
     """
 
     _: KW_ONLY
@@ -429,6 +490,7 @@ class Classify(LLMNode):
         params: Mapping[str, Any] | None = None,
         description: str = "",
         examples: Examples | Any = None,
+        learn_from_reviews: bool = False,
     ) -> None:
         _init_llm(self, locals())
         object.__setattr__(self, "labels_", tuple(labels))
@@ -460,6 +522,9 @@ class Extract(LLMNode):
 
     `examples`: documents with the fields they should give, the most similar to each document
     shown in the prompt (no vote: that is `Classify`'s; docs/learning.md).
+
+    `learn_from_reviews=True`: each decided review of this node becomes an example in the
+    durable store, read back with `Examples(review_examples(db))` (docs/learning.md).
     """
 
     schema: type[BaseModel] = field(default=None)  # type: ignore[assignment]
@@ -486,6 +551,7 @@ class Extract(LLMNode):
         description: str = "",
         images: bool | int = False,
         examples: Examples | Any = None,
+        learn_from_reviews: bool = False,
     ) -> None:
         _init_llm(self, locals())
         object.__setattr__(self, "schema", schema)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from handrail._utils import derived_id, new_id, now
-from handrail.core.decisions import decided_output, pending_review
+from handrail.core.decisions import decided_output, pending_review, reviewed_example
 from handrail.core.execute import execute, execute_simple_rule
 from handrail.core.fingerprint import describe_model, digest, model_identity, spec_json
 from handrail.core.hooks import Hooks, HookScope, HookSet
@@ -375,11 +375,16 @@ class Runner:
         if record is None:
             raise ReviewNotFound(f"no run `{run_id}`; list runs with `handrail runs list`")
         request = pending_review(record, decision)
-        self._decision_effects(request, decision)
+        _, output, updates = self._decision_effects(request, decision)
         stamped = replace(
             decision, review_id=request.review_id, decided_at=decision.decided_at or now()
         )
-        return record, self.store.record_decision(request.review_id, stamped), stamped
+        example = reviewed_example(self.pipeline, record, request, stamped, output, updates)
+        if example is None:  # a store of the user's own need not know about examples
+            return record, self.store.record_decision(request.review_id, stamped), stamped
+        # written with the decision, in its transaction: exactly once, like the decision
+        decided = self.store.record_decision(request.review_id, stamped, example=example)
+        return record, decided, stamped
 
     def _decision_effects(
         self, request: ReviewRequest, decision: ReviewDecision

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
+from handrail.core.examples import ReviewedExample
 from handrail.core.records import ReviewDecision, ReviewRequest, RunRecord, RunStatus, StepRecord
 from handrail.exceptions import ReviewAlreadyDecided, ReviewNotFound
 
@@ -53,11 +54,17 @@ class RunStore(Protocol):
 
     def list_reviews(self, *, pending_only: bool = True) -> Sequence[ReviewRequest]: ...
 
-    def record_decision(self, review_id: str, decision: ReviewDecision) -> ReviewRequest:
+    def record_decision(
+        self, review_id: str, decision: ReviewDecision, *, example: ReviewedExample | None = None
+    ) -> ReviewRequest:
         """Atomically mark a pending review decided and return it.
 
         Raises `ReviewNotFound` for an unknown id and `ReviewAlreadyDecided` if a decision was
         already recorded; a decision is therefore accepted exactly once.
+
+        `example`: the example the decision makes (a node with `learn_from_reviews=True`),
+        kept with the decision, exactly once like it. The runner passes it only for such
+        nodes, so a store that keeps no examples may leave the parameter out.
         """
         ...
 
@@ -75,6 +82,8 @@ class InMemoryStore:
         self._steps: dict[str, dict[tuple[str, int, str], StepRecord]] = {}
         self._reviews: dict[str, ReviewRequest] = {}
         self._decisions: dict[str, ReviewDecision] = {}
+        self.examples: dict[str, ReviewedExample] = {}
+        """The examples decisions made (nodes with `learn_from_reviews=True`), by id."""
         self._lock = threading.Lock()
 
     def save_run(self, run: RunRecord) -> None:
@@ -131,7 +140,9 @@ class InMemoryStore:
     def list_reviews(self, *, pending_only: bool = True) -> list[ReviewRequest]:
         return [r for r in self._reviews.values() if not pending_only or r.status == "pending"]
 
-    def record_decision(self, review_id: str, decision: ReviewDecision) -> ReviewRequest:
+    def record_decision(
+        self, review_id: str, decision: ReviewDecision, *, example: ReviewedExample | None = None
+    ) -> ReviewRequest:
         with self._lock:
             review = self._reviews.get(review_id)
             if review is None:
@@ -146,6 +157,8 @@ class InMemoryStore:
                     "a decision is applied exactly once"
                 )
             self._decisions[review_id] = decision
+            if example is not None:
+                self.examples[example.example_id] = example
             decided = replace(review, status="decided")
             self._reviews[review_id] = decided
             return decided

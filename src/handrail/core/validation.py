@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import networkx as nx
 from pydantic import BaseModel
 
+from handrail.core.calibration import apply_calibration
 from handrail.core.nodes import REJECTED_ROUTE, Classify, Extract, LLMNode, Node, Review, Rule
 from handrail.core.pipeline import FALLBACK_ROUTE, Edge, NodePlan, Pipeline
 from handrail.core.prompts import BUILTIN_NAMES, EXAMPLES, Prompt, default_prompt, load_prompt
@@ -21,6 +22,7 @@ def validate(builder: PipelineBuilder) -> Pipeline:
     nodes = dict(builder._nodes)
     if not nodes:
         raise GraphSetupError(f"pipeline `{builder.name}` has no nodes; add one with .add(...)")
+    nodes = apply_calibration(builder.name, nodes, errors)  # thresholds from data
 
     edges = _collect_edges(builder, nodes, errors)
     start = tuple(builder.start or [next(iter(nodes))])

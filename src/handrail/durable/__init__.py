@@ -5,6 +5,7 @@ SQLite needs nothing beyond the base install; Postgres needs `pip install "handr
 
 from handrail.durable.audit import AuditCheck, AuditEntry
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
+from handrail.durable.examples import chain, review_examples
 from handrail.durable.people import Claim, InboxRow, Reviewer
 from handrail.durable.runner import (
     DEFAULT_DATABASE,
@@ -36,5 +37,7 @@ __all__ = [
     "StoreVersionError",
     "Submitter",
     "abandon",
+    "chain",
     "database_url",
+    "review_examples",
 ]

@@ -19,11 +19,14 @@ handrail_triggers  each trigger's state: its cursor (e.g. a mailbox's UIDVALIDIT
                    UID), its last pick-up and its last error
 handrail_outbox    notifications to send: one row per (event, channel), written in the
                    transaction of the event it announces, marked delivered once sent
+handrail_examples  reviews that became labelled examples (`learn_from_reviews=True`): the
+                   document's text and the output as decided, written in the decision's
+                   transaction; removed ones keep their row, with when and why
 ```
 
 Version 2 added the reviewer, session, claim and audit tables and the review's `queue` and
-`escalated` columns; version 3 the receipts, triggers and outbox tables (`migrate` upgrades an
-older database in place).
+`escalated` columns; version 3 the receipts, triggers and outbox tables; version 4 the examples
+table (`migrate` upgrades an older database in place).
 
 Every `record`/`request`/`decision` column holds the full record as JSON (pydantic's JSON mode);
 the other columns are copies for filtering and sorting. JSON, not JSONB: Postgres keeps the text
@@ -60,7 +63,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump when the tables change, and add the step that upgrades the previous version."""
 
 
@@ -283,6 +286,31 @@ outbox = Table(
     Index("handrail_outbox_due", "status", "next_attempt_at"),
 )
 
+examples = Table(
+    "handrail_examples",
+    metadata,
+    Column("example_id", String(200), primary_key=True),  # the review's id
+    Column("review_id", String(200), nullable=False),  # no foreign key: an example outlives it
+    Column("run_id", String(200), nullable=False),
+    Column("pipeline", String(200), nullable=False),
+    Column("pipeline_version", String(200), nullable=False),  # the run's fingerprint
+    Column("node", String(200), nullable=False),
+    Column("document_hash", String(64), nullable=False),
+    Column("text", Text, nullable=False),  # a copy: the example survives its run
+    Column("output", _json()),  # the label or the fields, as approved or edited (or rejected)
+    Column("verdict", String(20), nullable=False),
+    Column("reviewer", String(200)),
+    Column("decided_at", UtcDateTime, nullable=False),
+    Column("removed_at", UtcDateTime),
+    Column("removed_reason", Text),
+    CheckConstraint(
+        "verdict IN ('approved', 'edited', 'rejected')", name="handrail_examples_verdict"
+    ),
+    Index("handrail_examples_node", "pipeline", "node", "removed_at", "decided_at"),
+    Index("handrail_examples_document", "pipeline", "node", "document_hash"),
+    Index("handrail_examples_review", "review_id"),
+)
+
 # The audit table refuses UPDATE and DELETE (and, on Postgres, TRUNCATE) whoever asks.
 _SQLITE_APPEND_ONLY = [
     f"""CREATE TRIGGER IF NOT EXISTS handrail_audit_no_{verb.lower()}
@@ -357,7 +385,12 @@ def _to_v3(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
+def _to_v4(conn: Connection) -> None:
+    """Version 3 -> 4: the examples table (nothing else changes)."""
+    examples.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 """Upgrades from an older schema version: {version it produces: step}."""
 
 

@@ -15,8 +15,9 @@ What it guarantees, beyond reading back what was saved:
   steps and the run's pending reviews equal to its record's; a decided review is never reopened.
 - A connection the server dropped (a Postgres restart) is replaced and the call made once more
   (`record_decision` then recognises its own decision if the first attempt was applied).
-- The decision that wins, its audit row and the end of the review's claim commit together (one
-  transaction, on Postgres too), and so do an escalation and its audit row.
+- The decision that wins, its audit row, the end of the review's claim and the example it makes
+  (`learn_from_reviews=True`, `examples.py`) commit together (one transaction, on Postgres too),
+  and so do an escalation and its audit row.
 - Given notification routes (`routes=`, `notify_to`), a saved review, a run saved failed and an
   escalation write their outbox rows in the same transaction (`review.waiting`, `run.failed`,
   `review.escalated`): the announcement exists if and only if the event does.
@@ -40,6 +41,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 
 from handrail._utils import now
 from handrail._version import __version__
+from handrail.core.examples import ReviewedExample
 from handrail.core.records import (
     ReviewDecision,
     ReviewRequest,
@@ -47,7 +49,7 @@ from handrail.core.records import (
     RunStatus,
     StepRecord,
 )
-from handrail.durable import audit, outbox, schema
+from handrail.durable import audit, examples, outbox, schema
 from handrail.durable.engine import (
     corrupted,
     make_engine,
@@ -57,6 +59,7 @@ from handrail.durable.engine import (
     unavailable,
 )
 from handrail.durable.errors import StoreError, StoreUnavailable, StoreVersionError
+from handrail.durable.examples import ExampleTables
 from handrail.durable.notices import OutboxTables
 from handrail.durable.outbox import Route
 from handrail.durable.people import ReviewTables, already_decided
@@ -81,7 +84,7 @@ DEADLINE_ACTOR = "handrail (deadline)"
 _SETUP_LOCK = 0x68616E64  # "hand": serialises schema setup between processes on Postgres
 
 
-class SqlStore(ReviewTables, OutboxTables):
+class SqlStore(ReviewTables, OutboxTables, ExampleTables):
     """A `RunStore` in a SQL database: `SqlStore("sqlite:///.handrail/handrail.db")` or
     `SqlStore("postgresql://user:password@host/db")`; a `pathlib.Path` means a SQLite file.
 
@@ -305,11 +308,14 @@ class SqlStore(ReviewTables, OutboxTables):
         data = self._call(lambda: self._read(lambda conn: conn.execute(query).scalar()))
         return None if data is None else load_decision(data)
 
-    def record_decision(self, review_id: str, decision: ReviewDecision) -> ReviewRequest:
+    def record_decision(
+        self, review_id: str, decision: ReviewDecision, *, example: ReviewedExample | None = None
+    ) -> ReviewRequest:
         """Atomically mark a pending review decided and return it (exactly once, across
         processes: the first conditional update wins, every later one changes no row). The
         winner's audit row (`decide`: the action, reason, queue, and for an edit the fields it
-        changed, before and after) and the end of the review's claim commit with it."""
+        changed, before and after), the end of the review's claim and `example` (the example
+        the decision makes, `learn_from_reviews=True`) commit with it."""
         data = dump_decision(decision)
         stamp = decision.decided_at or now()
         params = {
@@ -345,6 +351,9 @@ class SqlStore(ReviewTables, OutboxTables):
                     queue=won.queue,
                     detail=detail,
                 )
+                # an escalation's automatic answer is a policy's, not a person's judgement
+                if example is not None and decision.reviewer != DEADLINE_ACTOR:
+                    examples.write(conn, example)
                 return won, None
 
         with self._errors():
