@@ -97,7 +97,10 @@ def start_worker(folder: Path, *args: str, env: dict[str, str] | None = None) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HANDRAIL_", "OTEL_"))} | (
         env or {}
     )
-    out, err = folder / "worker.out", folder / "worker.err"
+    n = 0  # files of their own for each worker started in `folder`
+    while (folder / f"worker{n or ''}.out").exists():
+        n += 1
+    out, err = folder / f"worker{n or ''}.out", folder / f"worker{n or ''}.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         popen = subprocess.Popen(
             [sys.executable, "-m", "handrail.cli", "worker", *args],
